@@ -1,0 +1,561 @@
+"""The `auditlake` command: thin wiring of `lake` and `ingest`, nothing else.
+
+Exit codes: 0 success, 1 the check found a problem, 2 usage or input error (a one-line
+reason on stderr). `--format json` output is stable; tables are for people.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
+from lake.append import append, seal
+from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse_verifier_keys
+from lake.errors import LakeError, ProofError, ValidationError
+from lake.note import VerifierKey
+from lake.proof import check_proof, prove, prove_consistency
+from lake.storage import Lake, check_tenant
+from lake.verify import Report, parse_exported, verify_lake
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_LAKE = "./auditlake-data"
+MAX_ERRORS_SHOWN = 20
+DEFAULT_BATCH = 500_000
+
+
+class Ctx:
+    """What every command needs: where the lake and the config home are, and who asks."""
+
+    def __init__(self, lake: str, principal: str) -> None:
+        self.lake_path = lake
+        self.principal = principal
+        self.home = config_home()
+
+    def open(self) -> Lake:
+        return Lake.open(self.lake_path)
+
+    def keys(self) -> KeyStore:
+        return KeyStore(self.home)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into a one-line message and exit code 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ValidationError as exc:
+            for issue in exc.issues[:MAX_ERRORS_SHOWN]:
+                note(f"{exc.source}: {issue}")
+            if len(exc.issues) > MAX_ERRORS_SHOWN:
+                note(f"… and {len(exc.issues) - MAX_ERRORS_SHOWN} more")
+            fail(f"{exc.source}: {len(exc.issues)} problem(s); nothing was written")
+        except LakeError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", ExitCode.USAGE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    """The shared `--format` option."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=default,
+        show_default=True,
+        help="Output format: tables for people, json for programs.",
+    )
+
+
+def tenant_option(required: bool = True, multiple: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--tenant",
+        "tenant",
+        required=required,
+        multiple=multiple,
+        help="Tenant id." + (" Repeat for several." if multiple else ""),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--lake",
+    envvar="AUDITLAKE_LAKE",
+    default=DEFAULT_LAKE,
+    show_default=True,
+    help="Lake directory (or URI). Env: AUDITLAKE_LAKE.",
+)
+@click.option(
+    "--as",
+    "principal",
+    envvar="AUDITLAKE_PRINCIPAL",
+    default="admin",
+    show_default=True,
+    help="Principal to act as; the local operator is admin. Env: AUDITLAKE_PRINCIPAL.",
+)
+@click.version_option(package_name="auditlake")
+@click.pass_context
+def cli(ctx: click.Context, lake: str, principal: str) -> None:
+    """auditlake: tamper-evident audit trails for many tenants, on Delta Lake.
+
+    Events are appended as signed batches to a per-tenant Merkle log; anyone with the
+    public key can prove that no event was changed, removed, reordered or inserted.
+
+    \b
+    Start here:
+      auditlake demo                       build a demo lake with planted attacks
+      auditlake init --name acme           create a lake and a signing key
+      auditlake ingest events.jsonl        append events (jsonl/json/csv/parquet, - for stdin)
+      auditlake verify                     check every event, checkpoint and signature
+
+    Private keys and trusted verifier keys live in the config home ($AUDITLAKE_HOME),
+    never in the lake. Exit codes: 0 ok, 1 a check found a problem, 2 usage or input error.
+    """
+    ctx.obj = Ctx(lake, principal)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+# -- init and keys ------------------------------------------------------------------------
+
+
+def _default_key_name(lake_name: str) -> str:
+    from datetime import UTC, datetime
+
+    return f"{lake_name}-{datetime.now(UTC).strftime('%Y%m%d')}"
+
+
+def _ensure_signer(ctx: Ctx, lake_name: str) -> tuple[Any, bool]:
+    store = ctx.keys()
+    if store.active_name() is not None:
+        return store.active(), False
+    signer = store.generate(_default_key_name(lake_name))
+    TrustStore(ctx.home).add(signer.verifier_key)
+    return signer, True
+
+
+@cli.command()
+@click.option("--name", help="Lake name, used in checkpoint origins (default: from the path).")
+@pass_ctx
+@handle_errors
+def init(ctx: Ctx, name: str | None) -> None:
+    """Create a lake, and a signing key in the config home if there is none.
+
+    Prints the verifier key (name+hash+base64) on stdout: give it to whoever must verify
+    the lake. Your own key is added to the config home's trusted keys.
+    """
+    path = Path(ctx.lake_path).expanduser().resolve()
+    ensure_outside(ctx.home, path)
+    lake_name = name or re.sub(r"[^a-z0-9._-]", "-", path.name.lower()).strip("-._") or "lake"
+    signer, created = _ensure_signer(ctx, lake_name)
+    lake = Lake.init(path, lake_name, signer.verifier_key.encode())
+    note(f"created lake {lake.name!r} at {lake.root}")
+    if created:
+        note(f"created signing key {signer.name!r} in {ctx.keys().dir} (mode 0600)")
+    else:
+        note(f"signing with existing key {signer.name!r}")
+    click.echo(signer.verifier_key.encode())
+
+
+@cli.group()
+def keys() -> None:
+    """Manage signing keys (kept in the config home, never in the lake)."""
+
+
+@keys.command("generate")
+@click.option("--name", required=True, help="Key name (letters, digits, '.', '_', '-').")
+@click.option("--no-activate", is_flag=True, help="Create the key without signing with it.")
+@pass_ctx
+@handle_errors
+def keys_generate(ctx: Ctx, name: str, no_activate: bool) -> None:
+    """Create a new Ed25519 signing key (mode 0600) and print its verifier key."""
+    signer = ctx.keys().generate(name, activate=not no_activate)
+    TrustStore(ctx.home).add(signer.verifier_key)
+    click.echo(signer.verifier_key.encode())
+
+
+@keys.command("list")
+@format_option("table", "json")
+@pass_ctx
+@handle_errors
+def keys_list(ctx: Ctx, fmt: str) -> None:
+    """List signing keys, marking the one that signs new checkpoints."""
+    infos = ctx.keys().list()
+    if fmt == "json":
+        emit_json(
+            [{"name": k.name, "verifier_key": k.verifier_key, "active": k.active} for k in infos]
+        )
+    else:
+        emit_table(
+            None,
+            ["name", "active", "verifier key"],
+            [[k.name, "yes" if k.active else "", k.verifier_key] for k in infos],
+        )
+
+
+@keys.command("export")
+@click.option("--name", help="Only this key.")
+@pass_ctx
+@handle_errors
+def keys_export(ctx: Ctx, name: str | None) -> None:
+    """Print verifier keys (name+hash+base64), one a line."""
+    infos = [k for k in ctx.keys().list() if name is None or k.name == name]
+    if not infos:
+        fail("no signing keys in the config home" if name is None else f"no key named {name!r}")
+    for k in infos:
+        click.echo(k.verifier_key)
+
+
+# -- ingest and seal ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["jsonl", "json", "csv", "parquet"]),
+    help="Input format (default: by extension; stdin is sniffed).",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Ingest the valid events and write rejects to a file beside the input.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Where to write rejects (default: <input>.rejects.jsonl).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Events per signed batch.",
+)
+@format_option("table", "json")
+@pass_ctx
+@handle_errors
+def ingest(
+    ctx: Ctx,
+    files: tuple[str, ...],
+    input_format: str | None,
+    skip_invalid: bool,
+    rejects: str | None,
+    batch_size: int,
+    fmt: str,
+) -> None:
+    """Append events from FILES ('-' for stdin) as signed batches.
+
+    Every input is validated before anything is written: by default one invalid event
+    rejects the whole command (exit 2, every problem named). Events already in the lake
+    (same tenant and id) are skipped, so running the same ingest twice is safe.
+    """
+    from ingest.files import load, write_rejects
+
+    lake = ctx.open()
+    signer = ctx.keys().active()
+    loaded = []
+    for name in files:
+        inp = load(name, input_format)
+        if inp.validated.rejected and not skip_invalid:
+            raise ValidationError(inp.validated.issues, source=inp.name)
+        loaded.append(inp)
+    summary: dict[str, Any] = {"inputs": [], "appended": 0, "duplicates": 0, "rejected": 0}
+    for inp in loaded:
+        entry: dict[str, Any] = {
+            "input": inp.name,
+            "format": inp.format,
+            "events": inp.total,
+            "rejected": len(inp.validated.rejected),
+            "batches": [],
+        }
+        if inp.validated.rejected:
+            target = (
+                Path(rejects)
+                if rejects
+                else Path(
+                    "stdin.rejects.jsonl" if inp.name == "stdin" else f"{inp.name}.rejects.jsonl"
+                )
+            )
+            write_rejects(target, inp)
+            entry["rejects_file"] = str(target)
+            note(f"{inp.name}: {len(inp.validated.rejected)} invalid event(s) written to {target}")
+        table = inp.validated.table
+        with progress(f"ingest {inp.name}") as update:
+            for start in range(0, max(table.num_rows, 1), batch_size):
+                chunk = table.slice(start, batch_size)
+                if chunk.num_rows == 0:
+                    break
+                result = append(lake, chunk, signer, progress=update)
+                entry["batches"].append(
+                    {
+                        "batch_id": result.batch_id,
+                        "appended": result.appended,
+                        "duplicates": result.duplicates,
+                        "tenants": {
+                            t.tenant: {"appended": t.appended, "tree_size": t.tree_size}
+                            for t in result.tenants
+                        },
+                    }
+                )
+                summary["appended"] += result.appended
+                summary["duplicates"] += result.duplicates
+        summary["rejected"] += entry["rejected"]
+        summary["inputs"].append(entry)
+    if fmt == "json":
+        emit_json(summary)
+        return
+    rows = []
+    for entry in summary["inputs"]:
+        for b in entry["batches"]:
+            for tenant, t in sorted(b["tenants"].items()):
+                rows.append([entry["input"], b["batch_id"], tenant, t["appended"], t["tree_size"]])
+    emit_table("ingested", ["input", "batch", "tenant", "appended", "log size"], rows)
+    note(
+        f"{summary['appended']} event(s) appended, {summary['duplicates']} already present, "
+        f"{summary['rejected']} rejected"
+    )
+
+
+@cli.command("seal")
+@tenant_option(required=False, multiple=True)
+@pass_ctx
+@handle_errors
+def seal_cmd(ctx: Ctx, tenant: tuple[str, ...]) -> None:
+    """Sign checkpoints for events committed but not yet sealed (after a crash)."""
+    lake = ctx.open()
+    tenants = list(tenant) or lake.tenants()
+    results = seal(lake, ctx.keys().active(), tenants)
+    for r in results:
+        note(f"{r.tenant}: sealed at size {r.tree_size}")
+    if not results:
+        note("nothing to seal")
+
+
+# -- verify, prove -------------------------------------------------------------------------
+
+
+def _trusted(ctx: Ctx, given: tuple[str, ...]) -> list[VerifierKey]:
+    return [*TrustStore(ctx.home).keys(), *parse_verifier_keys(list(given))]
+
+
+def print_report(report: Report, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(report.as_dict())
+        return
+    emit_table(
+        f"verify {report.lake}",
+        ["tenant", "events", "sealed", "checkpoints", "keys", "result"],
+        [
+            [
+                t.tenant,
+                t.events,
+                t.sealed_size,
+                t.checkpoints,
+                ", ".join(t.key_names),
+                "ok" if t.ok else f"{len(t.findings) + sum(t.suppressed.values())} finding(s)",
+            ]
+            for t in report.tenants
+        ],
+    )
+    if report.findings:
+        emit_table(
+            "findings",
+            ["tenant", "kind", "seq", "event", "batch", "detail"],
+            [[f.tenant, f.kind, f.seq, f.event_id, f.batch_id, f.message] for f in report.findings],
+        )
+        for t in report.tenants:
+            for kind, count in t.suppressed.items():
+                note(f"{t.tenant}: {count} more {kind} finding(s) not shown")
+
+
+@cli.command()
+@tenant_option(required=False, multiple=True)
+@click.option(
+    "--trusted-key",
+    multiple=True,
+    help="Verifier key(s) to trust, besides the config home's trusted_keys.",
+)
+@click.option(
+    "--since-checkpoint",
+    "since",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="File of checkpoint(s) exported earlier; detects rollback of newer batches.",
+)
+@format_option("table", "json")
+@pass_ctx
+@handle_errors
+def verify(
+    ctx: Ctx,
+    tenant: tuple[str, ...],
+    trusted_key: tuple[str, ...],
+    since: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Check every event, checkpoint and signature; exit 1 on any finding.
+
+    Recomputes every leaf from the stored rows, rebuilds the Merkle roots, checks each
+    checkpoint's signature against trusted keys only, and reports each problem with its
+    tenant, seq, event id, batch and kind (modified, missing, duplicate, inserted,
+    reordered, bad_signature, untrusted_key, rollback, unsealed, ...).
+    """
+    lake = ctx.open()
+    trusted = _trusted(ctx, trusted_key)
+    notes: list[str] = []
+    for path in since:
+        try:
+            notes += parse_exported(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--since-checkpoint {path}: {exc}")
+    tenants = [check_tenant(t) for t in tenant] or None
+    if not trusted:
+        note(
+            "warning: no trusted keys (config home or --trusted-key): every checkpoint is untrusted"
+        )
+    with progress("verify") as update:
+        report = verify_lake(
+            lake,
+            trusted,
+            tenants=tenants,
+            since=notes,
+            progress=lambda d, t: update("events", d, t),
+        )
+    print_report(report, fmt)
+    if not report.ok:
+        note(f"verify: {len(report.findings)} finding(s)")
+        raise SystemExit(int(ExitCode.FINDING))
+
+
+@cli.command("prove")
+@click.argument("event_id", required=False)
+@tenant_option(required=True)
+@click.option(
+    "--consistency",
+    "old_size",
+    type=click.IntRange(1),
+    help="Instead: a consistency proof from this older tree size to the latest.",
+)
+@pass_ctx
+@handle_errors
+def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None) -> None:
+    """Print an inclusion proof of EVENT_ID (JSON), checkable offline with the public key.
+
+    With --consistency N, print instead a proof that the tenant's log at size N is a
+    prefix of its latest signed checkpoint.
+    """
+    lake = ctx.open()
+    check_tenant(tenant)
+    local = [k.verifier_key for k in ctx.keys().list()]
+    if old_size is not None:
+        emit_json(prove_consistency(lake, tenant, old_size, local))
+    elif event_id:
+        emit_json(prove(lake, tenant, event_id, local))
+    else:
+        fail("give an EVENT_ID, or --consistency OLD_SIZE")
+
+
+@cli.command("verify-proof")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--key",
+    multiple=True,
+    help="Verifier key to check against (default: the config home's trusted keys).",
+)
+@pass_ctx
+@handle_errors
+def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
+    """Check a proof file from `prove` ('-' for stdin); exit 1 if it does not hold."""
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    try:
+        proof = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(f"{file}: not JSON ({exc})")
+    keys_ = parse_verifier_keys(list(key)) if key else TrustStore(ctx.home).keys()
+    try:
+        message = check_proof(proof, keys_)
+    except ProofError as exc:
+        note(f"proof FAILED: {exc}")
+        raise SystemExit(int(ExitCode.FINDING)) from None
+    click.echo(f"proof OK: {message}")
+
+
+@cli.group()
+def checkpoint() -> None:
+    """Signed checkpoints, to keep outside the lake."""
+
+
+@checkpoint.command("export")
+@tenant_option(required=True)
+@pass_ctx
+@handle_errors
+def checkpoint_export(ctx: Ctx, tenant: str) -> None:
+    """Print the tenant's latest signed checkpoint; keep it to detect rollback later."""
+    from lake.proof import _latest_checkpoint
+
+    lake = ctx.open()
+    check_tenant(tenant)
+    try:
+        cp = _latest_checkpoint(lake, tenant)
+    except ProofError as exc:
+        fail(str(exc))
+    sys.stdout.write(cp["note"])
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
+@click.option(
+    "--events-per-day",
+    type=click.IntRange(10, 1_000_000),
+    default=400,
+    show_default=True,
+    help="Events per tenant per day.",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing demo lake at --lake.")
+@pass_ctx
+@handle_errors
+def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> None:
+    """Build a demo lake with realistic traffic and planted attacks, then verify it."""
+    from auditlake.demo import run_demo
+
+    run_demo(
+        ctx.lake_path, ctx.home, days=days, events_per_day=events_per_day, seed=seed, force=force
+    )
+
+
+def main() -> None:
+    """Entry point. Exits through os._exit after flushing, so no library thread left
+    running at interpreter shutdown can turn a finished command into an abort."""
+    code = 0
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,84 @@
+"""How the CLI talks: exit codes, one-line errors, progress bars, tables and JSON.
+
+Data goes to stdout, diagnostics and progress to stderr; progress bars and colour only
+when stderr is a terminal, so pipes and cron logs stay clean.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import IntEnum
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+class ExitCode(IntEnum):
+    """The CLI's exit codes (DESIGN.md)."""
+
+    OK = 0
+    FINDING = 1  # the check found a problem: tampering, failed proof, failing rule test
+    USAGE = 2  # usage or input error
+
+
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> None:
+    """Print a one-line reason to stderr and exit."""
+    click.echo(f"auditlake: {message}", err=True)
+    raise SystemExit(int(code))
+
+
+def note(message: str) -> None:
+    """A diagnostic line on stderr."""
+    click.echo(message, err=True)
+
+
+def emit_json(value: Any) -> None:
+    """Stable, machine-readable JSON on stdout (sorted keys, one document)."""
+    sys.stdout.write(
+        orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str).decode()
+        + "\n"
+    )
+
+
+def emit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A human table on stdout."""
+    table = Table(title=title, show_lines=False, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    stdout.print(table)
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback `(stage, done, total)`; a bar on a terminal, else silent."""
+    if not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{label}: {stage}", total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        yield update

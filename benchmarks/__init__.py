@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that compare auditlake against a baseline measured in the same run."""

@@ -1,0 +1,1 @@
+"""The auditor dashboard built on Streamlit (issue #7)."""

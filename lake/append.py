@@ -1,0 +1,329 @@
+"""Signed appends: validated events → sequenced rows in Delta → tiles → signed checkpoint.
+
+The per-tenant sequencer is a Delta app transaction (`auditlake/seq/<tenant>`) whose
+version is the tenant's log size. A writer reads it from one snapshot, numbers its events
+from there and commits data plus the new version atomically *against that snapshot*; a
+concurrent writer of the same tenant makes the commit fail with a conflict, and we retry
+from a fresh snapshot. Delta records app transactions but does not enforce them
+(FACTS.md), so the check-then-commit on one snapshot is what keeps logs from forking; it
+works on object storage, where file locks do not.
+
+Sealing is a second, idempotent step serialised the same way on the checkpoints table
+(`auditlake/seal/<tenant>` = sealed size). A crash between the two commits leaves events
+`unsealed` (verify reports it) until the next append or `seal` completes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from lake.errors import ConcurrentAppendError, StorageError
+from lake.leaf import hash_leaves, leaf_hashes_array
+from lake.merkle import tree_root
+from lake.note import Checkpoint, NoteSigner, sign_checkpoint
+from lake.schema import (
+    CHECKPOINTS_PARTITIONS,
+    CHECKPOINTS_SCHEMA,
+    EVENTS_PARTITIONS,
+    EVENTS_SCHEMA,
+    LEAF_FIELDS,
+)
+from lake.storage import Lake, check_tenant, seal_app_id, seq_app_id
+from lake.tiles import TileLog
+
+Progress = Callable[[str, int, int], None]
+MAX_ATTEMPTS = 40
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def new_batch_id() -> str:
+    """A UUIDv7 string: time-ordered, so batch ids sort by when they were written."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@dataclass
+class TenantAppend:
+    """What one append did to one tenant's log."""
+
+    tenant: str
+    appended: int
+    duplicates: int
+    first_seq: int
+    tree_size: int
+
+
+@dataclass
+class SealResult:
+    """A checkpoint written for one tenant."""
+
+    tenant: str
+    tree_size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass
+class AppendResult:
+    """The outcome of one batch."""
+
+    batch_id: str
+    tenants: list[TenantAppend] = field(default_factory=list)
+    sealed: list[SealResult] = field(default_factory=list)
+
+    @property
+    def appended(self) -> int:
+        return sum(t.appended for t in self.tenants)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(t.duplicates for t in self.tenants)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(1.0, 0.02 * (2**attempt)) * (0.5 + random.random()))
+
+
+def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray:
+    """Rows of `batch` whose (tenant, event_id) is already in the lake.
+
+    A retried event carries the same id and time, so only the (tenant, date) partitions of
+    the batch are read, and only their `event_id` column.
+    """
+    if batch.num_rows == 0:
+        return np.zeros(0, dtype=bool)
+    tenants = set(pc.unique(batch.column("tenant")).to_pylist())
+    dates = set(pc.unique(batch.column("event_date")).to_pylist())
+    files = lake.data_files(table, tenants=tenants, dates=dates)
+    if not files:
+        return np.zeros(batch.num_rows, dtype=bool)
+    existing = lake.read_rows(table, files, ["tenant", "event_id"])
+    sep = pa.scalar("\x00", pa.string())
+    have = pc.binary_join_element_wise(existing.column("tenant"), existing.column("event_id"), sep)
+    want = pc.binary_join_element_wise(batch.column("tenant"), batch.column("event_id"), sep)
+    return np.asarray(pc.is_in(want, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
+
+
+def _sequence(batch: pa.Table, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """seq for every row (input order within a tenant) and each tenant's row positions."""
+    tenants = batch.column("tenant").to_numpy(zero_copy_only=False)
+    seq = np.empty(batch.num_rows, dtype=np.int64)
+    positions: dict[str, np.ndarray] = {}
+    names, codes = np.unique(tenants, return_inverse=True)
+    for code, name in enumerate(names.tolist()):
+        rows = np.flatnonzero(codes == code)
+        positions[name] = rows
+        seq[rows] = sizes[name] + np.arange(len(rows), dtype=np.int64)
+    return seq, positions
+
+
+def append(
+    lake: Lake,
+    events: pa.Table,
+    signer: NoteSigner,
+    *,
+    batch_id: str | None = None,
+    received_at: datetime | None = None,
+    progress: Progress = _no_progress,
+) -> AppendResult:
+    """Append validated events (wire.OUTPUT_SCHEMA) as one batch, then seal each tenant.
+
+    Events whose (tenant, id) is already in the lake are skipped, so re-sending is safe.
+    The batch is all or nothing: one Delta commit for all its rows.
+    """
+    batch_id = batch_id or new_batch_id()
+    result = AppendResult(batch_id)
+    if events.num_rows == 0:
+        return result
+    stamp = received_at or datetime.now(UTC)
+    events = events.append_column(
+        "received_at", pa.array([stamp] * events.num_rows, pa.timestamp("us", tz="UTC"))
+    )
+    tenants = sorted(set(events.column("tenant").to_pylist()))
+    for tenant in tenants:
+        check_tenant(tenant)
+    # Finish anything a crashed writer left unsealed before numbering new events.
+    seal(lake, signer, tenants, progress=progress)
+    progress("hash", 0, events.num_rows)
+    hashes = hash_leaves(events.select(list(LEAF_FIELDS)))
+    hash_rows = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)
+    progress("hash", events.num_rows, events.num_rows)
+
+    for attempt in range(MAX_ATTEMPTS):
+        table = lake.events_table()
+        sizes = {t: Lake.tree_size(table, t) for t in tenants}
+        dup = _existing_mask(lake, table, events)
+        keep = ~dup
+        batch = events.filter(pa.array(keep)) if dup.any() else events
+        batch_hashes = hash_rows[keep]
+        dup_counts = {t: 0 for t in tenants}
+        if dup.any():
+            for t in pc.filter(events.column("tenant"), pa.array(dup)).to_pylist():
+                dup_counts[t] += 1
+        if batch.num_rows == 0:
+            result.tenants = [
+                TenantAppend(t, 0, dup_counts[t], sizes[t], sizes[t]) for t in tenants
+            ]
+            return result
+        seq, positions = _sequence(batch, sizes)
+        rows = (
+            batch.append_column("seq", pa.array(seq, pa.int64()))
+            .append_column("batch_id", pa.array([batch_id] * batch.num_rows, pa.string()))
+            .append_column("leaf_hash", leaf_hashes_array(batch_hashes.tobytes()))
+            .select(EVENTS_SCHEMA.names)
+            .cast(EVENTS_SCHEMA)
+            .sort_by([("tenant", "ascending"), ("event_date", "ascending"), ("seq", "ascending")])
+        )
+        new_sizes = {t: sizes[t] + len(positions.get(t, ())) for t in tenants}
+        txns = [Transaction(app_id=seq_app_id(t), version=new_sizes[t]) for t in positions]
+        progress("write", 0, batch.num_rows)
+        try:
+            write_deltalake(
+                table,
+                rows,
+                mode="append",
+                partition_by=EVENTS_PARTITIONS,
+                commit_properties=CommitProperties(
+                    custom_metadata={"auditlake.batch_id": batch_id, "auditlake.kind": "events"},
+                    app_transactions=txns,
+                    max_commit_retries=0,
+                ),
+            )
+        except CommitFailedError:
+            # Another writer advanced one of our tenants' logs: renumber from a fresh snapshot.
+            _backoff(attempt)
+            continue
+        progress("write", batch.num_rows, batch.num_rows)
+        result.tenants = [
+            TenantAppend(t, len(positions.get(t, ())), dup_counts[t], sizes[t], new_sizes[t])
+            for t in tenants
+        ]
+        known = {t: (sizes[t], batch_hashes[positions[t]].tobytes()) for t in positions}
+        result.sealed = seal(
+            lake, signer, list(positions), known=known, batch_id=batch_id, progress=progress
+        )
+        return result
+    raise ConcurrentAppendError(
+        f"gave up after {MAX_ATTEMPTS} attempts: other writers kept advancing these tenants' logs"
+    )
+
+
+def _leaf_hashes_from_lake(lake: Lake, table: DeltaTable, tenant: str, lo: int, hi: int) -> bytes:
+    """Recompute leaf hashes of seq [lo, hi) from stored rows, refusing anything inconsistent."""
+    files = lake.data_files(table, tenants={tenant}, min_seq=lo)
+    rows = lake.read_rows(table, files, [*LEAF_FIELDS, "seq", "leaf_hash"])
+    seqs = rows.column("seq")
+    rows = rows.filter(pc.and_(pc.greater_equal(seqs, lo), pc.less(seqs, hi))).sort_by("seq")
+    got = rows.column("seq").to_numpy()
+    if len(got) != hi - lo or (len(got) and not np.array_equal(got, np.arange(lo, hi))):
+        raise StorageError(
+            f"tenant {tenant}: cannot seal seq {lo}..{hi - 1}: the stored rows have gaps or "
+            "duplicates; run `auditlake verify`"
+        )
+    hashes = hash_leaves(rows.select(list(LEAF_FIELDS)))
+    stored = b"".join(v.as_buffer().to_pybytes() for v in rows.column("leaf_hash").chunks)
+    if hashes != stored:
+        raise StorageError(
+            f"tenant {tenant}: refusing to seal seq {lo}..{hi - 1}: stored rows do not match "
+            "their leaf hashes; run `auditlake verify`"
+        )
+    return hashes
+
+
+def _last_batch_id(lake: Lake, table: DeltaTable, tenant: str, size: int) -> str:
+    files = lake.data_files(table, tenants={tenant}, min_seq=size - 1)
+    rows = lake.read_rows(table, files, ["seq", "batch_id"])
+    rows = rows.filter(pc.equal(rows.column("seq"), size - 1))
+    return str(rows.column("batch_id")[0].as_py()) if rows.num_rows else "unknown"
+
+
+def seal(
+    lake: Lake,
+    signer: NoteSigner,
+    tenants: Iterable[str],
+    *,
+    known: dict[str, tuple[int, bytes]] | None = None,
+    batch_id: str | None = None,
+    progress: Progress = _no_progress,
+) -> list[SealResult]:
+    """Checkpoint every tenant whose committed log is longer than its sealed log.
+
+    `known` maps a tenant to (start, leaf hashes) the caller just wrote; when it covers
+    exactly the unsealed range the lake is not re-read.
+    """
+    known = known or {}
+    tenants = [check_tenant(t) for t in tenants]
+    for attempt in range(MAX_ATTEMPTS):
+        checkpoints = lake.checkpoints_table()
+        events = lake.events_table()
+        rows: list[dict[str, object]] = []
+        results: list[SealResult] = []
+        txns: list[Transaction] = []
+        for tenant in tenants:
+            sealed = Lake.sealed_size(checkpoints, tenant)
+            size = Lake.tree_size(events, tenant)
+            if size <= sealed:
+                continue
+            start, hashes = known.get(tenant, (-1, b""))
+            if start == sealed and len(hashes) == (size - sealed) * 32 and batch_id:
+                last_batch = batch_id
+            else:
+                progress("seal", 0, size - sealed)
+                hashes = _leaf_hashes_from_lake(lake, events, tenant, sealed, size)
+                last_batch = _last_batch_id(lake, events, tenant, size)
+            tiles = TileLog(lake, tenant)
+            tiles.extend(sealed, hashes)
+            root = tree_root(size, tiles.node_fn(size))
+            note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), [signer])
+            rows.append(
+                {
+                    "tenant": tenant,
+                    "tree_size": size,
+                    "root_hash": root,
+                    "batch_id": last_batch,
+                    "note": note,
+                    "key_name": signer.name,
+                    "sealed_at": datetime.now(UTC),
+                }
+            )
+            results.append(SealResult(tenant, size, root, note))
+            txns.append(Transaction(app_id=seal_app_id(tenant), version=size))
+        if not rows:
+            return []
+        try:
+            write_deltalake(
+                checkpoints,
+                pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
+                mode="append",
+                partition_by=CHECKPOINTS_PARTITIONS,
+                commit_properties=CommitProperties(
+                    custom_metadata={"auditlake.kind": "checkpoints"},
+                    app_transactions=txns,
+                    max_commit_retries=0,
+                ),
+            )
+        except CommitFailedError:
+            _backoff(attempt)
+            continue
+        progress("seal", 1, 1)
+        return results
+    raise ConcurrentAppendError(f"gave up sealing after {MAX_ATTEMPTS} attempts")

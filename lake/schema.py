@@ -1,0 +1,122 @@
+"""The contracts of DESIGN.md as code: allowed values, stored columns, leaf field order.
+
+Everything that several modules (and outside verifiers) must agree on lives here, so a
+change to a contract is a change to one file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import pyarrow as pa
+
+TENANT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+TENANT_RE: Final = re.compile(TENANT_PATTERN)
+
+CATEGORIES: Final = (
+    "authentication",
+    "admin_action",
+    "key_change",
+    "flag_change",
+    "account_recovery",
+)
+OUTCOMES: Final = ("success", "failure", "unknown")
+SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
+ACTOR_TYPES: Final = ("user", "admin", "service", "system")
+DEFAULT_SEVERITY: Final = "info"
+
+# A dotted verb: lower-case words of letters, digits and underscores joined by dots.
+ACTION_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+MAX_DETAILS_BYTES: Final = 16 * 1024
+# Free-text string fields are bounded so one event cannot bloat a batch.
+MAX_STRING_BYTES: Final = 1024
+
+WIRE_FIELDS: Final = (
+    "tenant",
+    "id",
+    "time",
+    "category",
+    "action",
+    "outcome",
+    "severity",
+    "actor",
+    "target",
+    "source",
+    "details",
+)
+ACTOR_FIELDS: Final = ("id", "type", "ip", "user_agent")
+TARGET_FIELDS: Final = ("type", "id")
+
+UTC_US: Final = pa.timestamp("us", tz="UTC")
+
+# Stored columns of the `events` table, in this order.
+EVENTS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("event_date", pa.date32(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("time", UTC_US, nullable=False),
+        pa.field("received_at", UTC_US, nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("actor_id", pa.string(), nullable=False),
+        pa.field("actor_type", pa.string()),
+        pa.field("actor_ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("target_type", pa.string()),
+        pa.field("target_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("details", pa.string()),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("leaf_hash", pa.binary(32), nullable=False),
+    ]
+)
+EVENTS_PARTITIONS: Final = ["tenant", "event_date"]
+
+# The columns a validated input batch carries before sequencing (no seq/batch/leaf yet).
+NORMALISED_COLUMNS: Final = tuple(
+    name for name in EVENTS_SCHEMA.names if name not in ("seq", "batch_id", "leaf_hash")
+)
+
+# Leaf bytes, format 1: these 16 stored columns, in this order (DESIGN.md).
+LEAF_FORMAT: Final = 0x01
+LEAF_FIELDS: Final = (
+    "tenant",
+    "event_id",
+    "time",
+    "received_at",
+    "category",
+    "action",
+    "outcome",
+    "severity",
+    "actor_id",
+    "actor_type",
+    "actor_ip",
+    "user_agent",
+    "target_type",
+    "target_id",
+    "source",
+    "details",
+)
+
+CHECKPOINTS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("tree_size", pa.int64(), nullable=False),
+        pa.field("root_hash", pa.binary(32), nullable=False),
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("note", pa.string(), nullable=False),
+        pa.field("key_name", pa.string(), nullable=False),
+        pa.field("sealed_at", UTC_US, nullable=False),
+    ]
+)
+CHECKPOINTS_PARTITIONS: Final = ["tenant"]
+
+
+def is_valid_tenant(tenant: str) -> bool:
+    """True when `tenant` is a well-formed tenant id (safe as a path and partition value)."""
+    return TENANT_RE.fullmatch(tenant) is not None

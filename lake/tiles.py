@@ -1,0 +1,128 @@
+"""Stored subtree hashes of each tenant's log, as C2SP tlog-tiles hash tiles.
+
+A tile at level L holds up to 256 consecutive hashes of Merkle nodes at tree level 8·L
+(level 0: the leaf hashes). Full tiles never change; a partial tile of width W is stored
+beside them as `<N>.p/<W>`. Any node hash, and so any inclusion or consistency proof,
+needs O(log n) tile reads instead of a scan of the tenant's events; extending the log by k
+leaves reads at most one partial tile per level.
+
+Paths follow C2SP tlog-tiles (`tile/<L>/<N>` with N in 3-digit `x`-prefixed groups), under
+`tiles/<tenant>/`, so a tenant's tiles can be served to standard tlog tooling as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from lake.errors import StorageError
+from lake.merkle import NodeFn
+from lake.storage import Lake, check_tenant
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+HASH = 32
+
+
+def encode_index(n: int) -> str:
+    """C2SP tile index path element: 1234067 → 'x001/x234/067'."""
+    digits = f"{n:d}"
+    digits = "0" * (-len(digits) % 3) + digits
+    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    return "/".join([*(f"x{g}" for g in groups[:-1]), groups[-1]])
+
+
+def tile_path(tenant: str, level: int, index: int, width: int) -> str:
+    """Path of a hash tile under the lake root."""
+    suffix = "" if width == TILE_WIDTH else f".p/{width}"
+    return f"tiles/{tenant}/tile/{level}/{encode_index(index)}{suffix}"
+
+
+def _complete_root(hashes: bytes) -> bytes:
+    """Root of a complete subtree given its 2^k node hashes at one level."""
+    level = [hashes[i : i + HASH] for i in range(0, len(hashes), HASH)]
+    sha = hashlib.sha256
+    while len(level) > 1:
+        level = [sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
+
+
+class TileLog:
+    """Reads and extends the hash tiles of one tenant's log."""
+
+    def __init__(self, lake: Lake, tenant: str) -> None:
+        self.lake = lake
+        self.tenant = check_tenant(tenant)
+        self._cache: dict[tuple[int, int, int], bytes] = {}
+
+    def read(self, level: int, index: int, width: int) -> bytes:
+        """Hashes of tile (level, index) up to `width` entries (a full tile serves any width)."""
+        key = (level, index, width)
+        if key in self._cache:
+            return self._cache[key]
+        data: bytes | None = None
+        for w in (TILE_WIDTH, width) if width < TILE_WIDTH else (TILE_WIDTH,):
+            try:
+                data = self.lake.read_bytes(tile_path(self.tenant, level, index, w))
+                break
+            except FileNotFoundError:
+                continue
+        if data is None:
+            raise StorageError(
+                f"tenant {self.tenant}: hash tile {level}/{index} (width {width}) is missing"
+            )
+        if len(data) < width * HASH or len(data) % HASH:
+            raise StorageError(f"tenant {self.tenant}: hash tile {level}/{index} is truncated")
+        data = data[: width * HASH]
+        self._cache[key] = data
+        return data
+
+    def node_fn(self, size: int) -> NodeFn:
+        """A NodeFn over the tree of `size` leaves, served from tiles."""
+
+        def node(level: int, index: int) -> bytes:
+            tile_level, sub = divmod(level, TILE_HEIGHT)
+            first = index << sub
+            count = 1 << sub
+            tile_index = first // TILE_WIDTH
+            available = size >> (TILE_HEIGHT * tile_level)
+            width = min(TILE_WIDTH, available - tile_index * TILE_WIDTH)
+            if first + count > available:
+                raise StorageError(f"node {level}/{index} is not complete at tree size {size}")
+            data = self.read(tile_level, tile_index, width)
+            offset = first - tile_index * TILE_WIDTH
+            return _complete_root(data[offset * HASH : (offset + count) * HASH])
+
+        return node
+
+    def level0(self, size: int) -> bytes:
+        """All leaf hashes of the tree of `size` leaves, from the level-0 tiles."""
+        out = []
+        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+            out.append(self.read(0, index, width))
+        return b"".join(out)
+
+    def extend(self, old_size: int, new_hashes: bytes) -> None:
+        """Write the tiles for leaves [old_size, old_size + k) given their k leaf hashes."""
+        start = old_size
+        fresh = new_hashes
+        level = 0
+        while fresh:
+            offset = start % TILE_WIDTH
+            tile_start = start - offset
+            prefix = self.read(level, start // TILE_WIDTH, offset) if offset else b""
+            entries = prefix + fresh
+            count = len(entries) // HASH
+            for t in range(0, count, TILE_WIDTH):
+                chunk = entries[t * HASH : (t + TILE_WIDTH) * HASH]
+                width = len(chunk) // HASH
+                index = (tile_start + t) // TILE_WIDTH
+                self.lake.write_bytes(tile_path(self.tenant, level, index, width), chunk)
+                self._cache[(level, index, width)] = chunk
+            full_groups = count // TILE_WIDTH
+            fresh = b"".join(
+                _complete_root(entries[g * TILE_WIDTH * HASH : (g + 1) * TILE_WIDTH * HASH])
+                for g in range(full_groups)
+            )
+            start //= TILE_WIDTH
+            level += 1

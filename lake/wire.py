@@ -1,0 +1,595 @@
+"""Wire events (JSON objects) → a validated, normalised Arrow table.
+
+Validation is column-wise: each field is pulled out of all events at once with C-level
+comprehensions, then checked with vectorised pyarrow kernels (regexes, enums, timestamp
+casts). Only when a column fails does the slow path walk it event by event, so that every
+rejection names the event (index), the field and the reason. The one unavoidable per-event
+step is canonicalising `details` (sorted keys, compact) with orjson.
+
+Output columns are the stored columns without `received_at`, `seq`, `batch_id` and
+`leaf_hash`: those belong to the moment of appending, not to validation.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.errors import Issue, ValidationError
+from lake.schema import (
+    ACTION_PATTERN,
+    ACTOR_FIELDS,
+    ACTOR_TYPES,
+    CATEGORIES,
+    DEFAULT_SEVERITY,
+    MAX_DETAILS_BYTES,
+    MAX_STRING_BYTES,
+    OUTCOMES,
+    SEVERITIES,
+    TARGET_FIELDS,
+    TENANT_PATTERN,
+    UTC_US,
+    WIRE_FIELDS,
+)
+
+# RFC 3339 date-time with a mandatory offset; up to nanosecond digits are accepted as long
+# as the digits past microseconds are zero (nothing may be silently truncated).
+TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+SUBMICRO_PATTERN = r"\.[0-9]{6}[0-9]*[1-9]"
+# Client ids: printable ASCII without spaces, bounded (UUIDs fit with room to spare).
+ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("event_date", pa.date32(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("time", UTC_US, nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("actor_id", pa.string(), nullable=False),
+        pa.field("actor_type", pa.string()),
+        pa.field("actor_ip", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("target_type", pa.string()),
+        pa.field("target_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("details", pa.string()),
+    ]
+)
+
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+@dataclass
+class Rejected:
+    """One rejected input event: where it was, what it was, and every reason."""
+
+    index: int
+    raw: Any
+    issues: list[Issue]
+    line: int | None = None
+
+
+@dataclass
+class Validated:
+    """The outcome of validating one input: a table of good events and the rejects."""
+
+    table: pa.Table
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [issue for r in self.rejected for issue in r.issues]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building millions of small dicts (3x faster, measured)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def parse_jsonl(data: bytes) -> tuple[list[Any], list[int], list[Issue]]:
+    """Split JSON Lines into parsed objects, their 1-based line numbers, and parse errors.
+
+    Blank lines are skipped; event indexes count events, not lines.
+    """
+    records: list[Any] = []
+    lines: list[int] = []
+    issues: list[Issue] = []
+    loads = orjson.loads
+    with _gc_paused():
+        for lineno, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            try:
+                records.append(loads(raw))
+            except orjson.JSONDecodeError as exc:
+                records.append(_Unparsed(raw))
+                issues.append(Issue(len(records) - 1, "(event)", _json_reason(exc), line=lineno))
+            lines.append(lineno)
+    return records, lines, issues
+
+
+def parse_json_array(data: bytes) -> list[Any]:
+    """Parse a JSON document holding an array of events."""
+    try:
+        with _gc_paused():
+            doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError([Issue(0, "(document)", _json_reason(exc))]) from None
+    if not isinstance(doc, list):
+        raise ValidationError(
+            [Issue(0, "(document)", f"expected an array of events, got {_type_name(doc)}")]
+        )
+    return doc
+
+
+@dataclass(frozen=True)
+class _Unparsed:
+    """Placeholder for a line that is not JSON; kept so rejects can be written back."""
+
+    raw: bytes
+
+
+def _json_reason(exc: orjson.JSONDecodeError) -> str:
+    text = str(exc)
+    if "UTF-8" in text or "utf-8" in text or "surrogate" in text:
+        return "not valid UTF-8 (" + text + ")"
+    return "not valid JSON (" + text + ")"
+
+
+class _Collector:
+    """Accumulates issues per event index."""
+
+    def __init__(self, lines: Sequence[int] | None) -> None:
+        self.by_index: dict[int, list[Issue]] = {}
+        self.lines = lines
+
+    def add(self, index: int, fieldname: str, message: str) -> None:
+        line = self.lines[index] if self.lines is not None else None
+        self.by_index.setdefault(index, []).append(Issue(index, fieldname, message, line=line))
+
+    def add_issue(self, issue: Issue) -> None:
+        self.by_index.setdefault(issue.index, []).append(issue)
+
+    def bad_mask(self, n: int) -> np.ndarray:
+        mask = np.zeros(n, dtype=bool)
+        if self.by_index:
+            mask[np.fromiter(self.by_index.keys(), dtype=np.int64)] = True
+        return mask
+
+
+def _string_column(
+    values: list[Any], name: str, issues: _Collector, *, required: bool
+) -> pa.StringArray:
+    """Check a column is strings (or null where allowed) and return it as Arrow."""
+    kinds = set(map(type, values))
+    if not kinds <= {str, type(None)}:
+        for i, v in enumerate(values):
+            if v is not None and not isinstance(v, str):
+                issues.add(i, name, f"expected a string, got {_type_name(v)}")
+    if required and type(None) in kinds:
+        for i, v in enumerate(values):
+            if v is None:
+                issues.add(i, name, "is required")
+    clean = (
+        values
+        if kinds <= {str, type(None)}
+        else [v if isinstance(v, str) else None for v in values]
+    )
+    arr = pa.array(clean, type=pa.string())
+    _check_lengths(arr, name, issues, MAX_STRING_BYTES)
+    return arr
+
+
+def _check_lengths(arr: pa.StringArray, name: str, issues: _Collector, limit: int) -> None:
+    too_long = pc.fill_null(pc.greater(pc.binary_length(arr), limit), False)
+    for i in _true_positions(too_long):
+        issues.add(i, name, f"longer than {limit} bytes")
+
+
+def _true_positions(mask: pa.Array | pa.ChunkedArray) -> list[int]:
+    if not pc.any(mask).as_py():
+        return []
+    return [int(i) for i in np.flatnonzero(mask.to_numpy(zero_copy_only=False))]
+
+
+def _check_regex(arr: pa.Array, name: str, pattern: str, message: str, issues: _Collector) -> None:
+    ok = pc.match_substring_regex(arr, pattern)
+    bad = pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, False)))
+    for i in _true_positions(bad):
+        issues.add(i, name, message.format(value=_shorten(arr[i].as_py())))
+
+
+def _check_enum(arr: pa.Array, name: str, allowed: Sequence[str], issues: _Collector) -> None:
+    ok = pc.is_in(arr, value_set=pa.array(allowed, pa.string()))
+    bad = pc.and_(pc.is_valid(arr), pc.invert(ok))
+    for i in _true_positions(bad):
+        issues.add(
+            i,
+            name,
+            f"unknown value {_shorten(arr[i].as_py())!r}; expected one of {', '.join(allowed)}",
+        )
+
+
+def _shorten(value: Any, limit: int = 60) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _object_column(
+    records: Sequence[dict[str, Any]], name: str, allowed: Sequence[str], issues: _Collector
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Pull an object field (actor/target) apart into its sub-fields."""
+    values = [r.get(name) for r in records]
+    kinds = set(map(type, values))
+    if not kinds <= {dict, type(None)}:
+        for i, v in enumerate(values):
+            if v is not None and not isinstance(v, dict):
+                issues.add(i, name, f"expected an object, got {_type_name(v)}")
+        values = [v if isinstance(v, dict) else None for v in values]
+    present = [v for v in values if v is not None]
+    if present:
+        unknown = set().union(*map(dict.keys, present)) - set(allowed)
+        if unknown:
+            for i, v in enumerate(values):
+                if v is not None:
+                    for key in sorted(set(v) - set(allowed)):
+                        issues.add(i, f"{name}.{key}", "unknown field")
+    subs = {sub: [v.get(sub) if v is not None else None for v in values] for sub in allowed}
+    return values, subs
+
+
+def _canonical_details(values: list[Any], issues: _Collector) -> pa.StringArray:
+    """Canonical JSON of each `details` object: sorted keys, compact, UTF-8, ≤ 16 KiB."""
+    dumps = orjson.dumps
+    opt = orjson.OPT_SORT_KEYS
+    out: list[str | None] = []
+    append = out.append
+    for i, v in enumerate(values):
+        if v is None:
+            append(None)
+        elif isinstance(v, dict):
+            try:
+                text = dumps(v, option=opt)
+            except TypeError as exc:
+                issues.add(i, "details", f"cannot be serialised as JSON ({exc})")
+                append(None)
+                continue
+            if len(text) > MAX_DETAILS_BYTES:
+                issues.add(
+                    i,
+                    "details",
+                    f"is {len(text)} bytes once serialised; the limit is {MAX_DETAILS_BYTES}",
+                )
+                append(None)
+                continue
+            append(text.decode())
+        else:
+            issues.add(i, "details", f"expected an object, got {_type_name(v)}")
+            append(None)
+    return pa.array(out, type=pa.string())
+
+
+def _parse_times(arr: pa.StringArray, issues: _Collector) -> pa.TimestampArray:
+    """RFC 3339 strings with offsets → timestamp[us, UTC]; bad values are reported, not guessed."""
+    well_formed = pc.fill_null(pc.match_substring_regex(arr, TIME_PATTERN), False)
+    for i in _true_positions(pc.and_(pc.is_valid(arr), pc.invert(well_formed))):
+        issues.add(
+            i, "time", f"{_shorten(arr[i].as_py())!r} is not an RFC 3339 timestamp with an offset"
+        )
+    sub_micro = pc.and_(well_formed, pc.match_substring_regex(arr, SUBMICRO_PATTERN))
+    for i in _true_positions(sub_micro):
+        issues.add(i, "time", "has sub-microsecond digits, which would be lost; send microseconds")
+    usable = pc.and_(well_formed, pc.invert(sub_micro))
+    text = pc.if_else(usable, arr, pa.scalar(None, pa.string()))
+    text = pc.replace_substring_regex(text, r"(\.[0-9]{6})[0-9]+", r"\1")
+    text = pc.utf8_upper(text)
+    try:
+        return pc.cast(text, UTC_US)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Some value is shaped right but is no real instant (Feb 30, hour 25, …): find it.
+    out: list[int | None] = []
+    for i, value in enumerate(text.to_pylist()):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            out.append(pa.scalar(value).cast(UTC_US).value)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            issues.add(i, "time", f"{_shorten(arr[i].as_py())!r} is not a valid date and time")
+            out.append(None)
+    return pa.array(out, type=pa.int64()).cast(UTC_US)
+
+
+def assign_ids(times: pa.TimestampArray, namespace: bytes, start_index: int = 0) -> pa.StringArray:
+    """Deterministic UUIDv7 strings for events sent without an id.
+
+    The 48-bit millisecond field comes from the event time; the random field from
+    SHA-256(namespace) and the event's position, so ingesting the same input twice yields
+    the same ids and the lake's id-based deduplication keeps it from doubling.
+    """
+    n = len(times)
+    if n == 0:
+        return pa.array([], pa.string())
+    ms = (pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False) // 1000).astype(np.uint64)
+    ms = np.where(ms < 0, 0, ms).astype(np.uint64)
+    salt = hashlib.sha256(namespace).digest()
+    raw = np.zeros((n, 16), dtype=np.uint8)
+    for byte in range(6):
+        raw[:, byte] = (ms >> np.uint64(8 * (5 - byte))) & np.uint64(0xFF)
+    raw[:, 6:12] = np.frombuffer(salt[:6], dtype=np.uint8)
+    idx = np.arange(start_index, start_index + n, dtype=np.uint64)
+    for byte in range(4):
+        raw[:, 12 + byte] = (idx >> np.uint64(8 * (3 - byte))) & np.uint64(0xFF)
+    raw[:, 6] = 0x70 | (raw[:, 6] & 0x0F)  # version 7
+    raw[:, 8] = 0x80 | (raw[:, 8] & 0x3F)  # RFC 9562 variant
+    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    nibbles = np.empty((n, 32), dtype=np.uint8)
+    nibbles[:, 0::2] = hexdigits[raw >> 4]
+    nibbles[:, 1::2] = hexdigits[raw & 0x0F]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for src, dst, width in ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12)):
+        text[:, dst : dst + width] = nibbles[:, src : src + width]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def validate(
+    records: Sequence[Any],
+    *,
+    namespace: bytes,
+    lines: Sequence[int] | None = None,
+    pre_issues: Sequence[Issue] = (),
+) -> Validated:
+    """Validate wire events and normalise them into OUTPUT_SCHEMA.
+
+    Args:
+        records: parsed events (dicts); anything else is rejected with a reason.
+        namespace: bytes that identify this input (e.g. a digest of it); seeds the ids
+            assigned to events sent without one, so re-ingesting gives the same ids.
+        lines: 1-based line numbers of the records, for line-oriented inputs.
+        pre_issues: issues found while parsing (e.g. lines that are not JSON).
+
+    Returns:
+        The valid events as a table and every rejected event with all its issues.
+    """
+    n = len(records)
+    issues = _Collector(lines)
+    for issue in pre_issues:
+        issues.add_issue(issue)
+    with _gc_paused():
+        table = _validate_columns(records, issues)
+    bad = issues.bad_mask(n)
+    if bad.any():
+        table = table.filter(pa.array(~bad))
+    ids = table.column("event_id").combine_chunks()
+    if ids.null_count:
+        # Assign ids by input position so the same input always yields the same ids.
+        # Keyed by original input position, so --skip-invalid does not shift them.
+        positions = np.flatnonzero(~bad)
+        assigned = _assign_by_position(table.column("time").combine_chunks(), namespace, positions)
+        ids = pc.coalesce(ids, assigned)
+        table = table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
+    table, dup_issues = _reject_duplicate_ids(table, np.flatnonzero(~bad), lines)
+    rejected = [
+        Rejected(index=i, raw=_raw(records[i]), issues=found, line=lines[i] if lines else None)
+        for i, found in sorted(issues.by_index.items())
+    ]
+    if dup_issues:
+        rejected = sorted(
+            rejected
+            + [
+                Rejected(index=d.index, raw=_raw(records[d.index]), issues=[d], line=d.line)
+                for d in dup_issues
+            ],
+            key=lambda r: r.index,
+        )
+    return Validated(table=table, rejected=rejected)
+
+
+def _assign_by_position(
+    times: pa.TimestampArray, namespace: bytes, positions: np.ndarray
+) -> pa.StringArray:
+    out: list[pa.StringArray] = []
+    # positions are increasing; assign_ids takes a contiguous start, so go per position run
+    if len(positions) == 0:
+        return pa.array([], pa.string())
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    start = 0
+    for end in [*breaks.tolist(), len(positions)]:
+        out.append(assign_ids(times.slice(start, end - start), namespace, int(positions[start])))
+        start = end
+    return pa.concat_arrays(out)
+
+
+def _raw(record: Any) -> Any:
+    return record.raw.decode("utf-8", "replace") if isinstance(record, _Unparsed) else record
+
+
+def _reject_duplicate_ids(
+    table: pa.Table, positions: np.ndarray, lines: Sequence[int] | None
+) -> tuple[pa.Table, list[Issue]]:
+    """Two events of one tenant in one input may not share an id."""
+    if table.num_rows < 2:
+        return table, []
+    keys = pc.binary_join_element_wise(
+        table.column("tenant"), table.column("event_id"), pa.scalar("\x00", pa.string())
+    )
+    counts = pc.value_counts(keys)
+    if pc.max(counts.field("counts")).as_py() <= 1:
+        return table, []
+    seen: dict[str, int] = {}
+    drop = np.zeros(table.num_rows, dtype=bool)
+    dup: list[Issue] = []
+    for row, key in enumerate(keys.to_pylist()):
+        if key in seen:
+            drop[row] = True
+            index = int(positions[row])
+            dup.append(
+                Issue(
+                    index,
+                    "id",
+                    f"duplicate id {key.split(chr(0))[1]!r}: event {int(positions[seen[key]])} "
+                    "of this input already uses it",
+                    line=lines[index] if lines else None,
+                )
+            )
+        else:
+            seen[key] = row
+    return table.filter(pa.array(~drop)), dup
+
+
+def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
+    kinds = set(map(type, records))
+    if not kinds <= {dict}:
+        for i, r in enumerate(records):
+            if isinstance(r, _Unparsed):
+                continue  # already reported by the parser
+            if not isinstance(r, dict):
+                issues.add(i, "(event)", f"expected an object, got {_type_name(r)}")
+    dicts: list[dict[str, Any]] = [r if isinstance(r, dict) else {} for r in records]
+    if dicts:
+        unknown = set().union(*map(dict.keys, dicts)) - set(WIRE_FIELDS)
+        if unknown:
+            for i, r in enumerate(dicts):
+                for key in sorted(set(r) - set(WIRE_FIELDS)):
+                    issues.add(i, key, "unknown field")
+
+    def col(name: str) -> list[Any]:
+        return [r.get(name) for r in dicts]
+
+    not_event = np.array([not isinstance(r, dict) for r in records], dtype=bool)
+
+    def required(values: list[Any], name: str) -> pa.StringArray:
+        # Events that are not objects at all were reported once; don't pile on.
+        quiet = _Collector(None)
+        arr = _string_column(values, name, quiet, required=True)
+        for i, found in quiet.by_index.items():
+            if not not_event[i]:
+                for issue in found:
+                    issues.add(i, issue.field, issue.message)
+        return arr
+
+    tenant = required(col("tenant"), "tenant")
+    _check_regex(
+        tenant,
+        "tenant",
+        TENANT_PATTERN,
+        "{value!r} is not a valid tenant id (lower-case letters, digits, '_' and '-', "
+        "starting with a letter or digit, at most 63 characters)",
+        issues,
+    )
+    event_id = _string_column(col("id"), "id", issues, required=False)
+    _check_regex(
+        event_id,
+        "id",
+        ID_PATTERN,
+        "{value!r} is not a valid id (1–128 printable ASCII characters, no spaces)",
+        issues,
+    )
+    time_text = required(col("time"), "time")
+    time = _parse_times(time_text, issues)
+    category = required(col("category"), "category")
+    _check_enum(category, "category", CATEGORIES, issues)
+    action = required(col("action"), "action")
+    _check_regex(
+        action,
+        "action",
+        ACTION_PATTERN,
+        "{value!r} is not a dotted verb (e.g. login, role.grant, key.rotate)",
+        issues,
+    )
+    outcome = required(col("outcome"), "outcome")
+    _check_enum(outcome, "outcome", OUTCOMES, issues)
+    severity = _string_column(col("severity"), "severity", issues, required=False)
+    _check_enum(severity, "severity", SEVERITIES, issues)
+    severity = pc.fill_null(severity, DEFAULT_SEVERITY)
+    source = _string_column(col("source"), "source", issues, required=False)
+
+    actor_values, actor = _object_column(dicts, "actor", ACTOR_FIELDS, issues)
+    for i, v in enumerate(actor_values):
+        if v is None and not not_event[i] and "actor" not in _already(issues, i):
+            issues.add(i, "actor", "is required")
+    actor_id = _string_column(actor["id"], "actor.id", issues, required=False)
+    for i, v in enumerate(actor_values):
+        if v is not None and v.get("id") is None:
+            issues.add(i, "actor.id", "is required")
+    actor_type = _string_column(actor["type"], "actor.type", issues, required=False)
+    _check_enum(actor_type, "actor.type", ACTOR_TYPES, issues)
+    actor_ip = _string_column(actor["ip"], "actor.ip", issues, required=False)
+    user_agent = _string_column(actor["user_agent"], "actor.user_agent", issues, required=False)
+
+    _, target = _object_column(dicts, "target", TARGET_FIELDS, issues)
+    target_type = _string_column(target["type"], "target.type", issues, required=False)
+    target_id = _string_column(target["id"], "target.id", issues, required=False)
+
+    details = _canonical_details(col("details"), issues)
+
+    event_date = pc.cast(time, pa.date32())
+    return _build(
+        tenant,
+        event_date,
+        event_id,
+        time,
+        category,
+        action,
+        outcome,
+        severity,
+        actor_id,
+        actor_type,
+        actor_ip,
+        user_agent,
+        target_type,
+        target_id,
+        source,
+        details,
+    )
+
+
+def _already(issues: _Collector, index: int) -> set[str]:
+    return {issue.field for issue in issues.by_index.get(index, [])}
+
+
+def _build(*columns: pa.Array) -> pa.Table:
+    relaxed = pa.schema([f.with_nullable(True) for f in OUTPUT_SCHEMA])
+    return pa.Table.from_arrays(list(columns), schema=relaxed)
+
+
+def finish(table: pa.Table) -> pa.Table:
+    """Cast a validated table to the strict OUTPUT_SCHEMA (non-null where required)."""
+    return table.cast(OUTPUT_SCHEMA)

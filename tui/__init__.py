@@ -1,0 +1,1 @@
+"""The investigator TUI built on Textual (issue #6)."""
