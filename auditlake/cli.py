@@ -68,10 +68,12 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
-    """The shared `--format` option."""
+def format_option(
+    *choices: str, default: str = "table", flag: str = "--format"
+) -> Callable[[F], F]:
+    """The shared output-format option (`--format`, or `flag` where `--format` is taken)."""
     return click.option(
-        "--format",
+        flag,
         "fmt",
         type=click.Choice(list(choices)),
         default=default,
@@ -160,6 +162,10 @@ def init(ctx: Ctx, name: str | None) -> None:
     """
     path = Path(ctx.lake_path).expanduser().resolve()
     ensure_outside(ctx.home, path)
+    try:  # before any key is made: a file in the way must not leave an orphan key behind
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the lake at {path}: {exc.strerror or exc}")
     lake_name = name or re.sub(r"[^a-z0-9._-]", "-", path.name.lower()).strip("-._") or "lake"
     signer, created = _ensure_signer(ctx, lake_name)
     lake = Lake.init(path, lake_name, signer.verifier_key.encode())
@@ -248,7 +254,8 @@ def keys_export(ctx: Ctx, name: str | None) -> None:
     show_default=True,
     help="Events per signed batch.",
 )
-@format_option("table", "json")
+# `--format` is the input format here (DESIGN.md), so the summary's format needs its own flag.
+@format_option("table", "json", flag="--output-format")
 @pass_ctx
 @handle_errors
 def ingest(
@@ -277,6 +284,7 @@ def ingest(
             raise ValidationError(inp.validated.issues, source=inp.name)
         loaded.append(inp)
     summary: dict[str, Any] = {"inputs": [], "appended": 0, "duplicates": 0, "rejected": 0}
+    written: set[Path] = set()
     for inp in loaded:
         entry: dict[str, Any] = {
             "input": inp.name,
@@ -293,7 +301,8 @@ def ingest(
                     "stdin.rejects.jsonl" if inp.name == "stdin" else f"{inp.name}.rejects.jsonl"
                 )
             )
-            write_rejects(target, inp)
+            write_rejects(target, inp, append=target in written)
+            written.add(target)
             entry["rejects_file"] = str(target)
             note(f"{inp.name}: {len(inp.validated.rejected)} invalid event(s) written to {target}")
         table = inp.validated.table
@@ -490,7 +499,9 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
         proof = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         fail(f"{file}: not JSON ({exc})")
-    keys_ = parse_verifier_keys(list(key)) if key else TrustStore(ctx.home).keys()
+    keys_ = parse_verifier_keys(list(key), "--key") if key else TrustStore(ctx.home).keys()
+    if not keys_:  # nothing to check against is a usage error, not a failed proof
+        fail("no verifier key to check the proof with: give --key, or trust one in the config home")
     try:
         message = check_proof(proof, keys_)
     except ProofError as exc:
@@ -525,7 +536,13 @@ def checkpoint_export(ctx: Ctx, tenant: str) -> None:
 
 
 @cli.command()
-@click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    default=7,
+    show_default=True,
+    help="Days of traffic to generate, one signed batch a day.",
+)
 @click.option(
     "--events-per-day",
     type=click.IntRange(10, 1_000_000),
@@ -533,7 +550,13 @@ def checkpoint_export(ctx: Ctx, tenant: str) -> None:
     show_default=True,
     help="Events per tenant per day.",
 )
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),  # the generator rejects negative seeds
+    default=7,
+    show_default=True,
+    help="Random seed: the same seed gives the same events and incidents.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing demo lake at --lake.")
 @pass_ctx
 @handle_errors

@@ -36,8 +36,12 @@ def run_demo(
         if not force:
             fail(f"{path} already holds a demo lake; pass --force to rebuild it")
         shutil.rmtree(path)
-    elif path.exists() and any(path.iterdir()):
-        fail(f"{path} exists and is not empty; choose another --lake")
+    elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        fail(f"{path} exists and is not an empty directory; choose another --lake")
+    try:  # before any key is made: an unusable path must not leave an orphan key behind
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the lake at {path}: {exc.strerror or exc}")
 
     store = KeyStore(home)
     if store.active_name() is None:

@@ -154,9 +154,11 @@ def _csv_records(raw: bytes) -> tuple[list[Any], list[int], list[Issue]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        # utf-8-sig counts positions after a stripped BOM; count them in the raw bytes.
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw[:start].count(b"\n") + 1
         raise ValidationError(
-            [Issue(max(line - 2, 0), "(event)", f"not valid UTF-8 at byte {exc.start}", line=line)]
+            [Issue(max(line - 2, 0), "(event)", f"not valid UTF-8 at byte {start}", line=line)]
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     records: list[Any] = []
@@ -184,18 +186,34 @@ def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
         table = pq.read_table(pa.BufferReader(raw))
     except (pa.ArrowException, OSError) as exc:
         raise UsageError(f"{label}: not a readable Parquet file ({exc})") from None
+    for i, col in enumerate(table.schema):
+        # Nanosecond columns (pandas' default) must hold whole microseconds: `time` is
+        # stored in microseconds and nothing may be silently truncated.
+        if pa.types.is_timestamp(col.type) and col.type.unit == "ns":
+            try:
+                us = table.column(i).cast(pa.timestamp("us", col.type.tz))
+            except pa.ArrowInvalid:
+                raise UsageError(
+                    f"{label}: column {col.name!r} has sub-microsecond timestamps, "
+                    "which would be lost; write microseconds"
+                ) from None
+            table = table.set_column(i, col.name, us)
     issues: list[Issue] = []
     records = [_nest(row, i, issues, None) for i, row in enumerate(table.to_pylist())]
     return records, issues
 
 
-def write_rejects(path: Path, inp: Input) -> int:
-    """Write rejected events, each with its reasons, as JSON Lines beside the input."""
-    with path.open("wb") as fh:
+def write_rejects(path: Path, inp: Input, *, append: bool = False) -> int:
+    """Write rejected events, each with its reasons, as JSON Lines beside the input.
+
+    With `append`, several inputs share one rejects file (each line names its input).
+    """
+    with path.open("ab" if append else "wb") as fh:
         for r in inp.validated.rejected:
             fh.write(
                 orjson.dumps(
                     {
+                        "input": inp.name,
                         "index": r.index,
                         "line": r.line,
                         "errors": [i.as_dict() for i in r.issues],

@@ -29,7 +29,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from lake.errors import ConcurrentAppendError, StorageError
-from lake.leaf import hash_leaves, leaf_hashes_array
+from lake.leaf import hash_leaves, hashes_to_bytes, leaf_hashes_array
 from lake.merkle import tree_root
 from lake.note import Checkpoint, NoteSigner, sign_checkpoint
 from lake.schema import (
@@ -48,6 +48,15 @@ MAX_ATTEMPTS = 40
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
+
+
+def _crash_point(name: str) -> None:
+    """Die here, like a killed process would, when AUDITLAKE_CRASH_AT names this point.
+
+    Lets the test suite crash a real ingest between its two commits and check recovery.
+    """
+    if os.environ.get("AUDITLAKE_CRASH_AT") == name:
+        os._exit(86)
 
 
 def new_batch_id() -> str:
@@ -213,6 +222,7 @@ def append(
             _backoff(attempt)
             continue
         progress("write", batch.num_rows, batch.num_rows)
+        _crash_point("after-events-commit")
         result.tenants = [
             TenantAppend(t, len(positions.get(t, ())), dup_counts[t], sizes[t], new_sizes[t])
             for t in tenants
@@ -240,7 +250,7 @@ def _leaf_hashes_from_lake(lake: Lake, table: DeltaTable, tenant: str, lo: int, 
             "duplicates; run `auditlake verify`"
         )
     hashes = hash_leaves(rows.select(list(LEAF_FIELDS)))
-    stored = b"".join(v.as_buffer().to_pybytes() for v in rows.column("leaf_hash").chunks)
+    stored = hashes_to_bytes(rows.column("leaf_hash"))
     if hashes != stored:
         raise StorageError(
             f"tenant {tenant}: refusing to seal seq {lo}..{hi - 1}: stored rows do not match "

@@ -174,7 +174,7 @@ class TrustStore:
         return True
 
 
-def parse_verifier_keys(texts: list[str]) -> list[VerifierKey]:
+def parse_verifier_keys(texts: list[str], option: str = "--trusted-key") -> list[VerifierKey]:
     """Parse verifier keys given on the command line (several may share one argument)."""
     out = []
     for text in texts:
@@ -182,5 +182,5 @@ def parse_verifier_keys(texts: list[str]) -> list[VerifierKey]:
             try:
                 out.append(VerifierKey.parse(part))
             except NoteError as exc:
-                raise ConfigError(f"--trusted-key {part[:40]!r}: {exc}") from None
+                raise ConfigError(f"{option} {part[:40]!r}: {exc}") from None
     return out

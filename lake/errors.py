@@ -71,6 +71,10 @@ class ValidationError(UsageError):
     def __init__(self, issues: list[Issue], *, source: str = "input") -> None:
         self.issues = issues
         self.source = source
-        first = issues[0] if issues else None
-        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-        super().__init__(f"{source}: {first}{more}" if first else f"{source}: invalid input")
+        super().__init__(source)
+
+    def __str__(self) -> str:
+        # Built on demand: callers may set `source` after construction (file name, stdin).
+        first = self.issues[0] if self.issues else None
+        more = f" (and {len(self.issues) - 1} more)" if len(self.issues) > 1 else ""
+        return f"{self.source}: {first}{more}" if first else f"{self.source}: invalid input"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,8 @@ def _epoch_micros(value: Any) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("timestamps in leaves must be timezone-aware")
-        epoch = datetime(1970, 1, 1, tzinfo=value.tzinfo)
+        # A UTC epoch: with the value's own tzinfo, `-` would ignore its UTC offset.
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         delta = value - epoch
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return int(value)
@@ -143,3 +144,20 @@ def decode_leaf(leaf: bytes) -> dict[str, str | None]:
     if pos != len(leaf):
         raise ValueError("leaf has trailing bytes")
     return out
+
+
+def hashes_to_bytes(column: pa.Array | pa.ChunkedArray) -> bytes:
+    """A binary(32) column (e.g. stored `leaf_hash`) as n*32 concatenated bytes.
+
+    Values that are null or not 32 bytes long become 32 zero bytes, which never equal a
+    real SHA-256, so a damaged column shows up as a mismatch rather than an exception.
+    """
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if arr.type != pa.binary(32) or arr.null_count:
+        values = arr.to_pylist()
+        return b"".join(v if isinstance(v, bytes) and len(v) == 32 else bytes(32) for v in values)
+    buf = arr.buffers()[1]
+    if buf is None:
+        return b""
+    data: bytes = buf.to_pybytes()
+    return data[arr.offset * 32 : (arr.offset + len(arr)) * 32]

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake.errors import LakeNotFoundError, StorageError, UsageError
 from lake.schema import (
@@ -125,22 +125,25 @@ class Lake:
             "published_keys": [verifier_key],
             **(extra or {}),
         }
-        DeltaTable.create(
-            lake.events_uri,
-            schema=EVENTS_SCHEMA,
-            partition_by=EVENTS_PARTITIONS,
-            configuration=APPEND_ONLY,
-            name="events",
-            description="auditlake events: one row per audit event, sealed per tenant",
-        )
-        DeltaTable.create(
-            lake.checkpoints_uri,
-            schema=CHECKPOINTS_SCHEMA,
-            partition_by=CHECKPOINTS_PARTITIONS,
-            configuration=APPEND_ONLY,
-            name="checkpoints",
-            description="auditlake signed checkpoints (C2SP tlog-checkpoint)",
-        )
+        try:
+            DeltaTable.create(
+                lake.events_uri,
+                schema=EVENTS_SCHEMA,
+                partition_by=EVENTS_PARTITIONS,
+                configuration=APPEND_ONLY,
+                name="events",
+                description="auditlake events: one row per audit event, sealed per tenant",
+            )
+            DeltaTable.create(
+                lake.checkpoints_uri,
+                schema=CHECKPOINTS_SCHEMA,
+                partition_by=CHECKPOINTS_PARTITIONS,
+                configuration=APPEND_ONLY,
+                name="checkpoints",
+                description="auditlake signed checkpoints (C2SP tlog-checkpoint)",
+            )
+        except (DeltaError, OSError) as exc:
+            raise StorageError(f"cannot create a lake at {root}: {exc}") from None
         lake.write_bytes(META_PATH, json.dumps(meta, indent=2).encode() + b"\n")
         lake.meta = meta
         return lake
@@ -278,6 +281,11 @@ class Lake:
         """Read one events data file and restore its partition columns."""
         wanted = [c for c in columns if c not in ("tenant", "event_date")] if columns else None
         table = pq.read_table(self._full(f"events/{f.path}"), columns=wanted, filesystem=self.fs)
+        # Other Delta writers (e.g. delta-rs DELETE/OPTIMIZE) may store string_view or large
+        # types; normalise to the contract's types so files always concatenate.
+        target = pa.schema([EVENTS_SCHEMA.field(n).with_nullable(True) for n in table.column_names])
+        if table.schema != target:
+            table = table.cast(target)
         n = table.num_rows
         if columns is None or "tenant" in columns:
             table = table.append_column("tenant", pa.array([f.tenant] * n, pa.string()))

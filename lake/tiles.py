@@ -13,6 +13,7 @@ Paths follow C2SP tlog-tiles (`tile/<L>/<N>` with N in 3-digit `x`-prefixed grou
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 from lake.errors import StorageError
 from lake.merkle import NodeFn
@@ -21,6 +22,7 @@ from lake.storage import Lake, check_tenant
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
+WRITE_THREADS = 8
 
 
 def encode_index(n: int) -> str:
@@ -107,6 +109,7 @@ class TileLog:
         start = old_size
         fresh = new_hashes
         level = 0
+        writes: list[tuple[str, bytes]] = []
         while fresh:
             offset = start % TILE_WIDTH
             tile_start = start - offset
@@ -117,7 +120,7 @@ class TileLog:
                 chunk = entries[t * HASH : (t + TILE_WIDTH) * HASH]
                 width = len(chunk) // HASH
                 index = (tile_start + t) // TILE_WIDTH
-                self.lake.write_bytes(tile_path(self.tenant, level, index, width), chunk)
+                writes.append((tile_path(self.tenant, level, index, width), chunk))
                 self._cache[(level, index, width)] = chunk
             full_groups = count // TILE_WIDTH
             fresh = b"".join(
@@ -126,3 +129,8 @@ class TileLog:
             )
             start //= TILE_WIDTH
             level += 1
+        # Tiles are independent files: write them concurrently (I/O releases the GIL;
+        # one at a time cost ~0.7 ms each, ~2.7 s per million events).
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            for done in [pool.submit(self.lake.write_bytes, path, data) for path, data in writes]:
+                done.result()

@@ -193,24 +193,26 @@ class _Collector:
 
 
 def _string_column(
-    values: list[Any], name: str, issues: _Collector, *, required: bool
+    values: Sequence[Any], name: str, issues: _Collector, *, required: bool
 ) -> pa.StringArray:
-    """Check a column is strings (or null where allowed) and return it as Arrow."""
-    kinds = set(map(type, values))
-    if not kinds <= {str, type(None)}:
+    """Check a column is strings (or null where allowed) and return it as Arrow.
+
+    Arrow's conversion does the type check in C; only when it refuses a value do we walk
+    the column in Python to name each offending event.
+    """
+    wrong: set[int] = set()
+    try:
+        arr = pa.array(values, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
         for i, v in enumerate(values):
             if v is not None and not isinstance(v, str):
                 issues.add(i, name, f"expected a string, got {_type_name(v)}")
-    if required and type(None) in kinds:
-        for i, v in enumerate(values):
-            if v is None:
+                wrong.add(i)
+        arr = pa.array([v if isinstance(v, str) else None for v in values], type=pa.string())
+    if required and arr.null_count:
+        for i in _true_positions(pc.is_null(arr)):
+            if i not in wrong:
                 issues.add(i, name, "is required")
-    clean = (
-        values
-        if kinds <= {str, type(None)}
-        else [v if isinstance(v, str) else None for v in values]
-    )
-    arr = pa.array(clean, type=pa.string())
     _check_lengths(arr, name, issues, MAX_STRING_BYTES)
     return arr
 
@@ -250,30 +252,52 @@ def _shorten(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_ACTOR_KEYS = frozenset(ACTOR_FIELDS)
+_TARGET_KEYS = frozenset(TARGET_FIELDS)
+_NO_ACTOR = (None, None, None, None, True)
+_NO_TARGET = (None, None, True)
+
+
 def _object_column(
-    records: Sequence[dict[str, Any]], name: str, allowed: Sequence[str], issues: _Collector
-) -> tuple[list[Any], dict[str, list[Any]]]:
-    """Pull an object field (actor/target) apart into its sub-fields."""
-    values = [r.get(name) for r in records]
+    values: Sequence[Any], name: str, allowed: Sequence[str], issues: _Collector
+) -> tuple[list[Any], dict[str, Sequence[Any]]]:
+    """Pull an object field (actor/target) apart into its sub-fields, in one pass."""
     kinds = set(map(type, values))
     if not kinds <= {dict, type(None)}:
         for i, v in enumerate(values):
             if v is not None and not isinstance(v, dict):
                 issues.add(i, name, f"expected an object, got {_type_name(v)}")
-        values = [v if isinstance(v, dict) else None for v in values]
-    present = [v for v in values if v is not None]
-    if present:
-        unknown = set().union(*map(dict.keys, present)) - set(allowed)
-        if unknown:
-            for i, v in enumerate(values):
-                if v is not None:
-                    for key in sorted(set(v) - set(allowed)):
-                        issues.add(i, f"{name}.{key}", "unknown field")
-    subs = {sub: [v.get(sub) if v is not None else None for v in values] for sub in allowed}
-    return values, subs
+    objs: list[Any] = [v if isinstance(v, dict) else None for v in values]
+    g = dict.get
+    rows: list[tuple[Any, ...]]
+    # One pass per object column: each pass over scattered dicts costs a cache miss per
+    # event, so sub-fields and the unknown-key check are taken together (measured 3x).
+    if name == "actor":
+        keys = _ACTOR_KEYS
+        rows = [
+            (g(v, "id"), g(v, "type"), g(v, "ip"), g(v, "user_agent"), keys.issuperset(v))
+            if v is not None
+            else _NO_ACTOR
+            for v in objs
+        ]
+        empty: tuple[Any, ...] = _NO_ACTOR
+    else:
+        keys = _TARGET_KEYS
+        rows = [
+            (g(v, "type"), g(v, "id"), keys.issuperset(v)) if v is not None else _NO_TARGET
+            for v in objs
+        ]
+        empty = _NO_TARGET
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in empty]
+    if not all(cols[-1]):
+        for i, v in enumerate(objs):
+            if v is not None:
+                for key in sorted(set(v) - set(allowed)):
+                    issues.add(i, f"{name}.{key}", "unknown field")
+    return objs, dict(zip(allowed, cols[:-1], strict=True))
 
 
-def _canonical_details(values: list[Any], issues: _Collector) -> pa.StringArray:
+def _canonical_details(values: Sequence[Any], issues: _Collector) -> pa.StringArray:
     """Canonical JSON of each `details` object: sorted keys, compact, UTF-8, ≤ 16 KiB."""
     dumps = orjson.dumps
     opt = orjson.OPT_SORT_KEYS
@@ -297,11 +321,39 @@ def _canonical_details(values: list[Any], issues: _Collector) -> pa.StringArray:
                 )
                 append(None)
                 continue
+            if b"e+" in text and (where := _inexact_number(v, "details")):
+                # orjson turns integers beyond 64 bits into floats: refuse, never round.
+                issues.add(
+                    i,
+                    where,
+                    "number too large to store exactly (beyond 64-bit integers); "
+                    "send it as a string",
+                )
+                append(None)
+                continue
             append(text.decode())
         else:
             issues.add(i, "details", f"expected an object, got {_type_name(v)}")
             append(None)
     return pa.array(out, type=pa.string())
+
+
+_EXACT_LIMIT = float(2**63)
+
+
+def _inexact_number(value: Any, path: str) -> str | None:
+    """Path of the first float whose magnitude could hide a rounded big integer."""
+    if isinstance(value, float):
+        return path if abs(value) >= _EXACT_LIMIT else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if found := _inexact_number(item, f"{path}.{key}"):
+                return found
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            if found := _inexact_number(item, f"{path}[{n}]"):
+                return found
+    return None
 
 
 def _parse_times(arr: pa.StringArray, issues: _Collector) -> pa.TimestampArray:
@@ -346,8 +398,8 @@ def assign_ids(times: pa.TimestampArray, namespace: bytes, start_index: int = 0)
     n = len(times)
     if n == 0:
         return pa.array([], pa.string())
-    ms = (pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False) // 1000).astype(np.uint64)
-    ms = np.where(ms < 0, 0, ms).astype(np.uint64)
+    ms = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False) // 1000
+    ms = np.where(ms < 0, 0, ms).astype(np.uint64)  # clamp before the unsigned cast
     salt = hashlib.sha256(namespace).digest()
     raw = np.zeros((n, 16), dtype=np.uint8)
     for byte in range(6):
@@ -474,6 +526,13 @@ def _reject_duplicate_ids(
     return table.filter(pa.array(~drop)), dup
 
 
+_WIRE_KEYS = frozenset(WIRE_FIELDS)
+_ROW_FIELDS = (
+    "tenant", "id", "time", "category", "action", "outcome", "severity", "source",
+    "actor", "target", "details", "(known)",
+)  # fmt: skip
+
+
 def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
     kinds = set(map(type, records))
     if not kinds <= {dict}:
@@ -482,16 +541,33 @@ def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
                 continue  # already reported by the parser
             if not isinstance(r, dict):
                 issues.add(i, "(event)", f"expected an object, got {_type_name(r)}")
-    dicts: list[dict[str, Any]] = [r if isinstance(r, dict) else {} for r in records]
-    if dicts:
-        unknown = set().union(*map(dict.keys, dicts)) - set(WIRE_FIELDS)
-        if unknown:
-            for i, r in enumerate(dicts):
-                for key in sorted(set(r) - set(WIRE_FIELDS)):
-                    issues.add(i, key, "unknown field")
+    dicts: list[dict[str, Any]] = (
+        list(records) if kinds <= {dict} else [r if isinstance(r, dict) else {} for r in records]
+    )
+    g = dict.get
+    known = _WIRE_KEYS
+    # Every field of every event in one pass (see _object_column), then a C-level transpose.
+    rows = [
+        (
+            g(r, "tenant"), g(r, "id"), g(r, "time"), g(r, "category"), g(r, "action"),
+            g(r, "outcome"), g(r, "severity"), g(r, "source"), g(r, "actor"), g(r, "target"),
+            g(r, "details"), known.issuperset(r),
+        )
+        for r in dicts
+    ]  # fmt: skip
+    columns: dict[str, Sequence[Any]] = (
+        dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True))
+        if rows
+        else {f: () for f in _ROW_FIELDS}
+    )
+    del rows
+    if not all(columns["(known)"]):
+        for i, r in enumerate(dicts):
+            for key in sorted(set(r) - known):
+                issues.add(i, key, "unknown field")
 
     def col(name: str) -> list[Any]:
-        return [r.get(name) for r in dicts]
+        return list(columns[name])
 
     not_event = np.array([not isinstance(r, dict) for r in records], dtype=bool)
 
@@ -541,20 +617,22 @@ def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
     severity = pc.fill_null(severity, DEFAULT_SEVERITY)
     source = _string_column(col("source"), "source", issues, required=False)
 
-    actor_values, actor = _object_column(dicts, "actor", ACTOR_FIELDS, issues)
+    actor_values, actor = _object_column(columns["actor"], "actor", ACTOR_FIELDS, issues)
     for i, v in enumerate(actor_values):
         if v is None and not not_event[i] and "actor" not in _already(issues, i):
             issues.add(i, "actor", "is required")
     actor_id = _string_column(actor["id"], "actor.id", issues, required=False)
-    for i, v in enumerate(actor_values):
-        if v is not None and v.get("id") is None:
+    for i, (v, aid) in enumerate(zip(actor_values, actor["id"], strict=True)):
+        if v is not None and aid is None:
             issues.add(i, "actor.id", "is required")
+        elif v is not None and aid == "":
+            issues.add(i, "actor.id", "must not be empty")
     actor_type = _string_column(actor["type"], "actor.type", issues, required=False)
     _check_enum(actor_type, "actor.type", ACTOR_TYPES, issues)
     actor_ip = _string_column(actor["ip"], "actor.ip", issues, required=False)
     user_agent = _string_column(actor["user_agent"], "actor.user_agent", issues, required=False)
 
-    _, target = _object_column(dicts, "target", TARGET_FIELDS, issues)
+    _, target = _object_column(columns["target"], "target", TARGET_FIELDS, issues)
     target_type = _string_column(target["type"], "target.type", issues, required=False)
     target_id = _string_column(target["id"], "target.id", issues, required=False)
 

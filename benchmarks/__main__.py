@@ -1,0 +1,215 @@
+"""`python -m benchmarks`: auditlake's hot paths beside a baseline measured in the same run.
+
+- ingest: `ingest.files.load` + `lake.append.append` of a JSONL file, against the bare load
+  of the same file (pyarrow JSON reader + partitioned `write_deltalake`) and a plain
+  Parquet write (the disk's limit).
+- verify: `lake.verify.verify_lake` over that lake, against hashlib SHA-256 over the same
+  leaf bytes (one call per leaf, and one stream: the floor).
+
+Prints min/median/max over repeats and the ratio to the baseline; writes JSON and
+Markdown under benchmarks/results/. Wall-clock figures live here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+from deltalake import write_deltalake
+
+from ingest.demo import iter_events, write_jsonl
+from ingest.files import load
+from lake.append import append
+from lake.leaf import leaf_inputs
+from lake.note import generate_signer
+from lake.schema import LEAF_FIELDS
+from lake.storage import Lake
+from lake.verify import verify_lake
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(
+    fn: Callable[[], Any], repeat: int, setup: Callable[[], None] | None = None
+) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        if setup:
+            setup()
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def summary(name: str, times: list[float], events: int) -> dict[str, Any]:
+    med = statistics.median(times)
+    return {
+        "name": name,
+        "min_s": min(times),
+        "median_s": med,
+        "max_s": max(times),
+        "events_per_s": events / med,
+    }
+
+
+def make_input(work: Path, events: int) -> Path:
+    tenants = [f"tenant-{i:02d}" for i in range(20)]
+    days = 30
+    per_day = max(1, events // (len(tenants) * days))
+    path = work / "events.jsonl"
+    n = write_jsonl(
+        iter_events(tenants=tenants, days=days, events_per_tenant_per_day=per_day, seed=1),
+        path,
+    )
+    print(f"input: {n:,} events, {path.stat().st_size / 1e6:.0f} MB JSONL")
+    return path
+
+
+def bench_ingest(work: Path, src: Path, repeat: int) -> tuple[list[dict[str, Any]], Path]:
+    n = sum(1 for _ in src.open("rb"))
+    signer = generate_signer("bench")
+    target = work / "lake"
+
+    def reset(path: Path) -> Callable[[], None]:
+        return lambda: shutil.rmtree(path, ignore_errors=True)
+
+    def ours() -> None:
+        lake = Lake.init(target, "bench", signer.verifier_key.encode())
+        append(lake, load(str(src)).validated.table, signer)
+
+    def bare() -> None:
+        table = pj.read_json(src)
+        day = pc.cast(pc.cast(table.column("time"), pa.timestamp("us", tz="UTC")), pa.date32())
+        table = table.append_column("event_date", day)
+        write_deltalake(work / "bare", table, partition_by=["tenant", "event_date"])
+
+    def parquet() -> None:
+        pq.write_table(pj.read_json(src), work / "plain.parquet")
+
+    results = [
+        summary(
+            "ingest: bare pyarrow JSON + write_deltalake",
+            timed(bare, repeat, reset(work / "bare")),
+            n,
+        ),
+        summary("ingest: pyarrow JSON + plain Parquet write", timed(parquet, repeat), n),
+        summary(
+            "ingest: auditlake (validate, hash, sequence, commit, seal)",
+            timed(ours, repeat, reset(target)),
+            n,
+        ),
+    ]
+    return results, target
+
+
+def bench_verify(lake_path: Path, repeat: int) -> list[dict[str, Any]]:
+    lake = Lake.open(lake_path)
+    table = lake.events_table()
+    trusted = [generate_signer("x").verifier_key]  # findings don't change the work done
+    rows = lake.read_rows(table, lake.data_files(table), list(LEAF_FIELDS))
+    n = rows.num_rows
+    leaves = [leaf_inputs(rows.slice(i, 65536)) for i in range(0, n, 65536)]
+    blob = b"".join(b.buffers()[2].to_pybytes() for b in leaves)
+    flat = [x for b in leaves for x in b.to_pylist()]
+
+    def per_leaf() -> None:
+        sha = hashlib.sha256
+        for x in flat:
+            sha(x).digest()
+
+    def stream() -> None:
+        hashlib.sha256(blob).digest()
+
+    keys = trusted
+    results = [
+        summary(
+            "verify floor: hashlib SHA-256, one stream over the leaf bytes",
+            timed(stream, repeat),
+            n,
+        ),
+        summary("verify baseline: hashlib SHA-256, one call per leaf", timed(per_leaf, repeat), n),
+        summary(
+            "verify: auditlake verify_lake (read, re-encode, hash, tree, signatures)",
+            timed(lambda: verify_lake(lake, keys), repeat),
+            n,
+        ),
+    ]
+    print(f"leaf bytes: {len(blob) / n:.0f} B/event on average")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["ingest", "verify"], action="append")
+    args = parser.parse_args()
+    only = set(args.only or ["ingest", "verify"])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="auditlake-bench-") as tmp:
+        work = Path(tmp)
+        src = make_input(work, int(args.events))
+        results: list[dict[str, Any]] = []
+        ingest_results, lake_path = bench_ingest(work, src, args.repeat if "ingest" in only else 1)
+        if "ingest" in only:
+            results += ingest_results
+        if "verify" in only:
+            results += bench_verify(lake_path, args.repeat)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    lines = [
+        f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {machine}; {int(args.events):,} events requested; {args.repeat} repeats.",
+        "",
+        "| benchmark | min s | median s | max s | events/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r['min_s']:.2f} | {r['median_s']:.2f} | "
+            f"{r['max_s']:.2f} | {r['events_per_s']:,.0f} |"
+        )
+    ratios = []
+    if "ingest" in only:
+        ours = next(r for r in results if r["name"].startswith("ingest: auditlake"))
+        bare = next(r for r in results if r["name"].startswith("ingest: bare"))
+        ratios.append(
+            f"ingest / bare Delta load: {ours['median_s'] / bare['median_s']:.2f}x (goal <= 1.5x)"
+        )
+    if "verify" in only:
+        ours = next(r for r in results if r["name"].startswith("verify: auditlake"))
+        floor = next(r for r in results if r["name"].startswith("verify baseline"))
+        ratios.append(
+            f"verify: {ours['events_per_s']:,.0f} events/s (goal >= 1,000,000); "
+            f"{ours['median_s'] / floor['median_s']:.2f}x the per-leaf hashlib time"
+        )
+    lines += ["", *ratios]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"{stamp}.md").write_text(report)
+    (RESULTS / f"{stamp}.json").write_text(
+        json.dumps({"machine": machine, "results": results, "ratios": ratios}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Run the real `auditlake` console script against small lakes in tmp dirs.
+
+Every test gets its own config home and lake path through the environment (never the
+user's), and a `run` helper that executes the installed script in a subprocess, as a user
+or a cron job would: stdout, stderr and the exit code are what the contract is about.
+A demo lake is built once per session (per xdist worker) for read-only tests; tests that
+change a lake or a home work on a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
+TIMEOUT = 120
+DEMO_ARGS = ("demo", "--days", "2", "--events-per-day", "60")
+# Environment variables that change what auditlake (or rich, for its output) does.
+_DROP = ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run of the command left behind."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as one JSON document (fails the test if it is anything else)."""
+        return json.loads(self.stdout)
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+    def assert_usage_error(self, *needles: str) -> None:
+        """Exit 2, nothing on stdout, a one-line `auditlake: ...` reason naming `needles`."""
+        assert self.returncode == 2, self
+        assert self.stdout == "", self
+        assert len(self.stderr_lines) == 1, self
+        assert self.stderr.startswith("auditlake: "), self
+        for needle in needles:
+            assert needle in self.stderr, (needle, self)
+
+
+Run = Callable[..., Result]
+
+
+def clean_env(home: Path, lake: Path) -> dict[str, str]:
+    """os.environ without any AUDITLAKE_* setting of the user's, plus our home and lake."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLAKE_") and k not in _DROP}
+    env["AUDITLAKE_HOME"] = str(home)
+    env["AUDITLAKE_LAKE"] = str(lake)
+    return env
+
+
+def run_cli(
+    args: Iterable[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    input: bytes | str | None = None,
+) -> Result:
+    """Run the installed console script; a traceback is never an acceptable answer."""
+    assert AUDITLAKE, "the auditlake console script is not installed beside this Python"
+    argv = tuple(str(a) for a in args)
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [AUDITLAKE, *argv],
+        input=data,
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    result = Result(
+        argv,
+        proc.returncode,
+        proc.stdout.decode("utf-8"),
+        proc.stderr.decode("utf-8"),
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def env(home: Path, lake: Path) -> dict[str, str]:
+    """A copy of os.environ with AUDITLAKE_HOME and AUDITLAKE_LAKE in tmp_path, nothing else."""
+    return clean_env(home, lake)
+
+
+@pytest.fixture
+def make_env() -> Callable[[Path, Path], dict[str, str]]:
+    """`make_env(home, lake)`: a clean environment for another home or lake."""
+    return clean_env
+
+
+@pytest.fixture
+def run(env: dict[str, str], tmp_path: Path) -> Run:
+    """`run(*args, input=None)`: the real command in tmp_path with `env`.
+
+    `env=` replaces the environment for one call; `cwd=` the working directory.
+    """
+
+    default_env = env
+
+    def _run(
+        *args: Any,
+        input: bytes | str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Result:
+        use = dict(default_env if env is None else env)
+        return run_cli(args, env=use, cwd=cwd or tmp_path, input=input)
+
+    return _run
+
+
+# -- lakes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoLake:
+    """A demo lake built once, with the home whose key signed it."""
+
+    lake: Path
+    home: Path
+    verifier_key: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return clean_env(self.home, self.lake)
+
+    def tenants(self) -> list[str]:
+        return sorted(p.name.split("=", 1)[1] for p in (self.lake / "events").glob("tenant=*"))
+
+    def event_ids(self, tenant: str) -> list[str]:
+        """Stored event ids of one tenant, read straight from its data files."""
+        ids: list[str] = []
+        for f in sorted((self.lake / "events" / f"tenant={tenant}").rglob("*.parquet")):
+            ids += pq.ParquetFile(f).read(columns=["event_id"]).column(0).to_pylist()
+        return ids
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> DemoLake:
+    """`auditlake demo --days 2 --events-per-day 60` with its own home. Do not modify."""
+    base = tmp_path_factory.mktemp("demo")
+    env = clean_env(base / "home", base / "lake")
+    built = run_cli(DEMO_ARGS, env=env, cwd=base)
+    assert built.returncode == 0, built
+    exported = run_cli(("keys", "export"), env=env, cwd=base)
+    assert exported.returncode == 0, exported
+    return DemoLake(base / "lake", base / "home", exported.stdout.strip())
+
+
+@pytest.fixture
+def demo_copy(demo_lake: DemoLake, home: Path, lake: Path) -> DemoLake:
+    """A private copy of the demo lake and its home at the `env` fixture's paths."""
+    shutil.copytree(demo_lake.lake, lake)
+    shutil.copytree(demo_lake.home, home)  # copy2 keeps the key file's 0600 mode
+    return DemoLake(lake, home, demo_lake.verifier_key)

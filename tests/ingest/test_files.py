@@ -1,0 +1,563 @@
+"""Tests for ingest.files: every input format from real files, stdin sniffing, rejects.
+
+All inputs are real files in tmp_path (or bytes passed as stdin would be); the validation
+rules themselves are covered in tests/lake/test_wire.py, so here the point is that each
+format reaches them with the right event index, line and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ingest.files import Input, detect_format, load, write_rejects
+from lake.errors import UsageError, ValidationError
+
+
+def ev(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "tenant": "acme",
+        "time": "2024-03-01T12:00:00Z",
+        "category": "authentication",
+        "action": "login",
+        "outcome": "success",
+        "actor": {"id": "u1"},
+    }
+    event.update(overrides)
+    return event
+
+
+def rows(inp: Input) -> list[dict[str, Any]]:
+    return list(inp.validated.table.to_pylist())
+
+
+def ids(inp: Input) -> list[str]:
+    return list(inp.validated.table.column("event_id").to_pylist())
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def jsonl_bytes(*events: Any) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+CSV_NESTED_HEADER = b"tenant,time,category,action,outcome,actor.id,actor.type,target.id,details\n"
+
+
+# ---------------------------------------------------------------------------------------
+# JSON Lines and JSON arrays.
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson", ".JSONL"])
+def test_jsonl_file(tmp_path: Path, suffix: str) -> None:
+    data = jsonl_bytes(ev(), ev(action="logout", actor={"id": "u2"}))
+    path = write(tmp_path, "events" + suffix, data)
+    inp = load(path)
+    assert inp.format == "jsonl"
+    assert inp.name == path
+    assert inp.total == 2
+    assert inp.digest == hashlib.sha256(data).hexdigest()
+    assert [r["action"] for r in rows(inp)] == ["login", "logout"]
+    assert inp.validated.rejected == []
+
+
+def test_jsonl_file_reports_lines(tmp_path: Path) -> None:
+    data = orjson.dumps(ev()) + b"\n\n" + b"{oops\n" + orjson.dumps(ev(tenant="X")) + b"\n"
+    inp = load(write(tmp_path, "e.jsonl", data))
+    assert inp.total == 3
+    assert [(r.index, r.line, [i.field for i in r.issues]) for r in inp.validated.rejected] == [
+        (1, 3, ["(event)"]),
+        (2, 4, ["tenant"]),
+    ]
+
+
+def test_json_array_file(tmp_path: Path) -> None:
+    data = orjson.dumps([ev(), ev(outcome="nope"), ev(outcome="failure")])
+    inp = load(write(tmp_path, "events.json", data))
+    assert inp.format == "json"
+    assert inp.total == 3
+    assert [r["outcome"] for r in rows(inp)] == ["success", "failure"]
+    (r,) = inp.validated.rejected
+    assert (r.index, r.line) == (1, None)
+    assert [(i.field, i.line) for i in r.issues] == [("outcome", None)]
+
+
+def test_json_non_array_document_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "one.json", orjson.dumps(ev()))
+    with pytest.raises(ValidationError) as err:
+        load(path)
+    assert err.value.source == path
+    assert [(i.index, i.field, i.message) for i in err.value.issues] == [
+        (0, "(document)", "expected an array of events, got an object")
+    ]
+
+
+def test_json_malformed_document_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.json", b"[" + orjson.dumps(ev()) + b",")
+    with pytest.raises(ValidationError) as err:
+        load(path)
+    (issue,) = err.value.issues
+    assert issue.field == "(document)"
+    assert issue.message.startswith("not valid JSON")
+    assert err.value.source == path
+
+
+# ---------------------------------------------------------------------------------------
+# CSV.
+
+
+def test_csv_with_nested_headers(tmp_path: Path) -> None:
+    data = CSV_NESTED_HEADER + (
+        b"acme,2024-03-01T12:00:00+01:00,authentication,login,success,u1,user,doc-1,"
+        b'"{""b"": 2, ""a"": {""d"": 1, ""c"": ""\xc3\xa9""}}"\n'
+        b"acme,2024-03-01T12:00:00Z,authentication,logout,success,u2,,,\n"
+    )
+    inp = load(write(tmp_path, "e.csv", data))
+    assert inp.format == "csv"
+    assert inp.validated.rejected == []
+    first, second = rows(inp)
+    assert first["time"] == datetime(2024, 3, 1, 11, tzinfo=UTC)
+    assert (first["actor_id"], first["actor_type"], first["target_id"]) == ("u1", "user", "doc-1")
+    assert first["target_type"] is None
+    # details given as JSON text become canonical JSON
+    assert first["details"] == '{"a":{"c":"é","d":1},"b":2}'
+    # empty cells are absent fields, not empty strings
+    assert (second["actor_type"], second["target_id"], second["details"]) == (None, None, None)
+    assert second["severity"] == "info"
+
+
+def test_csv_with_flat_stored_column_names(tmp_path: Path) -> None:
+    data = (
+        b"tenant,event_id,time,category,action,outcome,severity,actor_id,actor_type,actor_ip,"
+        b"user_agent,target_type,target_id,source\n"
+        b"acme,e-1,2024-03-01T12:00:00Z,admin_action,role.grant,failure,high,alice,admin,"
+        b"10.0.0.1,curl/8,user,bob,console\n"
+    )
+    inp = load(write(tmp_path, "flat.csv", data))
+    assert inp.validated.rejected == []
+    (row,) = rows(inp)
+    assert {k: row[k] for k in row if k not in ("time", "event_date")} == {
+        "tenant": "acme",
+        "event_id": "e-1",
+        "category": "admin_action",
+        "action": "role.grant",
+        "outcome": "failure",
+        "severity": "high",
+        "actor_id": "alice",
+        "actor_type": "admin",
+        "actor_ip": "10.0.0.1",
+        "user_agent": "curl/8",
+        "target_type": "user",
+        "target_id": "bob",
+        "source": "console",
+        "details": None,
+    }
+
+
+def test_csv_bad_details_json_names_the_field_and_line(tmp_path: Path) -> None:
+    data = CSV_NESTED_HEADER + (
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1,,,\n"
+        b'acme,2024-03-01T12:00:00Z,authentication,login,success,u2,,,"{not json"\n'
+        b'acme,2024-03-01T12:00:00Z,authentication,login,success,u3,,,"[1, 2]"\n'
+    )
+    inp = load(write(tmp_path, "e.csv", data))
+    assert [r["actor_id"] for r in rows(inp)] == ["u1"]
+    bad_json, not_object = inp.validated.rejected
+    assert (bad_json.index, bad_json.line) == (1, 3)
+    (issue,) = bad_json.issues
+    assert (issue.index, issue.field, issue.line) == (1, "details", 3)
+    assert issue.message.startswith("is not valid JSON")
+    assert (not_object.index, not_object.line) == (2, 4)
+    assert [(i.field, i.message) for i in not_object.issues] == [
+        ("details", "expected an object, got an array")
+    ]
+
+
+def test_csv_validation_errors_carry_line_numbers(tmp_path: Path) -> None:
+    data = (
+        b"tenant,time,category,action,outcome,actor_id\n"
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1\n"
+        b"acme,2024-03-01T12:00:00Z,authentication,login,meh,u1\n"
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success\n"  # short row
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1,surplus\n"
+    )
+    inp = load(write(tmp_path, "e.csv", data))
+    got = [(i.index, i.line, i.field, i.message) for i in inp.validated.issues]
+    assert got == [
+        (1, 3, "outcome", "unknown value 'meh'; expected one of success, failure, unknown"),
+        (2, 4, "actor", "is required"),
+        (3, 5, "(event)", "more cells than header columns"),
+    ]
+
+
+def test_csv_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    data = (
+        b"tenant,time,category,action,outcome,actor_id\n"
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1\n"
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,\xff\xfe\n"
+    )
+    path = write(tmp_path, "e.csv", data)
+    with pytest.raises(ValidationError) as err:
+        load(path)
+    assert err.value.source == path
+    (issue,) = err.value.issues
+    assert (issue.index, issue.line, issue.field) == (1, 3, "(event)")
+    bad_at = data.index(b"\xff")
+    assert issue.message == f"not valid UTF-8 at byte {bad_at}"
+
+
+def test_csv_with_bom_is_read_and_invalid_utf8_after_it_names_the_right_line(
+    tmp_path: Path,
+) -> None:
+    header = b"\xef\xbb\xbftenant,time,category,action,outcome,actor_id\n"
+    row = b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1\n"
+    inp = load(write(tmp_path, "bom.csv", header + row))
+    assert inp.validated.rejected == []
+    assert rows(inp)[0]["tenant"] == "acme"  # the BOM is not glued to the first header
+
+    # The bad byte starts line 3; the BOM's three bytes must not shift it onto line 2.
+    data = header + row + b"\xffcme,2024\n"
+    with pytest.raises(ValidationError) as err:
+        load(write(tmp_path, "bom-bad.csv", data))
+    (issue,) = err.value.issues
+    assert (issue.index, issue.line) == (1, 3)
+    bad_at = data.index(b"\xff")
+    assert issue.message == f"not valid UTF-8 at byte {bad_at}"
+
+
+# ---------------------------------------------------------------------------------------
+# Parquet.
+
+TZ_PARIS = "Europe/Paris"
+
+
+def _base_columns(n: int) -> dict[str, Any]:
+    return {
+        "tenant": ["acme"] * n,
+        "category": ["authentication"] * n,
+        "action": ["login"] * n,
+        "outcome": ["success"] * n,
+    }
+
+
+def test_parquet_with_nested_struct_columns(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            **_base_columns(2),
+            "time": ["2024-03-01T12:00:00Z", "2024-03-01T23:30:00-01:00"],
+            "actor": pa.array(
+                [{"id": "u1", "type": "user", "ip": "10.0.0.1"}, {"id": "u2"}],
+                pa.struct([("id", pa.string()), ("type", pa.string()), ("ip", pa.string())]),
+            ),
+            "target": pa.array(
+                [{"type": "doc", "id": "d1"}, None],
+                pa.struct([("type", pa.string()), ("id", pa.string())]),
+            ),
+            "details": pa.array(
+                [{"z": 1, "a": "x"}, None], pa.struct([("z", pa.int64()), ("a", pa.string())])
+            ),
+        }
+    )
+    inp = load(write(tmp_path, "nested.parquet", parquet_bytes(table)))
+    assert inp.format == "parquet"
+    assert inp.validated.rejected == []
+    first, second = rows(inp)
+    assert (first["actor_id"], first["actor_type"], first["actor_ip"]) == ("u1", "user", "10.0.0.1")
+    assert (first["target_type"], first["target_id"]) == ("doc", "d1")
+    assert first["details"] == '{"a":"x","z":1}'
+    assert (second["actor_id"], second["actor_type"], second["target_id"]) == ("u2", None, None)
+    assert second["event_date"] == date(2024, 3, 2)
+
+
+def test_parquet_with_flat_columns_and_details_text(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            **_base_columns(1),
+            "event_id": ["e-7"],
+            "time": ["2024-03-01T12:00:00Z"],
+            "actor_id": ["alice"],
+            "actor_type": ["admin"],
+            "user_agent": ["curl/8"],
+            "target_type": ["user"],
+            "target_id": ["bob"],
+            "details": ['{"b": 1, "a": 2}'],
+        }
+    )
+    inp = load(write(tmp_path, "flat.pq", parquet_bytes(table)))
+    assert inp.format == "parquet"
+    assert inp.validated.rejected == []
+    (row,) = rows(inp)
+    assert row["event_id"] == "e-7"
+    assert (row["actor_id"], row["actor_type"], row["user_agent"]) == ("alice", "admin", "curl/8")
+    assert (row["target_type"], row["target_id"]) == ("user", "bob")
+    assert row["details"] == '{"a":2,"b":1}'
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_parquet_tz_aware_timestamp_column(tmp_path: Path, unit: str) -> None:
+    instants = [
+        datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-1))),
+    ]
+    table = pa.table(
+        {
+            **_base_columns(2),
+            "time": pa.array(instants, pa.timestamp(unit, tz=TZ_PARIS)),
+            "actor_id": ["u1", "u2"],
+        }
+    )
+    inp = load(write(tmp_path, "tz.parquet", parquet_bytes(table)))
+    assert inp.validated.rejected == []
+    got = rows(inp)
+    assert [r["time"] for r in got] == instants
+    assert [r["event_date"] for r in got] == [date(2024, 3, 1), date(2024, 3, 2)]
+
+
+def test_parquet_naive_timestamp_is_rejected(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            **_base_columns(2),
+            "time": pa.array(
+                [datetime(2024, 3, 1, 12), datetime(2024, 3, 1, 13)], pa.timestamp("us")
+            ),
+            "actor_id": ["u1", "u2"],
+        }
+    )
+    inp = load(write(tmp_path, "naive.parquet", parquet_bytes(table)))
+    assert inp.validated.table.num_rows == 0
+    assert [r.index for r in inp.validated.rejected] == [0, 1]
+    for r in inp.validated.rejected:
+        assert r.line is None
+        assert ("time", "timestamp has no time zone") in [(i.field, i.message) for i in r.issues]
+
+
+def test_parquet_nanosecond_digits_are_refused_not_truncated(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            **_base_columns(1),
+            "time": pa.array([1_709_294_400_123_456_789], pa.timestamp("ns", tz="UTC")),
+            "actor_id": ["u1"],
+        }
+    )
+    path = write(tmp_path, "ns.parquet", parquet_bytes(table))
+    with pytest.raises(UsageError, match="sub-microsecond") as err:
+        load(path)
+    assert path in str(err.value)
+    assert "'time'" in str(err.value)
+
+
+def test_not_a_parquet_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "junk.parquet", b"PAR1 this is not parquet")
+    with pytest.raises(UsageError, match="not a readable Parquet file") as err:
+        load(path)
+    assert not isinstance(err.value, ValidationError)
+
+
+# ---------------------------------------------------------------------------------------
+# Formats, extensions, missing files.
+
+
+def test_unknown_extension_asks_for_format(tmp_path: Path) -> None:
+    path = write(tmp_path, "events.txt", jsonl_bytes(ev()))
+    with pytest.raises(UsageError) as err:
+        load(path)
+    message = str(err.value)
+    assert "'.txt'" in message
+    assert "--format" in message
+    assert "jsonl, json, csv, parquet" in message
+
+
+def test_no_extension_asks_for_format(tmp_path: Path) -> None:
+    path = write(tmp_path, "events", jsonl_bytes(ev()))
+    with pytest.raises(UsageError, match=r"'\(none\)'.*--format"):
+        load(path)
+
+
+def test_explicit_format_overrides_extension(tmp_path: Path) -> None:
+    path = write(tmp_path, "events.txt", jsonl_bytes(ev()))
+    inp = load(path, "jsonl")
+    assert inp.format == "jsonl"
+    assert inp.validated.table.num_rows == 1
+
+
+def test_unknown_explicit_format(tmp_path: Path) -> None:
+    path = write(tmp_path, "events.jsonl", jsonl_bytes(ev()))
+    with pytest.raises(UsageError, match="unknown format 'xml'; choose one of"):
+        load(path, "xml")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "nope.jsonl")
+    with pytest.raises(UsageError, match="no such file") as err:
+        load(path)
+    assert path in str(err.value)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        load(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"PAR1\x15\x04", "parquet"),
+        (b"[", "json"),
+        (b"  \n\t[{", "json"),
+        (b'{"tenant"', "jsonl"),
+        (b"\n\n{", "jsonl"),
+        (b"", "jsonl"),
+    ],
+)
+def test_stdin_format_is_sniffed(head: bytes, expected: str) -> None:
+    assert detect_format("-", None, head) == expected
+
+
+def test_stdin_sniffing_ignores_extension_rules_and_explicit_wins() -> None:
+    assert detect_format("-", "csv", b"[") == "csv"
+    assert detect_format("x.csv", None, b"[") == "csv"
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (jsonl_bytes(ev(), ev()), "jsonl"),
+        (b"  " + orjson.dumps([ev(), ev()]), "json"),
+    ],
+)
+def test_load_stdin_bytes(data: bytes, fmt: str) -> None:
+    inp = load("-", data=data)
+    assert (inp.name, inp.format, inp.total) == ("stdin", fmt, 2)
+    assert inp.validated.table.num_rows == 2
+
+
+def test_load_stdin_parquet_bytes() -> None:
+    table = pa.table({**_base_columns(1), "time": ["2024-03-01T12:00:00Z"], "actor_id": ["u"]})
+    inp = load("-", data=parquet_bytes(table))
+    assert (inp.name, inp.format) == ("stdin", "parquet")
+    assert inp.validated.table.num_rows == 1
+
+
+def test_stdin_validation_error_names_stdin() -> None:
+    with pytest.raises(ValidationError) as err:
+        load("-", data=b'  {"not": "an array"}', fmt="json")
+    assert err.value.source == "stdin"
+
+
+# ---------------------------------------------------------------------------------------
+# Deterministic ids.
+
+
+def test_same_bytes_give_the_same_ids(tmp_path: Path) -> None:
+    data = jsonl_bytes(ev(), ev(action="logout"), ev(id="client-1"))
+    first = ids(load(write(tmp_path, "a.jsonl", data)))
+    again = ids(load(write(tmp_path, "a.jsonl", data)))
+    renamed = ids(load(write(tmp_path, "b.ndjson", data)))
+    from_stdin = ids(load("-", data=data))
+    assert first == again == renamed == from_stdin
+    assert first[2] == "client-1"
+
+
+def test_different_bytes_give_different_ids(tmp_path: Path) -> None:
+    a = ids(load(write(tmp_path, "a.jsonl", jsonl_bytes(ev(), ev()))))
+    b = ids(load(write(tmp_path, "b.jsonl", jsonl_bytes(ev(), ev()) + b"\n")))
+    assert set(a).isdisjoint(b)
+
+
+def test_csv_and_parquet_ids_are_deterministic_too(tmp_path: Path) -> None:
+    csv_data = b"tenant,time,category,action,outcome,actor_id\n" + (
+        b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1\n" * 3
+    )
+    assert ids(load(write(tmp_path, "a.csv", csv_data))) == ids(load("-", "csv", csv_data))
+    table = pa.table({**_base_columns(1), "time": ["2024-03-01T12:00:00Z"], "actor_id": ["u"]})
+    pq_data = parquet_bytes(table)
+    assert ids(load(write(tmp_path, "a.parquet", pq_data))) == ids(load("-", data=pq_data))
+
+
+# ---------------------------------------------------------------------------------------
+# Rejects file.
+
+
+def test_write_rejects_jsonl(tmp_path: Path) -> None:
+    bad_event = ev(tenant="BAD", outcome="meh")
+    data = (
+        orjson.dumps(ev())
+        + b"\n\n"
+        + orjson.dumps(bad_event)
+        + b"\n"
+        + b"{broken\n"
+        + orjson.dumps(ev(id="dup"))
+        + b"\n"
+        + orjson.dumps(ev(id="dup"))
+        + b"\n"
+    )
+    inp = load(write(tmp_path, "in.jsonl", data))
+    out = tmp_path / "in.rejects.jsonl"
+    assert write_rejects(out, inp) == 3
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 3
+    records = [orjson.loads(line) for line in lines]
+    assert [set(r) for r in records] == [{"input", "index", "line", "errors", "event"}] * 3
+
+    first, second, third = records
+    assert (first["index"], first["line"], first["event"]) == (1, 3, bad_event)
+    assert first["errors"] == [
+        {
+            "index": 1,
+            "field": "tenant",
+            "message": first["errors"][0]["message"],
+            "line": 3,
+        },
+        {
+            "index": 1,
+            "field": "outcome",
+            "message": "unknown value 'meh'; expected one of success, failure, unknown",
+            "line": 3,
+        },
+    ]
+    assert "is not a valid tenant id" in first["errors"][0]["message"]
+    # A line that is not JSON is written back as its text.
+    assert (second["index"], second["line"], second["event"]) == (2, 4, "{broken")
+    assert second["errors"][0]["field"] == "(event)"
+    assert (third["index"], third["line"]) == (4, 6)
+    assert third["errors"][0]["field"] == "id"
+    assert third["event"] == ev(id="dup")
+
+
+def test_write_rejects_without_rejects_writes_an_empty_file(tmp_path: Path) -> None:
+    inp = load(write(tmp_path, "ok.jsonl", jsonl_bytes(ev())))
+    out = tmp_path / "rejects.jsonl"
+    assert write_rejects(out, inp) == 0
+    assert out.read_bytes() == b""
+
+
+def test_write_rejects_for_json_array_has_null_line(tmp_path: Path) -> None:
+    inp = load(write(tmp_path, "in.json", orjson.dumps([ev(), 5, ev(severity="fatal")])))
+    out = tmp_path / "rejects.jsonl"
+    assert write_rejects(out, inp) == 2
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [(r["index"], r["line"], r["event"]) for r in records] == [
+        (1, None, 5),
+        (2, None, ev(severity="fatal")),
+    ]
+    assert records[0]["errors"] == [
+        {"index": 1, "field": "(event)", "message": "expected an object, got a number"}
+    ]

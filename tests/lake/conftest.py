@@ -1,0 +1,52 @@
+"""Small real lakes in tmp dirs: built once per session from the demo generator, copied per test."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ingest.demo import generate
+from lake.append import append
+from lake.config import KeyStore, TrustStore
+from lake.note import NoteSigner, VerifierKey
+from lake.storage import Lake
+from lake.wire import validate
+
+
+@dataclass
+class Built:
+    root: Path
+    home: Path
+
+    def copy(self, dest: Path) -> tuple[Lake, NoteSigner, list[VerifierKey]]:
+        shutil.copytree(self.root, dest / "lake")
+        store = KeyStore(self.home)
+        return Lake.open(dest / "lake"), store.active(), TrustStore(self.home).keys()
+
+
+def build_lake(root: Path, home: Path, *, days: int = 3, per_day: int = 120) -> None:
+    store = KeyStore(home)
+    signer = store.generate("test-key")
+    TrustStore(home).add(signer.verifier_key)
+    lake = Lake.init(root, "test", signer.verifier_key.encode())
+    data = generate(days=days, events_per_tenant_per_day=per_day, seed=3)
+    days_seen: dict[str, list[dict[str, object]]] = {}
+    for event in data.events:
+        days_seen.setdefault(str(event["time"])[:10], []).append(event)
+    for day in sorted(days_seen):
+        append(lake, validate(days_seen[day], namespace=day.encode()).table, signer)
+
+
+@pytest.fixture(scope="session")
+def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    base = tmp_path_factory.mktemp("golden")
+    build_lake(base / "lake", base / "home")
+    return Built(base / "lake", base / "home")
+
+
+@pytest.fixture
+def lake_copy(built_lake: Built, tmp_path: Path) -> tuple[Lake, NoteSigner, list[VerifierKey]]:
+    return built_lake.copy(tmp_path)
