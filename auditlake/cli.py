@@ -279,7 +279,7 @@ def ingest(
     signer = ctx.keys().active()
     loaded = []
     for name in files:
-        inp = load(name, input_format)
+        inp = load(name, input_format, workers=os.cpu_count() or 1)
         if inp.validated.rejected and not skip_invalid:
             raise ValidationError(inp.validated.issues, source=inp.name)
         loaded.append(inp)
@@ -445,6 +445,7 @@ def verify(
             tenants=tenants,
             since=notes,
             progress=lambda d, t: update("events", d, t),
+            workers=os.cpu_count() or 1,
         )
     print_report(report, fmt)
     if not report.ok:
@@ -521,12 +522,12 @@ def checkpoint() -> None:
 @handle_errors
 def checkpoint_export(ctx: Ctx, tenant: str) -> None:
     """Print the tenant's latest signed checkpoint; keep it to detect rollback later."""
-    from lake.proof import _latest_checkpoint
+    from lake.proof import latest_checkpoint
 
     lake = ctx.open()
     check_tenant(tenant)
     try:
-        cp = _latest_checkpoint(lake, tenant)
+        cp = latest_checkpoint(lake, tenant)
     except ProofError as exc:
         fail(str(exc))
     sys.stdout.write(cp["note"])

@@ -14,7 +14,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.errors import Issue, UsageError, ValidationError
-from lake.wire import Validated, parse_json_array, parse_jsonl, validate
+from lake.wire import Validated, merge, parse_json_array, parse_jsonl, validate
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
 _EXTENSIONS = {
@@ -94,8 +96,13 @@ def read_bytes(name: str) -> bytes:
         raise UsageError(f"{name}: permission denied") from None
 
 
-def load(name: str, fmt: str | None = None, data: bytes | None = None) -> Input:
-    """Read and validate one input (a path, or '-' for stdin)."""
+def load(name: str, fmt: str | None = None, data: bytes | None = None, workers: int = 1) -> Input:
+    """Read and validate one input (a path, or '-' for stdin).
+
+    With `workers` > 1, large JSON Lines inputs are validated in that many processes.
+    They are started with "spawn", so a calling script needs the usual
+    `if __name__ == "__main__":` guard; the CLI passes one worker per core.
+    """
     raw = read_bytes(name) if data is None else data
     kind = detect_format(name, fmt, raw[:64])
     digest = hashlib.sha256(raw).hexdigest()
@@ -103,8 +110,7 @@ def load(name: str, fmt: str | None = None, data: bytes | None = None) -> Input:
     label = "stdin" if name == "-" else name
     try:
         if kind == "jsonl":
-            records, lines, issues = parse_jsonl(raw)
-            validated = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
+            validated = _validate_jsonl(raw, namespace, workers)
         elif kind == "json":
             records = parse_json_array(raw)
             validated = validate(records, namespace=namespace)
@@ -117,7 +123,73 @@ def load(name: str, fmt: str | None = None, data: bytes | None = None) -> Input:
     except ValidationError as exc:
         exc.source = label
         raise
-    return Input(label, kind, digest, validated, len(records))
+    total = len(validated.lines) if validated.lines is not None else len(records)
+    return Input(label, kind, digest, validated, total)
+
+
+# JSON Lines are validated in chunks of about this many bytes: a smaller live set of
+# Python objects per step is faster (12.4 s against 15.9 s for 1M events in one piece,
+# measured), and chunks are what worker processes share out.
+CHUNK_BYTES = 8 * 1024 * 1024
+# Below this size one process is faster than starting workers (interpreter + imports).
+PARALLEL_MIN_BYTES = 96 * 1024 * 1024
+
+
+def _validate_chunk(
+    data: bytes, namespace: bytes, first_line: int, offset: int, check_ids: bool = True
+) -> Validated:
+    """Parse and validate one chunk of a JSON Lines input (maybe in a worker process)."""
+    records, lines, issues = parse_jsonl(data, first_line)
+    return validate(
+        records,
+        namespace=namespace,
+        lines=lines,
+        pre_issues=issues,
+        index_offset=offset,
+        check_ids=check_ids,
+    )
+
+
+def _spans(raw: bytes, size: int) -> list[tuple[int, int]]:
+    """Cut `raw` into pieces of about `size` bytes, each ending at a newline."""
+    spans = []
+    start = 0
+    while start < len(raw):
+        cut = raw.find(b"\n", start + size)
+        end = len(raw) if cut < 0 else cut + 1
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def _validate_jsonl(raw: bytes, namespace: bytes, workers: int) -> Validated:
+    """Validate JSON Lines chunk by chunk, in worker processes when the input is large.
+
+    Each chunk knows its first line and how many events precede it, so the result is
+    identical however the work is split (ids, indexes, lines, rejects); ids are checked
+    for duplicates once, across the whole input, in `merge`.
+    """
+    spans = _spans(raw, CHUNK_BYTES)
+    if len(spans) <= 1:
+        return _validate_chunk(raw, namespace, 1, 0)
+    jobs = []
+    line, events = 1, 0
+    for a, b in spans:
+        jobs.append((a, b, line, events))
+        part = raw[a:b]
+        line += part.count(b"\n")
+        events += sum(1 for text in part.split(b"\n") if text.strip())
+    if workers <= 1 or len(raw) < PARALLEL_MIN_BYTES:
+        parts = [_validate_chunk(raw[a:b], namespace, ln, ev, False) for a, b, ln, ev in jobs]
+        return merge(parts)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_validate_chunk, raw[a:b], namespace, ln, ev, False)
+            for a, b, ln, ev in jobs
+        ]
+        parts = [f.result() for f in futures]
+    return merge(parts)
 
 
 def _nest(

@@ -133,16 +133,39 @@ def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray
 
 
 def _sequence(batch: pa.Table, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """seq for every row (input order within a tenant) and each tenant's row positions."""
-    tenants = batch.column("tenant").to_numpy(zero_copy_only=False)
-    seq = np.empty(batch.num_rows, dtype=np.int64)
-    positions: dict[str, np.ndarray] = {}
-    names, codes = np.unique(tenants, return_inverse=True)
-    for code, name in enumerate(names.tolist()):
-        rows = np.flatnonzero(codes == code)
-        positions[name] = rows
-        seq[rows] = sizes[name] + np.arange(len(rows), dtype=np.int64)
+    """seq for every row (input order within a tenant) and each tenant's row positions.
+
+    Vectorised on dictionary codes: numbering 1M events takes milliseconds, not a sort of
+    a million Python strings.
+    """
+    encoded = pc.dictionary_encode(batch.column("tenant")).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(codes), dtype=np.int64)
+    rank[order] = np.arange(len(codes), dtype=np.int64) - starts[codes[order]]
+    base = np.array([sizes[name] for name in names], dtype=np.int64)
+    seq = base[codes] + rank
+    positions = {name: order[starts[k] : starts[k] + counts[k]] for k, name in enumerate(names)}
     return seq, positions
+
+
+def _storage_order(rows: pa.Table) -> pa.Table:
+    """Rows by tenant, date, seq: each data file then holds a contiguous, sorted seq run.
+
+    Sorted with numpy on integer keys (Arrow's multi-key sort on strings took ~1 s/1M).
+    """
+    tenant = pc.dictionary_encode(rows.column("tenant")).combine_chunks()
+    # Dictionary codes follow first appearance; rank them so the order is by name.
+    ranks = np.argsort(np.argsort(np.array(tenant.dictionary.to_pylist(), dtype=object)))
+    keys = (
+        rows.column("seq").to_numpy(),
+        pc.cast(rows.column("event_date"), pa.int32()).to_numpy(),
+        ranks[tenant.indices.to_numpy(zero_copy_only=False)],
+    )
+    return rows.take(pa.array(np.lexsort(keys)))
 
 
 def append(
@@ -165,7 +188,7 @@ def append(
         return result
     stamp = received_at or datetime.now(UTC)
     events = events.append_column(
-        "received_at", pa.array([stamp] * events.num_rows, pa.timestamp("us", tz="UTC"))
+        "received_at", pa.repeat(pa.scalar(stamp, pa.timestamp("us", tz="UTC")), events.num_rows)
     )
     tenants = sorted(set(events.column("tenant").to_pylist()))
     for tenant in tenants:
@@ -196,12 +219,12 @@ def append(
         seq, positions = _sequence(batch, sizes)
         rows = (
             batch.append_column("seq", pa.array(seq, pa.int64()))
-            .append_column("batch_id", pa.array([batch_id] * batch.num_rows, pa.string()))
+            .append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), batch.num_rows))
             .append_column("leaf_hash", leaf_hashes_array(batch_hashes.tobytes()))
             .select(EVENTS_SCHEMA.names)
             .cast(EVENTS_SCHEMA)
-            .sort_by([("tenant", "ascending"), ("event_date", "ascending"), ("seq", "ascending")])
         )
+        rows = _storage_order(rows)
         new_sizes = {t: sizes[t] + len(positions.get(t, ())) for t in tenants}
         txns = [Transaction(app_id=seq_app_id(t), version=new_sizes[t]) for t in positions]
         progress("write", 0, batch.num_rows)

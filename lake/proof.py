@@ -97,7 +97,8 @@ def find_event(lake: Lake, tenant: str, event_id: str) -> dict[str, Any]:
     raise ProofError(f"no event {event_id!r} in tenant {tenant}")
 
 
-def _latest_checkpoint(lake: Lake, tenant: str) -> dict[str, Any]:
+def latest_checkpoint(lake: Lake, tenant: str) -> dict[str, Any]:
+    """The tenant's checkpoint row with the largest tree size (ProofError if none)."""
     cps = lake.read_checkpoints({tenant})
     if cps.num_rows == 0:
         raise ProofError(f"tenant {tenant} has no signed checkpoint yet")
@@ -122,7 +123,7 @@ def verifier_key_for(lake: Lake, key_name: str, local: Sequence[str] = ()) -> st
 def prove(lake: Lake, tenant: str, event_id: str, local_keys: Sequence[str] = ()) -> dict[str, Any]:
     """An inclusion proof of one event in the tenant's latest signed checkpoint."""
     row = find_event(lake, tenant, event_id)
-    cp = _latest_checkpoint(lake, tenant)
+    cp = latest_checkpoint(lake, tenant)
     size = int(cp["tree_size"])
     index = int(row["seq"])
     if index >= size:
@@ -155,7 +156,7 @@ def prove_consistency(
 ) -> dict[str, Any]:
     """A consistency proof from size `old_size` to the tenant's latest signed checkpoint."""
     check_tenant(tenant)
-    cp = _latest_checkpoint(lake, tenant)
+    cp = latest_checkpoint(lake, tenant)
     new_size = int(cp["tree_size"])
     if not 0 < old_size <= new_size:
         raise ProofError(f"old size must be between 1 and the latest tree size {new_size}")

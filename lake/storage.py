@@ -187,8 +187,15 @@ class Lake:
         """Write a file atomically (temp file then rename) under the lake root."""
         full = self._full(rel)
         parent = full.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            # Local disk: plain os calls are ~5x cheaper than pyarrow.fs per small file,
+            # which matters for tiles (thousands per million events).
+            Path(parent).mkdir(parents=True, exist_ok=True)
+            Path(tmp).write_bytes(data)
+            Path(tmp).replace(full)
+            return
+        self.fs.create_dir(parent, recursive=True)
         with self.fs.open_output_stream(tmp) as fh:
             fh.write(data)
         self.fs.move(tmp, full)

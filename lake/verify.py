@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -167,12 +166,13 @@ def verify_lake(
     tenants: Sequence[str] | None = None,
     since: Sequence[str] = (),
     progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> Report:
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
-    `workers` > 1 verifies tenants in that many processes (default: one per core for
-    lakes of PARALLEL_MIN_EVENTS or more, else in this process).
+    With `workers` > 1, lakes of PARALLEL_MIN_EVENTS or more are verified in that many
+    processes, a tenant at a time ("spawn": a calling script needs the usual
+    `if __name__ == "__main__":` guard; the CLI passes one worker per core).
     """
     report = Report(lake.root)
     events_table = lake.events_table()
@@ -192,8 +192,7 @@ def verify_lake(
     done = 0
     published = _published(lake)
     events_of = {t: sum(f.num_records or 0 for f in all_files if f.tenant == t) for t in wanted}
-    if workers is None:
-        workers = min(os.cpu_count() or 1, len(wanted)) if total >= PARALLEL_MIN_EVENTS else 1
+    workers = min(workers, len(wanted)) if total >= PARALLEL_MIN_EVENTS else 1
     reports: dict[str, TenantReport] = {}
     if workers > 1 and len(wanted) > 1:
         # One process per core, tenants largest first: leaf and tree hashing hold the GIL.
@@ -201,7 +200,15 @@ def verify_lake(
         keys = [k.encode() for k in trusted]
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {
-                t: pool.submit(_verify_in_worker, lake.root, t, keys, exported.get(t, []))
+                t: pool.submit(
+                    _verify_in_worker,
+                    lake.root,
+                    t,
+                    keys,
+                    exported.get(t, []),
+                    [f for f in all_files if f.tenant == t],
+                    cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
+                )
                 for t in sorted(wanted, key=lambda t: -events_of[t])
             }
             for t, fut in futures.items():
@@ -236,13 +243,19 @@ def verify_lake(
 
 
 def _verify_in_worker(
-    root: str, tenant: str, trusted: list[str], exported: list[Checkpoint]
+    root: str,
+    tenant: str,
+    trusted: list[str],
+    exported: list[Checkpoint],
+    files: list[Any],
+    cps: pa.Table,
 ) -> TenantReport:
-    """Verify one tenant in a worker process (top-level so it can be pickled)."""
+    """Verify one tenant in a worker process (top-level so it can be pickled).
+
+    The parent's snapshot (file list, checkpoints) is passed in, so every worker checks
+    the same version of the lake and none re-reads the Delta log.
+    """
     lake = Lake.open(root)
-    table = lake.events_table()
-    files = lake.data_files(table, tenants={tenant})
-    cps = lake.read_checkpoints({tenant})
     keys = [VerifierKey.parse(k) for k in trusted]
     tr = TenantReport(tenant)
     _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr)

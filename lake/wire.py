@@ -103,6 +103,10 @@ class Validated:
 
     table: pa.Table
     rejected: list[Rejected] = field(default_factory=list)
+    # Input index of each row of `table`, and line numbers of all records, when known:
+    # what `merge` needs to check ids across separately validated parts of one input.
+    positions: np.ndarray | None = None
+    lines: list[int] | None = None
 
     @property
     def issues(self) -> list[Issue]:
@@ -121,17 +125,18 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_jsonl(data: bytes) -> tuple[list[Any], list[int], list[Issue]]:
+def parse_jsonl(data: bytes, first_line: int = 1) -> tuple[list[Any], list[int], list[Issue]]:
     """Split JSON Lines into parsed objects, their 1-based line numbers, and parse errors.
 
-    Blank lines are skipped; event indexes count events, not lines.
+    Blank lines are skipped; event indexes count events, not lines. `first_line` is the
+    line number of the first line of `data` (for a chunk of a larger input).
     """
     records: list[Any] = []
     lines: list[int] = []
     issues: list[Issue] = []
     loads = orjson.loads
     with _gc_paused():
-        for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        for lineno, raw in enumerate(data.split(b"\n"), start=first_line):
             if not raw.strip():
                 continue
             try:
@@ -427,6 +432,8 @@ def validate(
     namespace: bytes,
     lines: Sequence[int] | None = None,
     pre_issues: Sequence[Issue] = (),
+    index_offset: int = 0,
+    check_ids: bool = True,
 ) -> Validated:
     """Validate wire events and normalise them into OUTPUT_SCHEMA.
 
@@ -436,6 +443,10 @@ def validate(
             assigned to events sent without one, so re-ingesting gives the same ids.
         lines: 1-based line numbers of the records, for line-oriented inputs.
         pre_issues: issues found while parsing (e.g. lines that are not JSON).
+        index_offset: index of `records[0]` in the whole input, when validating one chunk
+            of it; indexes in issues and assigned ids are then those of the whole input.
+        check_ids: reject a second event of a tenant with the same id; chunks leave this
+            to `merge`, which sees the whole input.
 
     Returns:
         The valid events as a table and every rejected event with all its issues.
@@ -453,11 +464,16 @@ def validate(
     if ids.null_count:
         # Assign ids by input position so the same input always yields the same ids.
         # Keyed by original input position, so --skip-invalid does not shift them.
-        positions = np.flatnonzero(~bad)
+        positions = np.flatnonzero(~bad) + index_offset
         assigned = _assign_by_position(table.column("time").combine_chunks(), namespace, positions)
         ids = pc.coalesce(ids, assigned)
         table = table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
-    table, dup_issues = _reject_duplicate_ids(table, np.flatnonzero(~bad), lines)
+    kept = np.flatnonzero(~bad)
+    dup_issues: list[Issue] = []
+    if check_ids:
+        table, dup_issues = _reject_duplicate_ids(table, kept, lines, index_offset)
+    if dup_issues:
+        kept = np.setdiff1d(kept, [d.index for d in dup_issues])
     rejected = [
         Rejected(index=i, raw=_raw(records[i]), issues=found, line=lines[i] if lines else None)
         for i, found in sorted(issues.by_index.items())
@@ -471,7 +487,45 @@ def validate(
             ],
             key=lambda r: r.index,
         )
-    return Validated(table=table, rejected=rejected)
+    if index_offset:
+        rejected = [_shift(r, index_offset) for r in rejected]
+    return Validated(
+        table=table,
+        rejected=rejected,
+        positions=kept + index_offset,
+        lines=list(lines) if lines is not None else None,
+    )
+
+
+def _shift(r: Rejected, offset: int) -> Rejected:
+    issues = [Issue(i.index + offset, i.field, i.message, i.line) for i in r.issues]
+    return Rejected(r.index + offset, r.raw, issues, r.line)
+
+
+def merge(parts: Sequence[Validated]) -> Validated:
+    """Join separately validated, consecutive chunks of one input into one result.
+
+    Ids are checked once more across chunks: the same tenant and id in two chunks is the
+    same error as within one.
+    """
+    table = pa.concat_tables([p.table for p in parts])
+    positions = np.concatenate([p.positions for p in parts if p.positions is not None])
+    lines: list[int] | None = None
+    if all(p.lines is not None for p in parts):
+        lines = [n for p in parts for n in (p.lines or [])]
+    rejected = [r for p in parts for r in p.rejected]
+    before = table
+    table, dup_issues = _reject_duplicate_ids(table, positions, lines, 0)
+    if dup_issues:
+        # The original records live in the workers; keep the normalised row instead.
+        rows = np.searchsorted(positions, [d.index for d in dup_issues])
+        extra = [
+            Rejected(d.index, before.slice(int(row), 1).to_pylist()[0], [d], d.line)
+            for d, row in zip(dup_issues, rows, strict=True)
+        ]
+        positions = np.setdiff1d(positions, [d.index for d in dup_issues])
+        rejected = sorted(rejected + extra, key=lambda r: r.index)
+    return Validated(table=table, rejected=rejected, positions=positions, lines=lines)
 
 
 def _assign_by_position(
@@ -494,7 +548,7 @@ def _raw(record: Any) -> Any:
 
 
 def _reject_duplicate_ids(
-    table: pa.Table, positions: np.ndarray, lines: Sequence[int] | None
+    table: pa.Table, positions: np.ndarray, lines: Sequence[int] | None, offset: int = 0
 ) -> tuple[pa.Table, list[Issue]]:
     """Two events of one tenant in one input may not share an id."""
     if table.num_rows < 2:
@@ -516,7 +570,8 @@ def _reject_duplicate_ids(
                 Issue(
                     index,
                     "id",
-                    f"duplicate id {key.split(chr(0))[1]!r}: event {int(positions[seen[key]])} "
+                    f"duplicate id {key.split(chr(0))[1]!r}: event "
+                    f"{int(positions[seen[key]]) + offset} "
                     "of this input already uses it",
                     line=lines[index] if lines else None,
                 )

@@ -561,3 +561,37 @@ def test_write_rejects_for_json_array_has_null_line(tmp_path: Path) -> None:
     assert records[0]["errors"] == [
         {"index": 1, "field": "(event)", "message": "expected an object, got a number"}
     ]
+
+
+@pytest.mark.slow
+def test_parallel_jsonl_validation_equals_one_process(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Chunks in worker processes must give exactly the one-process result."""
+    import ingest.files as files
+
+    lines = []
+    for i in range(400):
+        e = ev(action=f"a{i % 7}")
+        if i % 5:
+            e.pop("id", None)  # most get assigned ids, keyed by global position
+        else:
+            e["id"] = f"client-{i % 60}"  # repeats across chunks: duplicates to reject
+        lines.append(orjson.dumps(e))
+        if i % 97 == 0:
+            lines.append(b"")  # blank lines shift line numbers, not indexes
+        if i % 131 == 0:
+            lines.append(b"{not json")
+    data = b"\n".join(lines) + b"\n"
+    path = write(tmp_path, "big.jsonl", data)
+    whole = files.load(path, workers=1)
+    monkeypatch.setattr(files, "CHUNK_BYTES", 1500)  # many chunks, ids repeat across them
+    one = files.load(path, workers=1)
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    many = files.load(path, workers=3)
+    assert one.validated.table.equals(whole.validated.table)
+    assert [str(i) for i in one.validated.issues] == [str(i) for i in whole.validated.issues]
+    assert many.validated.table.equals(one.validated.table)
+    assert [(r.index, r.line, [str(i) for i in r.issues]) for r in many.validated.rejected] == [
+        (r.index, r.line, [str(i) for i in r.issues]) for r in one.validated.rejected
+    ]
+    assert many.total == one.total
+    assert any("duplicate id" in str(i) for i in one.validated.issues)

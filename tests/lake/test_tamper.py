@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+import lake.verify as verify_module
 from lake.leaf import hash_leaves, leaf_hashes_array
 from lake.note import Checkpoint, generate_signer, parse_note, sign_checkpoint
 from lake.schema import EVENTS_PARTITIONS, EVENTS_SCHEMA, LEAF_FIELDS
@@ -253,14 +254,14 @@ def test_rollback_is_detected_against_an_exported_checkpoint(lake_copy, tmp_path
     lake, signer, trusted = lake_copy
     from ingest.demo import generate
     from lake.append import append
-    from lake.proof import _latest_checkpoint
+    from lake.proof import latest_checkpoint
     from lake.wire import validate
 
     old_events_log = sorted((Path(lake.root) / "events" / "_delta_log").glob("*.json"))
     old_cps_log = sorted((Path(lake.root) / "checkpoints" / "_delta_log").glob("*.json"))
     more = generate(days=1, events_per_tenant_per_day=40, seed=99, incidents=False).events
     append(lake, validate(more, namespace=b"more").table, signer)
-    exported = _latest_checkpoint(lake, TENANT)["note"]
+    exported = latest_checkpoint(lake, TENANT)["note"]
     assert verify_lake(lake, trusted, since=[exported]).ok
     # The attacker drops the newest commits of both tables: the lake is self-consistent again.
     for log, keep in (("events", old_events_log), ("checkpoints", old_cps_log)):
@@ -322,11 +323,12 @@ def test_misplaced_event_date_is_reported(lake_copy) -> None:  # type: ignore[no
 
 
 @pytest.mark.slow
-def test_parallel_verify_reports_the_same_findings(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     rewrite(path, lambda t: t.slice(1))
     one = verify_lake(lake, trusted, workers=1)
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_EVENTS", 0)
     two = verify_lake(lake, trusted, workers=2)
     assert not one.ok
     assert one.as_dict() == two.as_dict()
