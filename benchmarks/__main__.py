@@ -93,7 +93,8 @@ def bench_ingest(work: Path, src: Path, repeat: int) -> tuple[list[dict[str, Any
 
     def ours() -> None:
         lake = Lake.init(target, "bench", signer.verifier_key.encode())
-        append(lake, load(str(src)).validated.table, signer)
+        # as the CLI runs it: validation and verify use one process per core
+        append(lake, load(str(src), workers=os.cpu_count() or 1).validated.table, signer)
 
     def bare() -> None:
         table = pj.read_json(src)
@@ -148,7 +149,7 @@ def bench_verify(lake_path: Path, repeat: int) -> list[dict[str, Any]]:
         summary("verify baseline: hashlib SHA-256, one call per leaf", timed(per_leaf, repeat), n),
         summary(
             "verify: auditlake verify_lake (read, re-encode, hash, tree, signatures)",
-            timed(lambda: verify_lake(lake, keys), repeat),
+            timed(lambda: verify_lake(lake, keys, workers=os.cpu_count() or 1), repeat),
             n,
         ),
     ]

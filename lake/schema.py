@@ -77,11 +77,6 @@ EVENTS_SCHEMA: Final = pa.schema(
 )
 EVENTS_PARTITIONS: Final = ["tenant", "event_date"]
 
-# The columns a validated input batch carries before sequencing (no seq/batch/leaf yet).
-NORMALISED_COLUMNS: Final = tuple(
-    name for name in EVENTS_SCHEMA.names if name not in ("seq", "batch_id", "leaf_hash")
-)
-
 # Leaf bytes, format 1: these 16 stored columns, in this order (DESIGN.md).
 LEAF_FORMAT: Final = 0x01
 LEAF_FIELDS: Final = (

@@ -125,23 +125,22 @@ class Lake:
             "published_keys": [verifier_key],
             **(extra or {}),
         }
+        tables = [
+            (lake.events_uri, EVENTS_SCHEMA, EVENTS_PARTITIONS, "events",
+             "auditlake events: one row per audit event, sealed per tenant"),
+            (lake.checkpoints_uri, CHECKPOINTS_SCHEMA, CHECKPOINTS_PARTITIONS, "checkpoints",
+             "auditlake signed checkpoints (C2SP tlog-checkpoint)"),
+        ]  # fmt: skip
         try:
-            DeltaTable.create(
-                lake.events_uri,
-                schema=EVENTS_SCHEMA,
-                partition_by=EVENTS_PARTITIONS,
-                configuration=APPEND_ONLY,
-                name="events",
-                description="auditlake events: one row per audit event, sealed per tenant",
-            )
-            DeltaTable.create(
-                lake.checkpoints_uri,
-                schema=CHECKPOINTS_SCHEMA,
-                partition_by=CHECKPOINTS_PARTITIONS,
-                configuration=APPEND_ONLY,
-                name="checkpoints",
-                description="auditlake signed checkpoints (C2SP tlog-checkpoint)",
-            )
+            for uri, schema, partitions, table_name, description in tables:
+                DeltaTable.create(
+                    uri,
+                    schema=schema,
+                    partition_by=partitions,
+                    configuration=APPEND_ONLY,
+                    name=table_name,
+                    description=description,
+                )
         except (DeltaError, OSError) as exc:
             raise StorageError(f"cannot create a lake at {root}: {exc}") from None
         lake.write_bytes(META_PATH, json.dumps(meta, indent=2).encode() + b"\n")

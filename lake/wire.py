@@ -31,6 +31,7 @@ from lake.schema import (
     ACTOR_TYPES,
     CATEGORIES,
     DEFAULT_SEVERITY,
+    EVENTS_SCHEMA,
     MAX_DETAILS_BYTES,
     MAX_STRING_BYTES,
     OUTCOMES,
@@ -51,24 +52,12 @@ SUBMICRO_PATTERN = r"\.[0-9]{6}[0-9]*[1-9]"
 # Client ids: printable ASCII without spaces, bounded (UUIDs fit with room to spare).
 ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
 
+# The stored columns that validation produces: all but those set when appending.
 OUTPUT_SCHEMA = pa.schema(
     [
-        pa.field("tenant", pa.string(), nullable=False),
-        pa.field("event_date", pa.date32(), nullable=False),
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("time", UTC_US, nullable=False),
-        pa.field("category", pa.string(), nullable=False),
-        pa.field("action", pa.string(), nullable=False),
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
-        pa.field("actor_id", pa.string(), nullable=False),
-        pa.field("actor_type", pa.string()),
-        pa.field("actor_ip", pa.string()),
-        pa.field("user_agent", pa.string()),
-        pa.field("target_type", pa.string()),
-        pa.field("target_id", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("details", pa.string()),
+        EVENTS_SCHEMA.field(name)
+        for name in EVENTS_SCHEMA.names
+        if name not in ("received_at", "seq", "batch_id", "leaf_hash")
     ]
 )
 

@@ -174,6 +174,19 @@ def test_same_file_ingested_by_two_processes_at_once_is_kept_once(fresh, tmp_pat
     assert report.ok and sum(t.events for t in report.tenants) == len(data.events)
 
 
+def cli_ingest(
+    lake: Lake, home: Path, src: Path, *args: str, crash: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `auditlake ingest`, optionally dying right after the events commit."""
+    env = {**os.environ, "AUDITLAKE_HOME": str(home), "AUDITLAKE_LAKE": lake.root}
+    if crash:
+        env["AUDITLAKE_CRASH_AT"] = "after-events-commit"
+    exe = str(Path(sys.executable).with_name("auditlake"))
+    return subprocess.run(
+        [exe, "ingest", str(src), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_crash_between_commits_is_unsealed_then_recovered(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lake, signer, trusted, home = fresh
     append(lake, events(6, per_day=20), signer)
@@ -182,30 +195,14 @@ def test_crash_between_commits_is_unsealed_then_recovered(fresh, tmp_path: Path)
 
     src = tmp_path / "more.jsonl"
     write_jsonl(data.events, src)
-    env = {
-        **os.environ,
-        "AUDITLAKE_HOME": str(home),
-        "AUDITLAKE_LAKE": lake.root,
-        "AUDITLAKE_CRASH_AT": "after-events-commit",
-    }
-    exe = str(Path(sys.executable).with_name("auditlake"))
-    crashed = subprocess.run(
-        [exe, "ingest", str(src)], env=env, capture_output=True, text=True, timeout=120
-    )
+    crashed = cli_ingest(lake, home, src, crash=True)
     assert crashed.returncode == 86
     report = verify_lake(lake, trusted)
     unsealed = [f for f in report.findings if f.kind == "unsealed"]
     assert {f.tenant for f in unsealed} == {"northwind", "contoso", "globex"}
     assert {f.kind for f in report.findings} == {"unsealed"}
     # Re-running the same ingest completes the seal and appends nothing twice.
-    del env["AUDITLAKE_CRASH_AT"]
-    rerun = subprocess.run(
-        [exe, "ingest", str(src), "--output-format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    rerun = cli_ingest(lake, home, src, "--output-format", "json")
     assert rerun.returncode == 0, rerun.stderr
     assert '"appended": 0' in rerun.stdout
     report = verify_lake(lake, trusted)
@@ -220,19 +217,7 @@ def test_seal_completes_a_crashed_batch(fresh, tmp_path: Path) -> None:  # type:
 
     src = tmp_path / "e.jsonl"
     write_jsonl(data.events, src)
-    env = {
-        **os.environ,
-        "AUDITLAKE_HOME": str(home),
-        "AUDITLAKE_LAKE": lake.root,
-        "AUDITLAKE_CRASH_AT": "after-events-commit",
-    }
-    exe = str(Path(sys.executable).with_name("auditlake"))
-    assert (
-        subprocess.run(
-            [exe, "ingest", str(src)], env=env, capture_output=True, timeout=120
-        ).returncode
-        == 86
-    )
+    assert cli_ingest(lake, home, src, crash=True).returncode == 86
     assert not verify_lake(lake, trusted).ok
     results = seal(lake, signer, lake.tenants())
     assert {r.tenant for r in results} == {"northwind", "contoso", "globex"}
