@@ -279,7 +279,8 @@ def ingest(
     signer = ctx.keys().active()
     loaded = []
     for name in files:
-        inp = load(name, input_format, workers=os.cpu_count() or 1)
+        with progress(f"read {name}") as update:
+            inp = load(name, input_format, workers=os.cpu_count() or 1, progress=update)
         if inp.validated.rejected and not skip_invalid:
             raise ValidationError(inp.validated.issues, source=inp.name)
         loaded.append(inp)
@@ -330,12 +331,22 @@ def ingest(
     if fmt == "json":
         emit_json(summary)
         return
-    rows = []
+    # One row per tenant (batches add up; the log size is the last one's).
+    per_tenant: dict[str, list[int]] = {}
     for entry in summary["inputs"]:
         for b in entry["batches"]:
-            for tenant, t in sorted(b["tenants"].items()):
-                rows.append([entry["input"], b["batch_id"], tenant, t["appended"], t["tree_size"]])
-    emit_table("ingested", ["input", "batch", "tenant", "appended", "log size"], rows)
+            for tenant, t in b["tenants"].items():
+                row = per_tenant.setdefault(tenant, [0, 0])
+                row[0] += t["appended"]
+                row[1] = t["tree_size"]
+    emit_table(
+        "ingested",
+        ["tenant", "appended", "log size"],
+        [[tenant, appended, size] for tenant, (appended, size) in sorted(per_tenant.items())],
+    )
+    batches = [b["batch_id"] for entry in summary["inputs"] for b in entry["batches"]]
+    if batches:
+        note(f"{len(batches)} signed batch(es): {', '.join(batches)}")
     note(
         f"{summary['appended']} event(s) appended, {summary['duplicates']} already present, "
         f"{summary['rejected']} rejected"

@@ -16,6 +16,7 @@ import hashlib
 import io
 import multiprocessing
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,7 +97,13 @@ def read_bytes(name: str) -> bytes:
         raise UsageError(f"{name}: permission denied") from None
 
 
-def load(name: str, fmt: str | None = None, data: bytes | None = None, workers: int = 1) -> Input:
+def load(
+    name: str,
+    fmt: str | None = None,
+    data: bytes | None = None,
+    workers: int = 1,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Input:
     """Read and validate one input (a path, or '-' for stdin).
 
     With `workers` > 1, large JSON Lines inputs are validated in that many processes.
@@ -110,7 +117,7 @@ def load(name: str, fmt: str | None = None, data: bytes | None = None, workers: 
     label = "stdin" if name == "-" else name
     try:
         if kind == "jsonl":
-            validated = _validate_jsonl(raw, namespace, workers)
+            validated = _validate_jsonl(raw, namespace, workers, progress)
         elif kind == "json":
             records = parse_json_array(raw)
             validated = validate(records, namespace=namespace)
@@ -162,7 +169,12 @@ def _spans(raw: bytes, size: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _validate_jsonl(raw: bytes, namespace: bytes, workers: int) -> Validated:
+def _validate_jsonl(
+    raw: bytes,
+    namespace: bytes,
+    workers: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Validated:
     """Validate JSON Lines chunk by chunk, in worker processes when the input is large.
 
     Each chunk knows its first line and how many events precede it, so the result is
@@ -179,8 +191,12 @@ def _validate_jsonl(raw: bytes, namespace: bytes, workers: int) -> Validated:
         part = raw[a:b]
         line += part.count(b"\n")
         events += sum(1 for text in part.split(b"\n") if text.strip())
+    report = progress or (lambda stage, done, total: None)
+    parts = []
     if workers <= 1 or len(raw) < PARALLEL_MIN_BYTES:
-        parts = [_validate_chunk(raw[a:b], namespace, ln, ev, False) for a, b, ln, ev in jobs]
+        for a, b, ln, ev in jobs:
+            parts.append(_validate_chunk(raw[a:b], namespace, ln, ev, False))
+            report("validate", b, len(raw))
         return merge(parts)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -188,7 +204,9 @@ def _validate_jsonl(raw: bytes, namespace: bytes, workers: int) -> Validated:
             pool.submit(_validate_chunk, raw[a:b], namespace, ln, ev, False)
             for a, b, ln, ev in jobs
         ]
-        parts = [f.result() for f in futures]
+        for (_, b, _, _), future in zip(jobs, futures, strict=True):
+            parts.append(future.result())
+            report("validate", b, len(raw))
     return merge(parts)
 
 
