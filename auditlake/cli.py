@@ -28,6 +28,7 @@ from lake.verify import Report, parse_exported, verify_lake
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAKE = "./auditlake-data"
+LOCAL_OPERATOR = "admin"
 MAX_ERRORS_SHOWN = 20
 DEFAULT_BATCH = 500_000
 
@@ -126,6 +127,13 @@ def cli(ctx: click.Context, lake: str, principal: str) -> None:
     Private keys and trusted verifier keys live in the config home ($AUDITLAKE_HOME),
     never in the lake. Exit codes: 0 ok, 1 a check found a problem, 2 usage or input error.
     """
+    if principal != LOCAL_OPERATOR:
+        # No access policy exists yet (per-tenant roles arrive with `auditlake access`):
+        # an unknown principal is refused rather than silently given operator rights.
+        fail(
+            f"unknown principal {principal!r}: only the local operator {LOCAL_OPERATOR!r} "
+            "exists until per-tenant access policies are configured"
+        )
     ctx.obj = Ctx(lake, principal)
 
 

@@ -825,3 +825,10 @@ def test_verify_of_an_unknown_tenant_is_a_usage_error(run, demo_lake) -> None:  
     # A misspelt tenant in a cron job must not read as "ok".
     result = run("verify", "--tenant", "northwnd", env=demo_lake.env)
     result.assert_usage_error("northwnd")
+
+
+def test_unknown_principal_is_refused_not_given_operator_rights(run, demo_lake) -> None:  # type: ignore[no-untyped-def]
+    result = run("--as", "mallory", "verify", env=demo_lake.env)
+    result.assert_usage_error("mallory")
+    env = {**demo_lake.env, "AUDITLAKE_PRINCIPAL": "viewer"}
+    run("checkpoint", "export", "--tenant", "northwind", env=env).assert_usage_error("viewer")
