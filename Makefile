@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/auditlake demo --force
+	@echo "(the auditlake command is in .venv: run 'source .venv/bin/activate' first)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

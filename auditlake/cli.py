@@ -6,6 +6,7 @@ reason on stderr). `--format json` output is stable; tables are for people.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -599,6 +600,9 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         if isinstance(exc.code, str):
             click.echo(exc.code, err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`): not an error of ours
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
     os._exit(code)

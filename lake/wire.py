@@ -610,12 +610,14 @@ def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
             for key in sorted(set(r) - known):
                 issues.add(i, key, "unknown field")
 
-    def col(name: str) -> list[Any]:
-        return list(columns[name])
+    col = columns.__getitem__
+    not_event = (
+        np.zeros(len(records), dtype=bool)
+        if kinds <= {dict}
+        else np.array([not isinstance(r, dict) for r in records], dtype=bool)
+    )
 
-    not_event = np.array([not isinstance(r, dict) for r in records], dtype=bool)
-
-    def required(values: list[Any], name: str) -> pa.StringArray:
+    def required(values: Sequence[Any], name: str) -> pa.StringArray:
         # Events that are not objects at all were reported once; don't pile on.
         quiet = _Collector(None)
         arr = _string_column(values, name, quiet, required=True)
