@@ -96,13 +96,18 @@ class TileLog:
 
         return node
 
+    def entries(self, level: int, size: int) -> bytes:
+        """All hashes of tile level `level` (tree level 8·level) in the tree of `size` leaves."""
+        count = size >> (TILE_HEIGHT * level)
+        out = []
+        for index in range((count + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+            out.append(self.read(level, index, width))
+        return b"".join(out)
+
     def level0(self, size: int) -> bytes:
         """All leaf hashes of the tree of `size` leaves, from the level-0 tiles."""
-        out = []
-        for index in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
-            width = min(TILE_WIDTH, size - index * TILE_WIDTH)
-            out.append(self.read(0, index, width))
-        return b"".join(out)
+        return self.entries(0, size)
 
     def extend(self, old_size: int, new_hashes: bytes) -> None:
         """Write the tiles for leaves [old_size, old_size + k) given their k leaf hashes."""

@@ -37,7 +37,7 @@ from lake.merkle import MerkleLevels
 from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import LEAF_FIELDS
 from lake.storage import Lake
-from lake.tiles import TileLog
+from lake.tiles import TILE_HEIGHT, TileLog
 
 MAX_FINDINGS_PER_KIND = 50
 READ_THREADS = 4
@@ -470,11 +470,13 @@ def _verify_tenant(
     levels: MerkleLevels | None = None
     if sealed:
         try:
-            t0 = TileLog(lake, tenant).level0(sealed)
+            tiles = TileLog(lake, tenant)
+            t0 = tiles.level0(sealed)
             lv = MerkleLevels.from_concatenated(t0)
             if all(lv.root(c.size) == c.root for c in cps):
                 expected = np.frombuffer(t0, np.uint8).reshape(sealed, 32)
                 levels = lv
+                _check_upper_tiles(tenant, tiles, lv, sealed, tr)
             else:
                 tr.add(
                     Finding(
@@ -536,6 +538,27 @@ def _verify_tenant(
                     tree_size=cp.tree_size,
                 )
             )
+
+
+def _check_upper_tiles(
+    tenant: str, tiles: TileLog, levels: MerkleLevels, size: int, tr: TenantReport
+) -> None:
+    """Stored tiles above the leaves must match the rebuilt tree: `prove` reads them."""
+    tile_level = 1
+    while size >> (TILE_HEIGHT * tile_level):
+        count = size >> (TILE_HEIGHT * tile_level)
+        stored = tiles.entries(tile_level, size)
+        if stored != levels.level(TILE_HEIGHT * tile_level)[: count * 32]:
+            tr.add(
+                Finding(
+                    tenant,
+                    "bad_tiles",
+                    f"stored hash tiles at level {tile_level} differ from the tree rebuilt "
+                    "from the leaves; proofs that read them would fail",
+                    tree_size=size,
+                )
+            )
+        tile_level += 1
 
 
 def _hash_matrix(column: pa.ChunkedArray) -> np.ndarray:

@@ -288,6 +288,19 @@ def test_tampered_tiles_do_not_hide_or_fake_findings(lake_copy) -> None:  # type
     assert kinds(report) == {"bad_tiles"}
 
 
+def test_tampered_upper_tile_that_proofs_read_is_reported(lake_copy) -> None:  # type: ignore[no-untyped-def]
+    lake, _, trusted = lake_copy
+    size = Lake.sealed_size(lake.checkpoints_table(), TENANT)
+    assert size >= 256  # there is a level-1 tile (one hash per 256 leaves)
+    target = Path(lake.root) / tile_path(TENANT, 1, 0, size >> 8)
+    data = bytearray(target.read_bytes())
+    data[5] ^= 0x40
+    target.write_bytes(bytes(data))
+    report = verify_lake(lake, trusted)
+    assert kinds(report) == {"bad_tiles"}
+    assert "level 1" in next(f.message for f in report.findings)
+
+
 def test_lake_json_is_not_a_trust_anchor(lake_copy) -> None:  # type: ignore[no-untyped-def]
     lake, _, trusted = lake_copy
     meta_path = Path(lake.root) / "_auditlake" / "lake.json"
