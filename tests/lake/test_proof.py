@@ -24,10 +24,11 @@ def test_uuid7_ids_are_found_in_their_own_partition(lake_copy, monkeypatch) -> N
     lake, _, _ = lake_copy
     event_id, f = some_event(lake)
     opened: list[str] = []
+    original = pq.read_table
 
     def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
         opened.append(str(path))
-        return pq.read_table(path, *args, **kwargs)
+        return original(path, *args, **kwargs)
 
     monkeypatch.setattr(proof_module.pq, "read_table", counting)
     row = find_event(lake, "globex", event_id)
