@@ -553,6 +553,97 @@ def checkpoint_export(ctx: Ctx, tenant: str) -> None:
     sys.stdout.write(cp["note"])
 
 
+# -- collector ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--wal-dir",
+    type=click.Path(file_okay=False),
+    help="Write-ahead log directory (default: <config home>/wal/<lake name>).",
+)
+@click.option(
+    "--batch-events",
+    type=click.IntRange(1),
+    default=50_000,
+    show_default=True,
+    help="Seal and commit a batch once this many events are pending.",
+)
+@click.option(
+    "--batch-age",
+    type=click.FloatRange(0.01),
+    default=1.0,
+    show_default=True,
+    help="...or once the oldest pending event is this many seconds old.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1024),
+    default=8 * 1024 * 1024,
+    show_default=True,
+    help="Largest request body in bytes (413 beyond).",
+)
+@pass_ctx
+@handle_errors
+def serve(
+    ctx: Ctx,
+    host: str,
+    port: int,
+    wal_dir: str | None,
+    batch_events: int,
+    batch_age: float,
+    max_body: int,
+) -> None:
+    """Run the HTTP collector: POST /v1/events, GET /v1/health, GET /metrics.
+
+    Events are validated, written to a write-ahead log and fsync'd before the 202; a
+    batcher seals them into the lake by size or age. SIGTERM stops accepting, commits
+    everything pending and exits 0. Tokens come from `auditlake token create`.
+    """
+    from ingest.collector import CollectorConfig
+    from ingest.collector import serve as run_server
+
+    lake = ctx.open()
+    wal = Path(wal_dir) if wal_dir else ctx.home / "wal" / lake.name
+    run_server(
+        CollectorConfig(
+            lake_path=lake.root,
+            home=ctx.home,
+            wal_dir=wal,
+            batch_events=batch_events,
+            batch_age_s=batch_age,
+            max_body_bytes=max_body,
+        ),
+        host,
+        port,
+    )
+
+
+@cli.group()
+def token() -> None:
+    """Collector tokens, each bound to tenants (only a hash is stored)."""
+
+
+@token.command("create")
+@tenant_option(required=True, multiple=True)
+@click.option("--name", help="A label for logs (never the secret).")
+@pass_ctx
+@handle_errors
+def token_create(ctx: Ctx, tenant: tuple[str, ...], name: str | None) -> None:
+    """Print a new token that may write events of these tenants; it is shown only once."""
+    from ingest.tokens import TokenStore
+
+    click.echo(TokenStore(ctx.home).create(list(tenant), name))
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,409 @@
+"""The HTTP collector: validate, make durable in a WAL, acknowledge, then batch into the lake.
+
+A request is all or nothing. Its events are validated by `lake.wire` (every error named),
+checked against the token's tenants, written to the write-ahead log as one Arrow IPC
+record and fsync'd (group commit across requests), and only then answered `202`. A batcher
+thread seals and commits pending records to the lake by size or age, and trims the WAL
+only after the lake commit. On start-up the WAL is replayed; the lake's id-based
+deduplication makes replaying a record that was already committed harmless.
+
+Requests finish their WAL appends out of order, so the batcher commits only up to the
+highest *contiguous* WAL sequence it holds: a trim can never remove a record whose
+request is still on its way to the batcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pyarrow as pa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ingest.tokens import TokenGrant, TokenStore, lookup
+from ingest.wal import WalError, WriteAheadLog
+from lake.append import append
+from lake.config import KeyStore
+from lake.errors import Issue, LakeError, StorageError
+from lake.storage import Lake
+from lake.wire import parse_json_array, parse_jsonl, validate
+
+NDJSON = "application/x-ndjson"
+
+
+@dataclass
+class CollectorConfig:
+    """Limits and batching; defaults sized for one 2-core machine."""
+
+    lake_path: str
+    home: Path
+    wal_dir: Path
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_events: int = 10_000
+    batch_events: int = 50_000
+    batch_age_s: float = 1.0
+    max_pending_events: int = 500_000  # beyond this: 503 + Retry-After (bounded memory)
+    body_timeout_s: float = 10.0
+    fsync: bool = True
+
+
+@dataclass
+class Metrics:
+    """Prometheus counters and gauges, rendered by hand (text format 0.0.4)."""
+
+    counters: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, value: float = 1.0) -> None:
+        with self.lock:
+            self.counters[name] = self.counters.get(name, 0.0) + value
+
+    def set(self, name: str, value: float) -> None:
+        with self.lock:
+            self.counters[name] = value
+
+    def render(self) -> str:
+        with self.lock:
+            items = sorted(self.counters.items())
+        lines = []
+        for name, value in items:
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines.append(f"# TYPE {name} {kind}")
+            lines.append(f"{name} {value:g}")
+        return "\n".join(lines) + "\n"
+
+
+def log(**fields: Any) -> None:
+    """One JSON line on stderr. Callers never pass event contents or tokens."""
+    fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stderr.write(orjson.dumps(fields).decode() + "\n")
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _from_ipc(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.BufferReader(payload)).read_all()
+
+
+class Collector:
+    """The collector's state: WAL, pending records, batcher thread, metrics."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.lake = Lake.open(config.lake_path)
+        self.signer = KeyStore(config.home).active()
+        self.grants = TokenStore(config.home).grants()
+        config.wal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.wal = WriteAheadLog(config.wal_dir, fsync=config.fsync)
+        except WalError as exc:  # e.g. another collector holds it, or it is damaged
+            raise StorageError(f"write-ahead log {config.wal_dir}: {exc}") from None
+        self.metrics = Metrics()
+        self._pending: dict[int, tuple[float, pa.Table]] = {}
+        self._pending_events = 0
+        self._committed = -1  # highest WAL seq committed to the lake
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.failed: str | None = None
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Replay the WAL into the pending set, then start batching."""
+        replayed = 0
+        first: int | None = None
+        for seq, payload in self.wal.replay():
+            table = _from_ipc(payload)
+            self._pending[seq] = (time.monotonic(), table)
+            self._pending_events += table.num_rows
+            replayed += table.num_rows
+            first = seq if first is None else first
+        if first is not None:
+            self._committed = first - 1
+        else:
+            self._committed = self.wal.stats().next_seq - 1
+        log(event="start", replayed_events=replayed, lake=self.lake.root)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop batching after committing everything pending, then close the WAL."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+        self.wal.close()
+        log(event="stopped", pending_events=self._pending_events)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def overloaded(self) -> bool:
+        return self._pending_events >= self.config.max_pending_events
+
+    def accept(self, table: pa.Table) -> int:
+        """Make a validated table durable, then hand it to the batcher. Blocks on fsync."""
+        started = time.perf_counter()
+        seq = self.wal.append(_ipc(table))
+        self.metrics.add("auditlake_wal_fsync_seconds_total", time.perf_counter() - started)
+        with self._cond:
+            self._pending[seq] = (time.monotonic(), table)
+            self._pending_events += table.num_rows
+            self.metrics.set("auditlake_pending_events", self._pending_events)
+            if self._pending_events >= self.config.batch_events:
+                self._cond.notify_all()
+        return seq
+
+    # -- batcher --------------------------------------------------------------------------
+
+    def _ready(self) -> list[int]:
+        """Contiguous pending seqs after the last commit (a gap = a request in flight)."""
+        seqs = []
+        nxt = self._committed + 1
+        while nxt in self._pending:
+            seqs.append(nxt)
+            nxt += 1
+        return seqs
+
+    def _due(self, seqs: list[int]) -> bool:
+        if not seqs:
+            return False
+        if self._stopping:
+            return True
+        events = sum(self._pending[s][1].num_rows for s in seqs)
+        oldest = self._pending[seqs[0]][0]
+        return (
+            events >= self.config.batch_events
+            or time.monotonic() - oldest >= self.config.batch_age_s
+        )
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            with self._cond:
+                seqs = self._ready()
+                while not self._due(seqs):
+                    if self._stopping and not self._pending:
+                        return
+                    if self._stopping and not seqs:
+                        # A request is still between its WAL append and us: wait for it.
+                        self._cond.wait(0.05)
+                    else:
+                        self._cond.wait(self.config.batch_age_s / 4)
+                    seqs = self._ready()
+                tables = [self._pending[s][1] for s in seqs]
+            started = time.perf_counter()
+            try:
+                batch = pa.concat_tables(tables)
+                result = append(self.lake, batch, self.signer)
+                self.wal.trim(seqs[-1])
+            except (LakeError, WalError, OSError) as exc:
+                # Nothing is dropped: the records stay pending and in the WAL.
+                self.failed = f"lake commit failed: {exc}"
+                log(event="commit_failed", error=str(exc), retry_in_s=backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            self.failed = None
+            with self._cond:
+                for s in seqs:
+                    _, table = self._pending.pop(s)
+                    self._pending_events -= table.num_rows
+                self._committed = seqs[-1]
+                self.metrics.set("auditlake_pending_events", self._pending_events)
+            elapsed = time.perf_counter() - started
+            self.metrics.add("auditlake_batches_total")
+            self.metrics.add("auditlake_events_committed_total", result.appended)
+            self.metrics.add("auditlake_events_duplicate_total", result.duplicates)
+            self.metrics.add("auditlake_commit_seconds_total", elapsed)
+            log(
+                event="commit",
+                batch_id=result.batch_id,
+                events=result.appended,
+                duplicates=result.duplicates,
+                records=len(seqs),
+                seconds=round(elapsed, 4),
+            )
+
+
+def _error(
+    status: int,
+    message: str,
+    errors: list[Issue] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if errors is not None:
+        body["errors"] = [e.as_dict() for e in errors]
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _authorise(collector: Collector, request: Request) -> TokenGrant | Response:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return _error(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    grant = lookup(collector.grants, token.strip())
+    if grant is None:
+        return _error(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return grant
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Response:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _error(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return _error(413, f"body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        return _error(408, f"body not received within {timeout:g} s")
+    return b"".join(chunks)
+
+
+def _validate_body(body: bytes, content_type: str, max_events: int) -> tuple[pa.Table, list[Issue]]:
+    namespace = hashlib.sha256(body).digest()  # a resent body gets the same assigned ids
+    if content_type.startswith(NDJSON):
+        records, lines, issues = parse_jsonl(body)
+        if len(records) > max_events:
+            return pa.table({}), [Issue(max_events, "(request)", f"more than {max_events} events")]
+        result = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
+    else:
+        records = parse_json_array(body)
+        if len(records) > max_events:
+            return pa.table({}), [Issue(max_events, "(request)", f"more than {max_events} events")]
+        result = validate(records, namespace=namespace)
+    return result.table, result.issues
+
+
+def create_app(collector: Collector) -> Starlette:
+    """The ASGI app: /v1/events, /v1/health, /metrics."""
+
+    async def events(request: Request) -> Response:
+        started = time.perf_counter()
+        auth = _authorise(collector, request)
+        if isinstance(auth, Response):
+            collector.metrics.add("auditlake_requests_unauthorised_total")
+            return auth
+        if collector.failed or collector.overloaded():
+            reason = collector.failed or "the collector is behind; retry later"
+            return _error(503, reason, headers={"Retry-After": "1"})
+        body = await _read_body(
+            request, collector.config.max_body_bytes, collector.config.body_timeout_s
+        )
+        if isinstance(body, Response):
+            return body
+        content_type = request.headers.get("content-type", "application/json")
+        try:
+            table, issues = await anyio.to_thread.run_sync(
+                _validate_body, body, content_type, collector.config.max_events
+            )
+        except LakeError as exc:  # a body that is not JSON at all
+            issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
+            table = pa.table({})
+        if issues:
+            collector.metrics.add("auditlake_events_rejected_total", max(len(issues), 1))
+            log(event="rejected", token=auth.name, issues=len(issues), status=400)
+            return _error(400, "invalid events; nothing was kept", issues)
+        tenants = table.column("tenant").to_pylist() if table.num_rows else []
+        denied = [
+            Issue(i, "tenant", f"this token may not write tenant {t!r}")
+            for i, t in enumerate(tenants)
+            if t not in auth.tenants
+        ]
+        if denied:
+            log(event="forbidden", token=auth.name, status=403)
+            return _error(403, "token not allowed for these tenants; nothing was kept", denied)
+        if table.num_rows:
+            await anyio.to_thread.run_sync(collector.accept, table)
+        collector.metrics.add("auditlake_events_accepted_total", table.num_rows)
+        collector.metrics.add("auditlake_requests_accepted_total")
+        ms = (time.perf_counter() - started) * 1000
+        log(event="accepted", token=auth.name, events=table.num_rows, ms=round(ms, 2))
+        return JSONResponse({"accepted": table.num_rows}, status_code=202)
+
+    async def health(request: Request) -> Response:
+        stats = collector.wal.stats()
+        status = "failing" if collector.failed else "ok"
+        return JSONResponse(
+            {
+                "status": status,
+                "error": collector.failed,
+                "wal": {"records": stats.records, "bytes": stats.bytes},
+                "pending_events": collector._pending_events,
+            },
+            status_code=503 if collector.failed else 200,
+        )
+
+    async def metrics(request: Request) -> Response:
+        stats = collector.wal.stats()
+        collector.metrics.set("auditlake_wal_records", stats.records)
+        collector.metrics.set("auditlake_wal_bytes", stats.bytes)
+        return PlainTextResponse(collector.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        collector.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(collector.shutdown)
+
+    return Starlette(
+        routes=[
+            Route("/v1/events", events, methods=["POST"]),
+            Route("/v1/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def serve(config: CollectorConfig, host: str, port: int) -> None:
+    """Run the collector until SIGTERM/SIGINT, then flush, seal, commit and return."""
+    import uvicorn
+
+    collector = Collector(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(collector),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=30,
+        )
+    )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the previous handlers
+    # and re-raises the signal. With these no-op handlers in place that re-raise is
+    # harmless, so after the final flush the process exits 0 rather than by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
+    log(event="listening", url=f"http://{host}:{port}")
+    server.run()
+    log(event="exit", pending_events=collector._pending_events)

@@ -1,0 +1,98 @@
+"""Collector tokens: bearer secrets bound to tenants, of which only a hash is kept.
+
+`auditlake token create --tenant T` prints a token once; the config home stores the
+SHA-256 of it with its tenants, so a stolen config home cannot be replayed as tokens. A
+token is 32 random bytes (256 bits), so a fast hash is the right tool: there is nothing
+to brute-force that a slow password hash would protect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lake.errors import ConfigError, UsageError
+from lake.storage import check_tenant
+
+TOKENS_FILE = "tokens.json"
+PREFIX = "alk_"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a token may do: write events of these tenants."""
+
+    name: str
+    tenants: frozenset[str]
+    created_at: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore:
+    """Token hashes and their tenants in `<home>/tokens.json` (mode 0600)."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / TOKENS_FILE
+
+    def _load(self) -> dict[str, dict[str, object]]:
+        if not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            raise ConfigError(f"{self.path} is unreadable or not JSON") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path} is not a JSON object")
+        return data
+
+    def create(self, tenants: list[str], name: str | None = None) -> str:
+        """A new token for `tenants`; returns the secret (shown once, never stored)."""
+        if not tenants:
+            raise UsageError("a token needs at least one --tenant")
+        for tenant in tenants:
+            check_tenant(tenant)
+        token = PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        data = self._load()
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data[_digest(token)] = {
+            "name": name or f"token-{len(data) + 1}",
+            "tenants": sorted(set(tenants)),
+            "created_at": stamp,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+        return token
+
+    def grants(self) -> dict[str, TokenGrant]:
+        """Token hash → grant, for the collector to check requests against."""
+        out = {}
+        for digest, entry in self._load().items():
+            tenants = entry.get("tenants")
+            if not isinstance(tenants, list):
+                raise ConfigError(f"{self.path}: entry {str(digest)[:8]}… has no tenant list")
+            out[digest] = TokenGrant(
+                str(entry.get("name", "")),
+                frozenset(map(str, tenants)),
+                str(entry.get("created_at")),
+            )
+        return out
+
+
+def lookup(grants: dict[str, TokenGrant], token: str) -> TokenGrant | None:
+    """The grant of a presented token, or None."""
+    return grants.get(_digest(token))

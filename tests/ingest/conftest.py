@@ -1,0 +1,113 @@
+"""A real collector process on 127.0.0.1 for the ingest tests (collector, SDK)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ingest.tokens import TokenStore
+from lake.config import KeyStore, TrustStore
+from lake.storage import Lake
+
+EXE = str(Path(sys.executable).with_name("auditlake"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    token: str
+    lake: Lake
+    home: Path
+    env: dict[str, str]
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [EXE, "serve", *self.args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("collector did not come up")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=60)
+        self.proc = None
+        return rc
+
+    def post(
+        self,
+        body: bytes,
+        *,
+        token: str | None = "default",
+        content_type: str = "application/x-ndjson",
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": content_type}
+        tok = self.token if token == "default" else token
+        if tok is not None:
+            headers["Authorization"] = f"Bearer {tok}"
+        req = urllib.request.Request(self.url + "/v1/events", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, orjson.loads(e.read() or b"{}")
+
+    def committed(self) -> int:
+        """Events sealed under a signed checkpoint (committed and checkpointed)."""
+        table = self.lake.checkpoints_table()
+        tenants = self.lake.tenants(self.lake.events_table())
+        return sum(Lake.sealed_size(table, t) for t in tenants)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    home = tmp_path / "home"
+    signer = KeyStore(home).generate("k")
+    TrustStore(home).add(signer.verifier_key)
+    lake = Lake.init(tmp_path / "lake", "c", signer.verifier_key.encode())
+    token = TokenStore(home).create(["northwind", "contoso"], "test")
+    port = free_port()
+    env = {**os.environ, "AUDITLAKE_HOME": str(home), "AUDITLAKE_LAKE": lake.root}
+    s = Server(
+        f"http://127.0.0.1:{port}",
+        token,
+        lake,
+        home,
+        env,
+        ["--port", str(port), "--batch-age", "0.2"],
+    )
+    s.start()
+    yield s
+    if s.proc is not None:
+        assert s.stop() == 0

@@ -1,0 +1,207 @@
+"""The collector as a real process on 127.0.0.1: statuses, durability, crash safety."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+import urllib.request
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from ingest.demo import generate
+from lake.config import TrustStore
+from lake.verify import verify_lake
+
+
+def ndjson(events: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+
+def sample(n_per_day: int = 20, seed: int = 1) -> list[dict[str, Any]]:
+    data = generate(
+        tenants=("northwind", "contoso"),
+        days=1,
+        events_per_tenant_per_day=n_per_day,
+        seed=seed,
+        incidents=False,
+    )
+    return data.events
+
+
+def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_events_reach_the_lake_sealed_and_verifiable(server: Any) -> None:
+    events = sample()
+    status, body = server.post(ndjson(events))
+    assert (status, body) == (202, {"accepted": len(events)})
+    wait_for(lambda: server.committed() == len(events))
+    trusted = TrustStore(server.home).keys()
+    report = verify_lake(server.lake, trusted)
+    assert report.ok, report.findings
+    # JSON arrays work too, and resending the same body duplicates nothing.
+    status, _ = server.post(orjson.dumps(events), content_type="application/json")
+    assert status == 202
+    time.sleep(0.6)
+    assert server.committed() == len(events)
+
+
+def test_bad_requests_get_their_status_and_keep_nothing(server: Any) -> None:
+    events = sample(5)
+    assert server.post(ndjson(events), token=None)[0] == 401
+    assert server.post(ndjson(events), token="alk_not-a-real-token")[0] == 401
+    other = dict(events[0], tenant="globex")
+    status, body = server.post(ndjson([events[1], other]))
+    assert status == 403 and body["errors"][0]["index"] == 1
+    bad = dict(events[0], outcome="maybe")
+    status, body = server.post(ndjson([events[1], bad]))
+    assert status == 400
+    assert body["errors"] == [
+        {"index": 1, "field": "outcome", "message": body["errors"][0]["message"], "line": 2}
+    ]
+    status, body = server.post(b'{"tenant": "northwind", oops\n')
+    assert status == 400 and body["errors"][0]["index"] == 0
+    assert oversized_status(server) == 413
+    time.sleep(0.6)
+    assert server.committed() == 0
+
+
+def oversized_status(server: Any) -> int:
+    """Declare a 9 MiB body and send only its start: the collector must refuse on the header."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest("POST", "/v1/events")
+    conn.putheader("Authorization", f"Bearer {server.token}")
+    conn.putheader("Content-Type", "application/x-ndjson")
+    conn.putheader("Content-Length", str(9 * 1024 * 1024))
+    conn.endheaders()
+    conn.send(b"{" * 1024)
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_health_and_metrics(server: Any) -> None:
+    server.post(ndjson(sample(5)))
+    with urllib.request.urlopen(server.url + "/v1/health") as r:
+        health = orjson.loads(r.read())
+    assert health["status"] == "ok" and "wal" in health
+    wait_for(lambda: server.committed() == 10)
+    with urllib.request.urlopen(server.url + "/metrics") as r:
+        text = r.read().decode()
+    assert "auditlake_events_accepted_total 10" in text
+    assert "# TYPE auditlake_wal_records gauge" in text
+
+
+def test_sigterm_commits_everything_pending(server: Any) -> None:
+    server.stop()
+    server.args = [*server.args[:2], "--batch-age", "600"]  # nothing is due by age
+    server.start()
+    events = sample(30, seed=4)
+    assert server.post(ndjson(events))[0] == 202
+    assert server.committed() == 0
+    assert server.stop() == 0
+    assert server.committed() == len(events)
+    assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+
+
+@pytest.mark.slow
+def test_kill_9_loses_nothing_that_was_acknowledged(server: Any) -> None:
+    acked: list[str] = []
+    stop = threading.Event()
+    rng = random.Random(7)
+
+    def client() -> None:
+        base = sample(10, seed=9)
+        while not stop.is_set():
+            batch = [dict(e, id=str(uuid.uuid4())) for e in base]
+            try:
+                status, _ = server.post(ndjson(batch))
+            except OSError:
+                time.sleep(0.02)  # collector down: a real client retries
+                continue
+            if status == 202:
+                acked.extend(e["id"] for e in batch)
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            time.sleep(rng.uniform(0.3, 1.2))
+            assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+            server.start()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert server.stop() == 0
+    assert len(acked) > 0
+    table = server.lake.events_table()
+    rows = server.lake.read_rows(table, server.lake.data_files(table), ["event_id"])
+    stored = rows.column("event_id").to_pylist()
+    assert len(stored) == len(set(stored))  # exactly once
+    missing = set(acked) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged events lost"
+    assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+
+
+@pytest.mark.slow
+def test_kill_9_during_replay_loses_nothing(server: Any) -> None:
+    port_args = server.args[:2]
+    server.stop()
+    server.args = [*port_args, "--batch-age", "600"]  # build a WAL backlog that is not committed
+    server.start()
+    acked: list[str] = []
+    for seed in range(20):
+        batch = [dict(e, id=str(uuid.uuid4())) for e in sample(25, seed=seed)]
+        status, _ = server.post(ndjson(batch))
+        assert status == 202
+        acked.extend(e["id"] for e in batch)
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert server.committed() == 0
+    # Restart: replay puts the backlog back and the batcher starts committing it; kill again.
+    server.args = [*port_args, "--batch-age", "0.01", "--batch-events", "100"]
+    for delay in (0.0, 0.15, 0.3):
+        server.start()
+        time.sleep(delay)
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    server.start()
+    wait_for(lambda: server.committed() == len(acked), timeout=60)
+    assert server.stop() == 0
+    table = server.lake.events_table()
+    stored = server.lake.read_rows(table, server.lake.data_files(table), ["event_id"])
+    ids = stored.column("event_id").to_pylist()
+    assert sorted(ids) == sorted(acked)  # every acknowledged event, exactly once
+    assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+
+
+def test_a_second_collector_on_the_same_wal_is_refused(server: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("auditlake"))
+    other = subprocess.run(
+        [exe, "serve", "--port", "1"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert other.returncode == 2
+    assert "write-ahead log" in other.stderr and "Traceback" not in other.stderr
