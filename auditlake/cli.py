@@ -591,6 +591,20 @@ def checkpoint_export(ctx: Ctx, tenant: str) -> None:
     show_default=True,
     help="Largest request body in bytes (413 beyond).",
 )
+@click.option(
+    "--max-pending-events",
+    type=click.IntRange(1),
+    default=500_000,
+    show_default=True,
+    help="Events accepted but not yet in the lake before new requests get 503 + Retry-After.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client may take to send its body (408 beyond: slow clients hold no slot).",
+)
 @pass_ctx
 @handle_errors
 def serve(
@@ -601,6 +615,8 @@ def serve(
     batch_events: int,
     batch_age: float,
     max_body: int,
+    max_pending_events: int,
+    body_timeout: float,
 ) -> None:
     """Run the HTTP collector: POST /v1/events, GET /v1/health, GET /metrics.
 
@@ -621,6 +637,8 @@ def serve(
             batch_events=batch_events,
             batch_age_s=batch_age,
             max_body_bytes=max_body,
+            max_pending_events=max_pending_events,
+            body_timeout_s=body_timeout,
         ),
         host,
         port,

@@ -41,13 +41,22 @@ class Server:
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def log_path(self) -> Path:
+        return self.home / "collector.log"
+
+    def restart(self, *extra: str) -> None:
+        """Stop gracefully and start again with the port and these options."""
+        self.stop()
+        self.args = [*self.args[:2], *extra]
+        self.start()
+
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [EXE, "serve", *self.args],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # The collector's JSON log goes to a file: an unread pipe would fill and block it.
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [EXE, "serve", *self.args], env=self.env, stdout=subprocess.DEVNULL, stderr=log
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

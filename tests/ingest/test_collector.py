@@ -205,3 +205,118 @@ def test_a_second_collector_on_the_same_wal_is_refused(server: Any) -> None:
     )
     assert other.returncode == 2
     assert "write-ahead log" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_a_slow_body_times_out_and_keeps_nothing(server: Any) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    server.restart("--batch-age", "0.2", "--body-timeout", "0.5")
+    parts = urlsplit(server.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest("POST", "/v1/events")
+    conn.putheader("Authorization", f"Bearer {server.token}")
+    conn.putheader("Content-Type", "application/x-ndjson")
+    conn.putheader("Content-Length", "10000")
+    conn.endheaders()
+    conn.send(b'{"tenant": "northwind", ')  # ...and then nothing more (slow loris)
+    assert conn.getresponse().status == 408
+    conn.close()
+    # The collector still serves others.
+    assert server.post(ndjson(sample(3)))[0] == 202
+
+
+def test_back_pressure_answers_503_with_retry_after(server: Any) -> None:
+    import urllib.error
+
+    server.restart("--batch-age", "600", "--max-pending-events", "10")
+    assert server.post(ndjson(sample(10)))[0] == 202  # 20 events now pending
+    req = urllib.request.Request(
+        server.url + "/v1/events",
+        data=ndjson(sample(3, seed=2)),
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/x-ndjson"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 503
+    assert refused.value.headers["Retry-After"] == "1"
+    assert server.stop() == 0  # what was accepted is still committed on the way out
+    assert server.committed() == 20
+
+
+def test_logs_carry_neither_tokens_nor_event_contents(server: Any) -> None:
+    marker = "actor-" + uuid.uuid4().hex
+    events = [dict(e, actor={"id": marker}) for e in sample(3)]
+    assert server.post(ndjson(events))[0] == 202
+    assert server.post(ndjson([dict(events[0], outcome="nope")]))[0] == 400
+    assert server.post(ndjson(events), token="alk_wrong-" + marker)[0] == 401
+    server.stop()
+    log = server.log_path.read_text()
+    lines = [orjson.loads(line) for line in log.splitlines()]
+    assert {"accepted", "rejected", "commit"} <= {line.get("event") for line in lines}
+    assert server.token not in log and marker not in log
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: Any) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    json_value = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+    good = sample(5)
+    field = st.sampled_from(
+        [
+            "tenant",
+            "id",
+            "time",
+            "category",
+            "action",
+            "outcome",
+            "severity",
+            "actor",
+            "target",
+            "source",
+            "details",
+            "extra",
+        ]
+    )
+    mutated = st.builds(
+        lambda base, key, value, drop: {**{k: v for k, v in base.items() if k != drop}, key: value},
+        st.sampled_from(good),
+        field,
+        json_value,
+        st.sampled_from([None, "actor", "time"]),
+    )
+    bodies = st.one_of(
+        st.lists(mutated, min_size=1, max_size=4).map(ndjson),
+        st.binary(max_size=300),
+        st.lists(st.sampled_from(good), min_size=1, max_size=3).map(ndjson),
+    )
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(bodies)
+    def check(body: bytes) -> None:
+        status, answer = server.post(body)
+        assert status in (202, 400, 403, 413), (status, answer)
+        if status == 202:
+            assert answer["accepted"] == len([b for b in body.split(b"\n") if b.strip()])
+        elif status in (400, 403):
+            assert answer["errors"] and all(
+                {"index", "field", "message"} <= set(e) for e in answer["errors"]
+            )
+
+    check()
+    with urllib.request.urlopen(server.url + "/v1/health", timeout=5) as r:
+        assert r.status == 200
+    assert server.stop() == 0
+    assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
