@@ -639,6 +639,7 @@ def serve(
             max_body_bytes=max_body,
             max_pending_events=max_pending_events,
             body_timeout_s=body_timeout,
+            validate_workers=os.cpu_count() or 1,
         ),
         host,
         port,

@@ -14,12 +14,15 @@ request is still on its way to the batcher.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import multiprocessing
 import signal
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,8 @@ class CollectorConfig:
     max_pending_events: int = 500_000  # beyond this: 503 + Retry-After (bounded memory)
     body_timeout_s: float = 10.0
     fsync: bool = True
+    # Validation is CPU-bound Python: processes, not threads, use both cores (0 = in-process).
+    validate_workers: int = 0
 
 
 @dataclass
@@ -319,9 +324,14 @@ def create_app(collector: Collector) -> Starlette:
             return body
         content_type = request.headers.get("content-type", "application/json")
         try:
-            table, issues = await anyio.to_thread.run_sync(
-                _validate_body, body, content_type, collector.config.max_events
-            )
+            if pool is not None:
+                table, issues = await asyncio.wrap_future(
+                    pool.submit(_validate_body, body, content_type, collector.config.max_events)
+                )
+            else:
+                table, issues = await anyio.to_thread.run_sync(
+                    _validate_body, body, content_type, collector.config.max_events
+                )
         except LakeError as exc:  # a body that is not JSON at all
             issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
             table = pa.table({})
@@ -365,13 +375,29 @@ def create_app(collector: Collector) -> Starlette:
         collector.metrics.set("auditlake_wal_bytes", stats.bytes)
         return PlainTextResponse(collector.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    pool: ProcessPoolExecutor | None = None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        if collector.config.validate_workers > 0:
+            pool = ProcessPoolExecutor(
+                collector.config.validate_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            # Start the workers (and their imports) now, not on the first request.
+            await asyncio.gather(
+                *(
+                    asyncio.wrap_future(pool.submit(_validate_body, b"[]", "application/json", 1))
+                    for _ in range(collector.config.validate_workers)
+                )
+            )
         collector.start()
         try:
             yield
         finally:
             await anyio.to_thread.run_sync(collector.shutdown)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     return Starlette(
         routes=[
