@@ -15,6 +15,7 @@ import pytest
 
 from ingest.demo import generate
 from lake.config import TrustStore
+from lake.schema import WIRE_FIELDS
 from lake.verify import verify_lake
 
 
@@ -274,22 +275,7 @@ def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: 
         max_leaves=6,
     )
     good = sample(5)
-    field = st.sampled_from(
-        [
-            "tenant",
-            "id",
-            "time",
-            "category",
-            "action",
-            "outcome",
-            "severity",
-            "actor",
-            "target",
-            "source",
-            "details",
-            "extra",
-        ]
-    )
+    field = st.sampled_from([*WIRE_FIELDS, "extra"])  # every wire field, and an unknown one
     mutated = st.builds(
         lambda base, key, value, drop: {**{k: v for k, v in base.items() if k != drop}, key: value},
         st.sampled_from(good),
