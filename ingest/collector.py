@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,14 @@ class Collector:
         return self._pending_events >= self.config.max_pending_events
 
     def accept(self, table: pa.Table) -> int:
-        """Make a validated table durable, then hand it to the batcher. Blocks on fsync."""
+        """Make a validated table durable, then hand it to the batcher. Blocks on fsync.
+
+        The receipt time is stamped here and kept in the WAL record, so an event replayed
+        after a crash keeps the time it actually arrived.
+        """
         started = time.perf_counter()
+        now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+        table = table.append_column("received_at", pa.repeat(now, table.num_rows))
         seq = self.wal.append(_ipc(table))
         self.metrics.add("auditlake_wal_fsync_seconds_total", time.perf_counter() - started)
         with self._cond:

@@ -179,6 +179,9 @@ def append(
 ) -> AppendResult:
     """Append validated events (wire.OUTPUT_SCHEMA) as one batch, then seal each tenant.
 
+    `received_at` comes from the events when they carry that column (the collector stamps
+    each request as it arrives), else from the argument, else now.
+
     Events whose (tenant, id) is already in the lake are skipped, so re-sending is safe.
     The batch is all or nothing: one Delta commit for all its rows.
     """
@@ -186,10 +189,13 @@ def append(
     result = AppendResult(batch_id)
     if events.num_rows == 0:
         return result
-    stamp = received_at or datetime.now(UTC)
-    events = events.append_column(
-        "received_at", pa.repeat(pa.scalar(stamp, pa.timestamp("us", tz="UTC")), events.num_rows)
-    )
+    if "received_at" not in events.column_names:
+        # A collector stamps each request on arrival; a batch without stamps gets one now.
+        stamp = received_at or datetime.now(UTC)
+        events = events.append_column(
+            "received_at",
+            pa.repeat(pa.scalar(stamp, pa.timestamp("us", tz="UTC")), events.num_rows),
+        )
     tenants = sorted(set(events.column("tenant").to_pylist()))
     for tenant in tenants:
         check_tenant(tenant)

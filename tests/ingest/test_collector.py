@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -114,10 +115,16 @@ def test_sigterm_commits_everything_pending(server: Any) -> None:
     server.start()
     events = sample(30, seed=4)
     assert server.post(ndjson(events))[0] == 202
+    acked_at = datetime.now(UTC)
     assert server.committed() == 0
+    time.sleep(0.3)
     assert server.stop() == 0
     assert server.committed() == len(events)
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+    # received_at is when the request arrived (kept in the WAL), not when it was committed.
+    table = server.lake.events_table()
+    rows = server.lake.read_rows(table, server.lake.data_files(table), ["received_at"])
+    assert max(rows.column("received_at").to_pylist()) <= acked_at
 
 
 @pytest.mark.slow
