@@ -161,19 +161,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["ingest", "verify"], action="append")
+    parser.add_argument("--only", choices=["ingest", "verify", "collector"], action="append")
+    parser.add_argument(
+        "--collector-events", type=float, default=1e5, help="events through the collector (1e5)"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "verify"])
+    only = set(args.only or ["ingest", "verify", "collector"])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="auditlake-bench-") as tmp:
-        work = Path(tmp)
-        src = make_input(work, int(args.events))
-        results: list[dict[str, Any]] = []
-        ingest_results, lake_path = bench_ingest(work, src, args.repeat if "ingest" in only else 1)
-        if "ingest" in only:
-            results += ingest_results
-        if "verify" in only:
-            results += bench_verify(lake_path, args.repeat)
+    results: list[dict[str, Any]] = []
+    if only & {"ingest", "verify"}:
+        with tempfile.TemporaryDirectory(prefix="auditlake-bench-") as tmp:
+            work = Path(tmp)
+            src = make_input(work, int(args.events))
+            repeat = args.repeat if "ingest" in only else 1
+            ingest_results, lake_path = bench_ingest(work, src, repeat)
+            if "ingest" in only:
+                results += ingest_results
+            if "verify" in only:
+                results += bench_verify(lake_path, args.repeat)
+    collector: dict[str, Any] | None = None
+    if "collector" in only:
+        from benchmarks.collector import run as run_collector
+
+        collector = run_collector(int(args.collector_events))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
@@ -202,13 +212,24 @@ def main() -> None:
             f"verify: {ours['events_per_s']:,.0f} events/s (goal >= 1,000,000); "
             f"{ours['median_s'] / floor['median_s']:.2f}x the per-leaf hashlib time"
         )
+    if collector is not None:
+        ratios.append(
+            f"collector: {collector['collector_events_per_s']:,.0f} events/s sealed "
+            f"({collector['acked_events_per_s']:,.0f}/s acknowledged; goal >= 200,000), "
+            f"{collector['collector_events_per_s'] / collector['file_ingest_events_per_s']:.2f}x "
+            f"the file ingestor in the same run; ack p50 {collector['ack_p50_ms']:.0f} ms, "
+            f"p99 {collector['ack_p99_ms']:.0f} ms (goal < 50 ms)"
+        )
     lines += ["", *ratios]
     report = "\n".join(lines) + "\n"
     print(report)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     (RESULTS / f"{stamp}.md").write_text(report)
     (RESULTS / f"{stamp}.json").write_text(
-        json.dumps({"machine": machine, "results": results, "ratios": ratios}, indent=2)
+        json.dumps(
+            {"machine": machine, "results": results, "collector": collector, "ratios": ratios},
+            indent=2,
+        )
     )
 
 
