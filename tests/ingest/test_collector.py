@@ -319,3 +319,20 @@ def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: 
         assert r.status == 200
     assert server.stop() == 0
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+
+
+def test_a_collector_that_crashed_between_commits_seals_on_start(server: Any) -> None:
+    server.stop()
+    server.env = {**server.env, "AUDITLAKE_CRASH_AT": "after-events-commit"}
+    server.start()
+    events = sample(10, seed=6)
+    assert server.post(ndjson(events))[0] == 202
+    assert server.proc is not None
+    assert server.proc.wait(timeout=30) == 86  # died between the events and checkpoint commits
+    server.proc = None
+    trusted = TrustStore(server.home).keys()
+    assert {f.kind for f in verify_lake(server.lake, trusted).findings} == {"unsealed"}
+    del server.env["AUDITLAKE_CRASH_AT"]
+    server.start()  # no new traffic: start-up alone must complete the seal
+    assert verify_lake(server.lake, trusted).ok
+    assert server.committed() == len(events)
