@@ -337,6 +337,8 @@ def ingest(
                 summary["duplicates"] += result.duplicates
         summary["rejected"] += entry["rejected"]
         summary["inputs"].append(entry)
+    # delta-rs does not fsync: flush the lake to disk before reporting success.
+    os.sync()
     if fmt == "json":
         emit_json(summary)
         return
