@@ -24,7 +24,7 @@ from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse
 from lake.errors import LakeError, ProofError, ValidationError
 from lake.note import VerifierKey
 from lake.proof import check_proof, prove, prove_consistency
-from lake.storage import Lake, check_tenant
+from lake.storage import Lake, check_lake_name, check_tenant
 from lake.verify import Report, parse_exported, verify_lake
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,6 +176,7 @@ def init(ctx: Ctx, name: str | None) -> None:
     except OSError as exc:
         fail(f"cannot create the lake at {path}: {exc.strerror or exc}")
     lake_name = name or re.sub(r"[^a-z0-9._-]", "-", path.name.lower()).strip("-._") or "lake"
+    check_lake_name(lake_name)  # before any key is created for it
     signer, created = _ensure_signer(ctx, lake_name)
     lake = Lake.init(path, lake_name, signer.verifier_key.encode())
     note(f"created lake {lake.name!r} at {lake.root}")

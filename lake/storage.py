@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -52,6 +53,16 @@ def seq_app_id(tenant: str) -> str:
 def seal_app_id(tenant: str) -> str:
     """Delta app-transaction id whose version is the tenant's sealed (checkpointed) size."""
     return SEAL_APP_PREFIX + tenant
+
+
+def check_lake_name(name: str) -> str:
+    """Validate a lake name (it goes into every checkpoint origin)."""
+    if not re.fullmatch(LAKE_NAME_PATTERN, name):
+        raise UsageError(
+            f"invalid lake name {name!r}: lower-case letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return name
 
 
 def check_tenant(tenant: str) -> str:
@@ -107,12 +118,7 @@ class Lake:
         extra: dict[str, Any] | None = None,
     ) -> Lake:
         """Create a new, empty lake at `path` (which must not already hold one)."""
-        import re
-
-        if not re.fullmatch(LAKE_NAME_PATTERN, name):
-            raise UsageError(
-                f"invalid lake name {name!r}: lower-case letters, digits, '.', '_' and '-'"
-            )
+        check_lake_name(name)
         root = cls._normalise(path)
         lake = cls(root, {"name": name})
         if lake._exists(META_PATH):

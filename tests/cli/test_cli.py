@@ -832,3 +832,9 @@ def test_unknown_principal_is_refused_not_given_operator_rights(run, demo_lake) 
     result.assert_usage_error("mallory")
     env = {**demo_lake.env, "AUDITLAKE_PRINCIPAL": "viewer"}
     run("checkpoint", "export", "--tenant", "northwind", env=env).assert_usage_error("viewer")
+
+
+def test_init_with_a_bad_name_creates_no_key(run, env) -> None:  # type: ignore[no-untyped-def]
+    run("init", "--name", "Bad_Name", env=env).assert_usage_error("Bad_Name")
+    keys_dir = Path(env["AUDITLAKE_HOME"]) / "keys"
+    assert not keys_dir.exists() or not list(keys_dir.glob("*.key"))
