@@ -152,6 +152,12 @@ class Collector:
         else:
             self._committed = self.wal.stats().next_seq - 1
         log(event="start", replayed_events=replayed, lake=self.lake.root)
+        if not self.grants:
+            log(
+                event="warning",
+                message="no collector tokens: every request will get 401; "
+                "create one with `auditlake token create --tenant T`",
+            )
         self._thread.start()
 
     def shutdown(self) -> None:
