@@ -367,12 +367,26 @@ def ingest(
 
 @cli.command("seal")
 @tenant_option(required=False, multiple=True)
+@click.option(
+    "--rebuild-tiles",
+    is_flag=True,
+    help="Rewrite the hash tiles from the stored rows (after a bad_tiles finding); refused "
+    "unless the rows match every checkpoint signed by a trusted key.",
+)
 @pass_ctx
 @handle_errors
-def seal_cmd(ctx: Ctx, tenant: tuple[str, ...]) -> None:
+def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
     """Sign checkpoints for events committed but not yet sealed (after a crash)."""
     lake = ctx.open()
     tenants = list(tenant) or lake.tenants()
+    if rebuild_tiles:
+        from lake.tiles import rebuild
+
+        trusted = TrustStore(ctx.home).keys()
+        for t in tenants:
+            size = rebuild(lake, check_tenant(t), trusted)
+            note(f"{t}: hash tiles rebuilt for {size} events")
+        return
     results = seal(lake, ctx.keys().active(), tenants)
     for r in results:
         note(f"{r.tenant}: sealed at size {r.tree_size}")

@@ -13,10 +13,14 @@ Paths follow C2SP tlog-tiles (`tile/<L>/<N>` with N in 3-digit `x`-prefixed grou
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from lake.errors import StorageError
-from lake.merkle import NodeFn
+from lake.errors import NoteError, StorageError
+from lake.leaf import hash_leaves
+from lake.merkle import MerkleLevels, NodeFn
+from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
+from lake.schema import LEAF_FIELDS
 from lake.storage import Lake, check_tenant
 
 TILE_HEIGHT = 8
@@ -139,3 +143,42 @@ class TileLog:
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             for done in [pool.submit(self.lake.write_bytes, path, data) for path, data in writes]:
                 done.result()
+
+
+def rebuild(lake: Lake, tenant: str, trusted: Sequence[VerifierKey]) -> int:
+    """Rewrite a tenant's hash tiles from its stored rows; returns the tree size rebuilt.
+
+    For recovery after damaged tiles (a `bad_tiles` finding). It never whitewashes
+    tampering: the rows must be a gap-free log whose roots match every checkpoint that a
+    trusted key signed, otherwise nothing is written.
+    """
+    check_tenant(tenant)
+    table = lake.events_table()
+    rows = lake.read_rows(table, lake.data_files(table, tenants={tenant}), [*LEAF_FIELDS, "seq"])
+    rows = rows.sort_by("seq")
+    seqs = rows.column("seq").to_pylist()
+    if seqs != list(range(len(seqs))):
+        raise StorageError(f"tenant {tenant}: the stored log has gaps or duplicates; run verify")
+    levels = MerkleLevels.from_concatenated(hash_leaves(rows.select(list(LEAF_FIELDS))))
+    checked = 0
+    size = 0
+    for note in lake.read_checkpoints({tenant}).column("note").to_pylist():
+        try:
+            if not verify_note(note, trusted, allow_unverified=True).verified:
+                continue
+            cp = Checkpoint.parse(parse_note(note)[0])
+        except NoteError:
+            continue
+        if cp.tree_size > levels.size or levels.root(cp.tree_size) != cp.root_hash:
+            raise StorageError(
+                f"tenant {tenant}: the stored events do not match the signed checkpoint of size "
+                f"{cp.tree_size}; refusing to rebuild tiles (run verify)"
+            )
+        checked += 1
+        size = max(size, cp.tree_size)
+    if not checked:
+        raise StorageError(
+            f"tenant {tenant}: no checkpoint signed by a trusted key to check against"
+        )
+    TileLog(lake, tenant).extend(0, levels.level(0)[: size * HASH])
+    return size

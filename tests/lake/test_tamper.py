@@ -345,3 +345,34 @@ def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> No
     two = verify_lake(lake, trusted, workers=2)
     assert not one.ok
     assert one.as_dict() == two.as_dict()
+
+
+def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy) -> None:  # type: ignore[no-untyped-def]
+    from lake.tiles import rebuild
+
+    lake, _, trusted = lake_copy
+    size = Lake.sealed_size(lake.checkpoints_table(), TENANT)
+    target = Path(lake.root) / tile_path(TENANT, 0, 0, min(size, 256))
+    target.write_bytes(bytes(len(target.read_bytes())))  # zeroed
+    assert kinds(verify_lake(lake, trusted)) == {"bad_tiles"}
+    assert rebuild(lake, TENANT, trusted) == size
+    assert verify_lake(lake, trusted).ok
+
+
+def test_tiles_are_not_rebuilt_over_tampered_rows(lake_copy) -> None:  # type: ignore[no-untyped-def]
+    from lake.errors import StorageError
+    from lake.tiles import rebuild
+
+    lake, _, trusted = lake_copy
+    path = biggest_file(lake)
+
+    def change(t: pa.Table) -> pa.Table:
+        actors = t.column("actor_id").to_pylist()
+        actors[0] = "mallory"
+        return t.set_column(t.schema.get_field_index("actor_id"), "actor_id", pa.array(actors))
+
+    rewrite(path, change)
+    with pytest.raises(StorageError, match="do not match the signed checkpoint"):
+        rebuild(lake, TENANT, trusted)
+    with pytest.raises(StorageError, match="no checkpoint signed by a trusted key"):
+        rebuild(lake, "contoso", [])
