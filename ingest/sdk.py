@@ -103,7 +103,7 @@ from lake.config import KeyStore, config_home
 from lake.errors import Issue
 from lake.note import NoteSigner
 from lake.storage import Lake
-from lake.wire import validate
+from lake.wire import check_event, validate
 
 __all__ = [
     "AuditClient",
@@ -176,6 +176,13 @@ def format_time(value: TimeLike = None) -> str:
 
 
 def _check(records: Sequence[Mapping[str, Any]], namespace: bytes = _CHECK_NAMESPACE) -> None:
+    if len(records) == 1:
+        # One event (every log() call): the scalar twin of the validator, held to the same
+        # verdicts by a property test, costs microseconds instead of ~1 ms.
+        issues = check_event(dict(records[0]))
+        if issues:
+            raise InvalidEventError(issues)
+        return
     result = validate(records, namespace=namespace)
     if result.rejected:
         raise InvalidEventError(result.issues)
