@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from ingest_testkit import wait_for
 
 from ingest.demo import generate
 from lake.config import TrustStore
@@ -33,15 +34,6 @@ def sample(n_per_day: int = 20, seed: int = 1) -> list[dict[str, Any]]:
         incidents=False,
     )
     return data.events
-
-
-def wait_for(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_events_reach_the_lake_sealed_and_verifiable(server: Any) -> None:
