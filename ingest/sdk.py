@@ -960,7 +960,7 @@ class AuditClient(EventHelpers):
             closed = self._closed
             if not closed:
                 # The spool is full too: keep the older events, refuse the new one.
-                self._queue.extendleft(reversed(spill))
+                self._requeue_front(spill)
                 self._dropped += 1
                 dropped = self._dropped
         if closed:  # closed meanwhile: the spool is the only place left (or counted dropped)
@@ -968,6 +968,17 @@ class AuditClient(EventHelpers):
             return
         if dropped & (dropped - 1) == 0:  # 1, 2, 4, 8, ...: loud, but no log flood
             logger.warning("%d audit event(s) dropped: the queue and the spool are full", dropped)
+
+    def _requeue_front(self, lines: Sequence[bytes]) -> None:
+        """Put older lines back at the head (caller holds the lock), keeping max_queue.
+
+        Callers may have queued new events meanwhile; if the bound would be exceeded, the
+        newest events are the ones dropped (counted), never the older ones.
+        """
+        self._queue.extendleft(reversed(lines))
+        while len(self._queue) > self.max_queue:
+            self._queue.pop()
+            self._dropped += 1
 
     def _append(self, line: bytes) -> None:
         """Queue one line (caller holds the lock) and wake the sender when it has work."""
@@ -1072,7 +1083,7 @@ class AuditClient(EventHelpers):
                     self._spool_refused = False
                 continue
             with self._cond:
-                self._queue.extendleft(reversed(batch))
+                self._requeue_front(batch)
                 self._spool_refused = True
             return False
 
