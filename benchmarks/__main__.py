@@ -125,7 +125,7 @@ def bench_verify(lake_path: Path, repeat: int) -> list[dict[str, Any]]:
     lake = Lake.open(lake_path)
     table = lake.events_table()
     trusted = [generate_signer("x").verifier_key]  # findings don't change the work done
-    rows = lake.read_rows(table, lake.data_files(table), list(LEAF_FIELDS))
+    rows = lake.read_rows(lake.data_files(table), list(LEAF_FIELDS))
     n = rows.num_rows
     leaves = [leaf_inputs(rows.slice(i, 65536)) for i in range(0, n, 65536)]
     blob = b"".join(b.buffers()[2].to_pybytes() for b in leaves)

@@ -125,7 +125,7 @@ def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray
     files = lake.data_files(table, tenants=tenants, dates=dates)
     if not files:
         return np.zeros(batch.num_rows, dtype=bool)
-    existing = lake.read_rows(table, files, ["tenant", "event_id"])
+    existing = lake.read_rows(files, ["tenant", "event_id"])
     sep = pa.scalar("\x00", pa.string())
     have = pc.binary_join_element_wise(existing.column("tenant"), existing.column("event_id"), sep)
     want = pc.binary_join_element_wise(batch.column("tenant"), batch.column("event_id"), sep)
@@ -269,7 +269,7 @@ def append(
 def _leaf_hashes_from_lake(lake: Lake, table: DeltaTable, tenant: str, lo: int, hi: int) -> bytes:
     """Recompute leaf hashes of seq [lo, hi) from stored rows, refusing anything inconsistent."""
     files = lake.data_files(table, tenants={tenant}, min_seq=lo)
-    rows = lake.read_rows(table, files, [*LEAF_FIELDS, "seq", "leaf_hash"])
+    rows = lake.read_rows(files, [*LEAF_FIELDS, "seq", "leaf_hash"])
     seqs = rows.column("seq")
     rows = rows.filter(pc.and_(pc.greater_equal(seqs, lo), pc.less(seqs, hi))).sort_by("seq")
     got = rows.column("seq").to_numpy()
@@ -290,7 +290,7 @@ def _leaf_hashes_from_lake(lake: Lake, table: DeltaTable, tenant: str, lo: int, 
 
 def _last_batch_id(lake: Lake, table: DeltaTable, tenant: str, size: int) -> str:
     files = lake.data_files(table, tenants={tenant}, min_seq=size - 1)
-    rows = lake.read_rows(table, files, ["seq", "batch_id"])
+    rows = lake.read_rows(files, ["seq", "batch_id"])
     rows = rows.filter(pc.equal(rows.column("seq"), size - 1))
     return str(rows.column("batch_id")[0].as_py()) if rows.num_rows else "unknown"
 

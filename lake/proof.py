@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from lake.errors import NoteError, ProofError
 from lake.leaf import decode_leaf, encode_leaf, leaf_hash_of
@@ -104,15 +103,9 @@ def find_event(lake: Lake, tenant: str, event_id: str) -> dict[str, Any]:
     if near is not None:
         files.sort(key=lambda f: abs((f.event_date - near).days))
     for f in files:
-        part = pq.read_table(
-            lake._full(f"events/{f.path}"),
-            filters=[("event_id", "=", event_id)],
-            filesystem=lake.fs,
-        )
+        part = lake.read_file(f, filters=[("event_id", "=", event_id)])
         if part.num_rows:
             row: dict[str, Any] = part.slice(0, 1).to_pylist()[0]
-            row["tenant"] = f.tenant
-            row["event_date"] = f.event_date
             return row
     raise ProofError(f"no event {event_id!r} in tenant {tenant}")
 

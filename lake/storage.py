@@ -289,10 +289,17 @@ class Lake:
             )
         return out
 
-    def read_file(self, f: DataFile, columns: list[str] | None = None) -> pa.Table:
-        """Read one events data file and restore its partition columns."""
+    def read_file(
+        self,
+        f: DataFile,
+        columns: list[str] | None = None,
+        filters: list[tuple[str, str, Any]] | None = None,
+    ) -> pa.Table:
+        """Read one events data file (rows matching `filters`) and restore its partition columns."""
         wanted = [c for c in columns if c not in ("tenant", "event_date")] if columns else None
-        table = pq.read_table(self._full(f"events/{f.path}"), columns=wanted, filesystem=self.fs)
+        table = pq.read_table(
+            self._full(f"events/{f.path}"), columns=wanted, filters=filters, filesystem=self.fs
+        )
         # Other Delta writers (e.g. delta-rs DELETE/OPTIMIZE) may store string_view or large
         # types; normalise to the contract's types so files always concatenate.
         target = pa.schema([EVENTS_SCHEMA.field(n).with_nullable(True) for n in table.column_names])
@@ -330,12 +337,7 @@ class Lake:
         out = pa.concat_tables(parts, promote_options="permissive").select(CHECKPOINTS_SCHEMA.names)
         return out.sort_by([("tenant", "ascending"), ("tree_size", "ascending")])
 
-    def read_rows(
-        self,
-        table: DeltaTable,
-        files: list[DataFile],
-        columns: list[str] | None = None,
-    ) -> pa.Table:
+    def read_rows(self, files: list[DataFile], columns: list[str] | None = None) -> pa.Table:
         """Read several data files into one table (errors propagate to the caller)."""
         parts = [self.read_file(f, columns) for f in files]
         if not parts:

@@ -154,7 +154,7 @@ def rebuild(lake: Lake, tenant: str, trusted: Sequence[VerifierKey]) -> int:
     """
     check_tenant(tenant)
     table = lake.events_table()
-    rows = lake.read_rows(table, lake.data_files(table, tenants={tenant}), [*LEAF_FIELDS, "seq"])
+    rows = lake.read_rows(lake.data_files(table, tenants={tenant}), [*LEAF_FIELDS, "seq"])
     rows = rows.sort_by("seq")
     seqs = rows.column("seq").to_pylist()
     if seqs != list(range(len(seqs))):

@@ -115,7 +115,7 @@ def test_sigterm_commits_everything_pending(server: Any) -> None:
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
     # received_at is when the request arrived (kept in the WAL), not when it was committed.
     table = server.lake.events_table()
-    rows = server.lake.read_rows(table, server.lake.data_files(table), ["received_at"])
+    rows = server.lake.read_rows(server.lake.data_files(table), ["received_at"])
     assert max(rows.column("received_at").to_pylist()) <= acked_at
 
 
@@ -152,7 +152,7 @@ def test_kill_9_loses_nothing_that_was_acknowledged(server: Any) -> None:
     assert server.stop() == 0
     assert len(acked) > 0
     table = server.lake.events_table()
-    rows = server.lake.read_rows(table, server.lake.data_files(table), ["event_id"])
+    rows = server.lake.read_rows(server.lake.data_files(table), ["event_id"])
     stored = rows.column("event_id").to_pylist()
     assert len(stored) == len(set(stored))  # exactly once
     missing = set(acked) - set(stored)
@@ -184,7 +184,7 @@ def test_kill_9_during_replay_loses_nothing(server: Any) -> None:
     wait_for(lambda: server.committed() == len(acked), timeout=60)
     assert server.stop() == 0
     table = server.lake.events_table()
-    stored = server.lake.read_rows(table, server.lake.data_files(table), ["event_id"])
+    stored = server.lake.read_rows(server.lake.data_files(table), ["event_id"])
     ids = stored.column("event_id").to_pylist()
     assert sorted(ids) == sorted(acked)  # every acknowledged event, exactly once
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok

@@ -40,13 +40,13 @@ def wait_stored(server: Any, n: int) -> None:
 
 def stored_ids(lake: Lake) -> list[str]:
     table = lake.events_table()
-    rows = lake.read_rows(table, lake.data_files(table), ["event_id"])
+    rows = lake.read_rows(lake.data_files(table), ["event_id"])
     return [str(i) for i in rows.column("event_id").to_pylist()]
 
 
 def stored_rows(lake: Lake) -> dict[str, dict[str, Any]]:
     table = lake.events_table()
-    rows = lake.read_rows(table, lake.data_files(table)).to_pylist()
+    rows = lake.read_rows(lake.data_files(table)).to_pylist()
     return {r["event_id"]: r for r in rows}
 
 

@@ -40,7 +40,7 @@ def events(seed: int, per_day: int = 50, days: int = 2) -> pa.Table:
 
 def seqs(lake: Lake, tenant: str) -> np.ndarray:
     table = lake.events_table()
-    rows = lake.read_rows(table, lake.data_files(table, tenants={tenant}), ["seq"])
+    rows = lake.read_rows(lake.data_files(table, tenants={tenant}), ["seq"])
     return np.sort(rows.column("seq").to_numpy())
 
 
@@ -233,7 +233,7 @@ def test_seal_refuses_rows_that_do_not_match_their_leaf_hash(fresh) -> None:  # 
 
     append(lake, events(9, per_day=10, days=1), signer)
     table = lake.events_table()
-    rows = lake.read_rows(table, lake.data_files(table, tenants={"globex"}))
+    rows = lake.read_rows(lake.data_files(table, tenants={"globex"}))
     forged = rows.slice(0, 1)
     size = Lake.tree_size(table, "globex")
     forged = forged.set_column(

@@ -7,7 +7,6 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-import lake.proof as proof_module
 from lake.errors import ProofError
 from lake.proof import check_proof, find_event, prove, prove_consistency
 
@@ -30,7 +29,7 @@ def test_uuid7_ids_are_found_in_their_own_partition(lake_copy, monkeypatch) -> N
         opened.append(str(path))
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(proof_module.pq, "read_table", counting)
+    monkeypatch.setattr(pq, "read_table", counting)  # the module every reader goes through
     row = find_event(lake, "globex", event_id)
     assert row["event_id"] == event_id
     files_of_day = len(
