@@ -19,6 +19,7 @@ import click
 import orjson
 
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
+from lake.access import LOCAL_OPERATOR, AccessPolicy, Permission, Principal, check_principal
 from lake.append import append, seal
 from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse_verifier_keys
 from lake.errors import LakeError, ProofError, ValidationError
@@ -29,7 +30,6 @@ from lake.verify import Report, parse_exported, verify_lake
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAKE = "./auditlake-data"
-LOCAL_OPERATOR = "admin"
 MAX_ERRORS_SHOWN = 20
 DEFAULT_BATCH = 500_000
 
@@ -47,6 +47,15 @@ class Ctx:
 
     def keys(self) -> KeyStore:
         return KeyStore(self.home)
+
+    def who(self) -> Principal:
+        """The principal with its grants from the config home's access policy."""
+        return AccessPolicy(self.home).principal(self.principal)
+
+    def require_operator(self, what: str) -> None:
+        """Writes and management are the local operator's (per-tenant roles are for reads)."""
+        if self.principal != LOCAL_OPERATOR:
+            fail(f"{what} is reserved for the local operator {LOCAL_OPERATOR!r} (--as admin)")
 
 
 def handle_errors(fn: F) -> F:
@@ -128,13 +137,10 @@ def cli(ctx: click.Context, lake: str, principal: str) -> None:
     Private keys and trusted verifier keys live in the config home ($AUDITLAKE_HOME),
     never in the lake. Exit codes: 0 ok, 1 a check found a problem, 2 usage or input error.
     """
-    if principal != LOCAL_OPERATOR:
-        # No access policy exists yet (per-tenant roles arrive with `auditlake access`):
-        # an unknown principal is refused rather than silently given operator rights.
-        fail(
-            f"unknown principal {principal!r}: only the local operator {LOCAL_OPERATOR!r} "
-            "exists until per-tenant access policies are configured"
-        )
+    try:
+        check_principal(principal)
+    except LakeError as exc:
+        fail(str(exc))
     ctx.obj = Ctx(lake, principal)
 
 
@@ -169,6 +175,7 @@ def init(ctx: Ctx, name: str | None) -> None:
     Prints the verifier key (name+hash+base64) on stdout: give it to whoever must verify
     the lake. Your own key is added to the config home's trusted keys.
     """
+    ctx.require_operator("init")
     path = Path(ctx.lake_path).expanduser().resolve()
     ensure_outside(ctx.home, path)
     try:  # before any key is made: a file in the way must not leave an orphan key behind
@@ -199,6 +206,7 @@ def keys() -> None:
 @handle_errors
 def keys_generate(ctx: Ctx, name: str, no_activate: bool) -> None:
     """Create a new Ed25519 signing key (mode 0600) and print its verifier key."""
+    ctx.require_operator("keys generate")
     signer = ctx.keys().generate(name, activate=not no_activate)
     TrustStore(ctx.home).add(signer.verifier_key)
     click.echo(signer.verifier_key.encode())
@@ -283,6 +291,7 @@ def ingest(
     rejects the whole command (exit 2, every problem named). Events already in the lake
     (same tenant and id) are skipped, so running the same ingest twice is safe.
     """
+    ctx.require_operator("ingest")
     from ingest.files import load, write_rejects
 
     lake = ctx.open()
@@ -377,6 +386,7 @@ def ingest(
 @handle_errors
 def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
     """Sign checkpoints for events committed but not yet sealed (after a crash)."""
+    ctx.require_operator("seal")
     lake = ctx.open()
     tenants = list(tenant) or lake.tenants()
     if rebuild_tiles:
@@ -395,6 +405,26 @@ def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
 
 
 # -- verify, prove -------------------------------------------------------------------------
+
+
+def scoped_tenants(
+    ctx: Ctx, lake: Lake, given: tuple[str, ...], permission: Permission
+) -> list[str] | None:
+    """The tenants a command may touch: those given (each checked) or all the principal's.
+
+    None means every tenant (the local operator without --tenant).
+    """
+    who = ctx.who()
+    for t in given:
+        who.require(permission, check_tenant(t))
+    if given:
+        return list(given)
+    if who.operator:
+        return None
+    mine = who.tenants(permission, lake.tenants())
+    if not mine:
+        fail(f"principal {who.name!r} holds no role that allows this on any tenant")
+    return mine
 
 
 def _trusted(ctx: Ctx, given: tuple[str, ...]) -> list[VerifierKey]:
@@ -470,7 +500,7 @@ def verify(
             notes += parse_exported(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"--since-checkpoint {path}: {exc}")
-    tenants = [check_tenant(t) for t in tenant] or None
+    tenants = scoped_tenants(ctx, lake, tenant, Permission.VERIFY)
     if not trusted:
         note(
             "warning: no trusted keys (config home or --trusted-key): every checkpoint is untrusted"
@@ -508,7 +538,7 @@ def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None)
     prefix of its latest signed checkpoint.
     """
     lake = ctx.open()
-    check_tenant(tenant)
+    ctx.who().require(Permission.PROVE, check_tenant(tenant))
     local = [k.verifier_key for k in ctx.keys().list()]
     if old_size is not None:
         emit_json(prove_consistency(lake, tenant, old_size, local))
@@ -562,7 +592,7 @@ def checkpoint_export(ctx: Ctx, tenant: str) -> None:
     from lake.proof import latest_checkpoint
 
     lake = ctx.open()
-    check_tenant(tenant)
+    ctx.who().require(Permission.READ_CHECKPOINTS, check_tenant(tenant))
     try:
         cp = latest_checkpoint(lake, tenant)
     except ProofError as exc:
@@ -641,6 +671,7 @@ def serve(
     batcher seals them into the lake by size or age. SIGTERM stops accepting, commits
     everything pending and exits 0. Tokens come from `auditlake token create`.
     """
+    ctx.require_operator("serve")
     from ingest.collector import CollectorConfig
     from ingest.collector import serve as run_server
 
@@ -675,6 +706,7 @@ def token() -> None:
 @handle_errors
 def token_create(ctx: Ctx, tenant: tuple[str, ...], name: str | None) -> None:
     """Print a new token that may write events of these tenants; it is shown only once."""
+    ctx.require_operator("token create")
     from ingest.tokens import TokenStore
 
     click.echo(TokenStore(ctx.home).create(list(tenant), name))
@@ -710,11 +742,18 @@ def token_create(ctx: Ctx, tenant: tuple[str, ...], name: str | None) -> None:
 @handle_errors
 def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> None:
     """Build a demo lake with realistic traffic and planted attacks, then verify it."""
+    ctx.require_operator("demo")
     from auditlake.demo import run_demo
 
     run_demo(
         ctx.lake_path, ctx.home, days=days, events_per_day=events_per_day, seed=seed, force=force
     )
+
+
+# The query commands live in their own module; importing it registers them on `cli`.
+from auditlake import querycli as _querycli  # noqa: E402
+
+del _querycli
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lake.errors import ConfigError, UsageError
+from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE
 from lake.storage import check_tenant
 
 TOKENS_FILE = "tokens.json"
@@ -60,6 +61,8 @@ class TokenStore:
             raise UsageError("a token needs at least one --tenant")
         for tenant in tenants:
             check_tenant(tenant)
+            if tenant == READ_AUDIT_TENANT:
+                raise UsageError(RESERVED_TENANT_MESSAGE)
         token = PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         data = self._load()
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,6 +13,13 @@ import pyarrow as pa
 
 TENANT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 TENANT_RE: Final = re.compile(TENANT_PATTERN)
+# The lake's own tenant: the read audit (`audit.query` events of who queried what). It is
+# a valid tenant id, so its log is sealed and verified like any other, but no ingest path
+# accepts events for it: only the query layer writes there.
+READ_AUDIT_TENANT: Final = "auditlake"
+RESERVED_TENANT_MESSAGE: Final = (
+    "tenant 'auditlake' is reserved for the lake's own read audit; use another tenant id"
+)
 
 CATEGORIES: Final = (
     "authentication",

@@ -215,6 +215,10 @@ class Lake:
     def checkpoints_uri(self) -> str:
         return f"{self.root.rstrip('/')}/checkpoints"
 
+    @property
+    def alerts_uri(self) -> str:
+        return f"{self.root.rstrip('/')}/alerts"
+
     def events_table(self) -> DeltaTable:
         try:
             return DeltaTable(self.events_uri)

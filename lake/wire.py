@@ -36,6 +36,8 @@ from lake.schema import (
     MAX_DETAILS_BYTES,
     MAX_STRING_BYTES,
     OUTCOMES,
+    READ_AUDIT_TENANT,
+    RESERVED_TENANT_MESSAGE,
     SEVERITIES,
     TARGET_FIELDS,
     TENANT_PATTERN,
@@ -455,6 +457,7 @@ def validate(
     pre_issues: Sequence[Issue] = (),
     index_offset: int = 0,
     check_ids: bool = True,
+    reserved_ok: bool = False,
 ) -> Validated:
     """Validate wire events and normalise them into OUTPUT_SCHEMA.
 
@@ -468,6 +471,8 @@ def validate(
             of it; indexes in issues and assigned ids are then those of the whole input.
         check_ids: reject a second event of a tenant with the same id; chunks leave this
             to `merge`, which sees the whole input.
+        reserved_ok: accept events for the reserved read-audit tenant (only the query
+            layer's own audit writer sets this).
 
     Returns:
         The valid events as a table and every rejected event with all its issues.
@@ -477,7 +482,7 @@ def validate(
     for issue in pre_issues:
         issues.add_issue(issue)
     with _gc_paused():
-        table = _validate_columns(records, issues)
+        table = _validate_columns(records, issues, reserved_ok)
     bad = issues.bad_mask(n)
     if bad.any():
         table = table.filter(pa.array(~bad))
@@ -609,7 +614,9 @@ _ROW_FIELDS = (
 )  # fmt: skip
 
 
-def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
+def _validate_columns(
+    records: Sequence[Any], issues: _Collector, reserved_ok: bool = False
+) -> pa.Table:
     kinds = set(map(type, records))
     if not kinds <= {dict}:
         for i, r in enumerate(records):
@@ -667,6 +674,9 @@ def _validate_columns(records: Sequence[Any], issues: _Collector) -> pa.Table:
         TENANT_MESSAGE,
         issues,
     )
+    if not reserved_ok:
+        for i in _true_positions(pc.equal(tenant, READ_AUDIT_TENANT)):
+            issues.add(i, "tenant", RESERVED_TENANT_MESSAGE)
     event_id = _string_column(col("id"), "id", issues, required=False)
     _check_regex(
         event_id,
@@ -797,7 +807,10 @@ def check_event(event: Any) -> list[Issue]:
             add(name, _enum_message(value, allowed))
 
     g = event.get
-    pattern("tenant", text("tenant", g("tenant"), required=True), _TENANT_RE, TENANT_MESSAGE)
+    tenant = text("tenant", g("tenant"), required=True)
+    pattern("tenant", tenant, _TENANT_RE, TENANT_MESSAGE)
+    if tenant == READ_AUDIT_TENANT:
+        add("tenant", RESERVED_TENANT_MESSAGE)
     pattern("id", text("id", g("id")), _ID_RE, ID_MESSAGE)
     _check_time(text("time", g("time"), required=True), add)
     enum("category", text("category", g("category"), required=True), CATEGORIES)

@@ -1,0 +1,350 @@
+"""`auditlake search`, `sql`, `access` and `optimize`: CLI wiring of the query layer.
+
+Registered on the `cli` group by `auditlake.cli`; every read goes through
+`lake.query.QuerySession`, so it is scoped to the principal and recorded in the read
+audit before any row is printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.output import emit_json, emit_table, fail, note, progress
+from lake.access import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role
+from lake.querystring import SearchFilter, parse_query, parse_time
+
+if TYPE_CHECKING:
+    from lake.query import QuerySession, SearchResult
+
+# lake.export's FORMATS (a test holds them equal); not imported here because the export
+# and query modules bring polars and duckdb, which every other command can do without.
+EXPORT_FORMATS = ("json", "jsonl", "csv", "parquet")
+OUTPUT_FORMATS = ("table", *EXPORT_FORMATS)
+DEFAULT_LIMIT = 100
+TABLE_COLUMNS = (
+    "time",
+    "tenant",
+    "category",
+    "action",
+    "outcome",
+    "severity",
+    "actor_id",
+    "actor_ip",
+    "target_id",
+    "event_id",
+)
+MAX_TABLE_ROWS = 1000
+
+
+def _session(ctx: Ctx, interface: str = "cli") -> QuerySession:
+    from lake.query import QuerySession, ReadAudit
+
+    lake = ctx.open()
+    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
+    return QuerySession(lake, ctx.who(), audit, interface=interface)
+
+
+def output_options(fn: Any) -> Any:
+    fn = click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+        default="-",
+        help="Write results to this file instead of stdout.",
+    )(fn)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="table",
+        show_default=True,
+        help="table for people; json, jsonl, csv and parquet stream every row for programs.",
+    )(fn)
+
+
+def _format_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "strftime") and hasattr(value, "hour"):
+        return str(value.strftime("%Y-%m-%d %H:%M:%S.%f"))[:-3]
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _emit(result: SearchResult, fmt: str, output: str, columns: Iterable[str] | None) -> int:
+    from lake.export import write_batches
+
+    if fmt == "table":
+        shown = [c for c in (columns or result.schema.names) if c in result.schema.names]
+        rows: list[list[str]] = []
+        total = 0
+        for batch in result:
+            total += batch.num_rows
+            if len(rows) < MAX_TABLE_ROWS:
+                part = batch.select(shown).slice(0, MAX_TABLE_ROWS - len(rows)).to_pylist()
+                rows += [[_format_cell(r[c]) for c in shown] for r in part]
+        emit_table(None, shown, rows)
+        if total > len(rows):
+            note(f"{total - len(rows)} more row(s) not shown: use --format csv/jsonl/parquet")
+        return total
+    if fmt == "parquet" and output == "-" and sys.stdout.isatty():
+        fail("parquet is binary: give --output FILE or redirect stdout")
+    stream: IO[bytes]
+    if output == "-":
+        stream = sys.stdout.buffer
+        return write_batches(iter(result), fmt, stream, schema=result.schema)
+    with open(output, "wb") as stream:
+        return write_batches(iter(result), fmt, stream, schema=result.schema)
+
+
+def _filter_from_options(
+    query: str | None,
+    tenant: tuple[str, ...],
+    actor: tuple[str, ...],
+    action: tuple[str, ...],
+    category: tuple[str, ...],
+    outcome: tuple[str, ...],
+    severity: tuple[str, ...],
+    ip: tuple[str, ...],
+    target: tuple[str, ...],
+    source: tuple[str, ...],
+    text: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+) -> SearchFilter:
+    filt = parse_query(query) if query else SearchFilter()
+    # The options build a query string of their own, so both paths share one parser
+    # and one set of checks (and the read audit records one canonical form).
+    from_options = SearchFilter(
+        tenants=tenant,
+        actors=actor,
+        actions=action,
+        categories=category,
+        outcomes=outcome,
+        severities=severity,
+        ips=ip,
+        targets=target,
+        sources=source,
+        text=text,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+    )
+    merged = filt.merge(from_options)
+    return parse_query(merged.to_query_string())
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("--tenant", multiple=True, help="Only this tenant (repeat for several).")
+@click.option("--actor", multiple=True, help="actor_id; a trailing * matches a prefix.")
+@click.option("--action", multiple=True, help="Action, e.g. login or key.* (prefix).")
+@click.option("--category", multiple=True, help="Event category.")
+@click.option("--outcome", multiple=True, help="success, failure or unknown.")
+@click.option("--severity", multiple=True, help="info, low, medium, high or critical.")
+@click.option("--ip", multiple=True, help="Actor IP address; a trailing * matches a prefix.")
+@click.option("--target", multiple=True, help="target_id.")
+@click.option("--source", multiple=True, help="Emitting service.")
+@click.option("--text", multiple=True, help="Free text in actor, target, address or details.")
+@click.option("--since", help="From this time: 2026-11-01, RFC 3339, or relative (7d, 24h).")
+@click.option("--until", help="Before this time (same forms as --since).")
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Rows per page; 0 for every match (streamed).",
+)
+@click.option("--cursor", help="Continue after the page that printed this cursor.")
+@output_options
+@pass_ctx
+@handle_errors
+def search(
+    ctx: Ctx,
+    query: str | None,
+    tenant: tuple[str, ...],
+    actor: tuple[str, ...],
+    action: tuple[str, ...],
+    category: tuple[str, ...],
+    outcome: tuple[str, ...],
+    severity: tuple[str, ...],
+    ip: tuple[str, ...],
+    target: tuple[str, ...],
+    source: tuple[str, ...],
+    text: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    cursor: str | None,
+    fmt: str,
+    output: str,
+) -> None:
+    """Events matching filters, newest first, from the tenants you may read.
+
+    QUERY takes GitHub-audit-log-style qualifiers and free text, the same syntax as the
+    TUI's search box; options add to it (all conditions must hold):
+
+    \b
+      auditlake search 'actor:alice action:login outcome:failure created:>=7d'
+      auditlake search 'category:key_change -actor:deploy-bot "prod key"' --tenant acme
+      auditlake search --ip 203.0.113.7 --since 2026-11-01 --format jsonl > hits.jsonl
+
+    \b
+    Qualifiers: tenant actor action category outcome severity ip target target_type
+    source actor_type id created (>=, >, <=, <, A..B, 7d); -qualifier:value excludes;
+    a trailing * matches a prefix; a,b means either. Results stream in pages of --limit;
+    the cursor printed on stderr continues on the same snapshot, so appends meanwhile
+    neither shift nor repeat rows. Every search is recorded in the read audit.
+    """
+    filt = _filter_from_options(
+        query, tenant, actor, action, category, outcome, severity, ip, target, source, text,
+        since, until,
+    )  # fmt: skip
+    session = _session(ctx)
+    result = session.search(filt, limit=limit or None, cursor=cursor)
+    _emit(result, fmt, output, TABLE_COLUMNS)
+    if result.next_cursor:
+        note(f"more results: --cursor {result.next_cursor}")
+
+
+@cli.command("sql")
+@click.argument("query")
+@output_options
+@pass_ctx
+@handle_errors
+def sql_cmd(ctx: Ctx, query: str, fmt: str, output: str) -> None:
+    """Run one read-only DuckDB SQL statement over your views.
+
+    \b
+    Views: events, checkpoints, alerts (only your tenants), query_audit (the read audit,
+    with a grant on the tenant 'auditlake'). Columns are DESIGN.md's stored columns:
+      auditlake sql "SELECT actor_id, count(*) FROM events
+                     WHERE outcome = 'failure' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+
+    Only SELECT / WITH / EXPLAIN / DESCRIBE / SUMMARIZE run; files, settings, ATTACH,
+    COPY, INSTALL and LOAD are refused. Every query is recorded in the read audit.
+    """
+    session = _session(ctx)
+    result = session.sql(query)
+    _emit(result, fmt, output, None)
+
+
+# -- access -------------------------------------------------------------------------------
+
+
+@cli.group()
+def access() -> None:
+    """Principals and their per-tenant roles (kept in the config home).
+
+    \b
+    Roles, each including the one before:
+      viewer        read events (search, sql, tui)
+      investigator  + alerts, inclusion proofs, evidence export
+      auditor       + checkpoints, verify
+      admin         + retention and legal holds, keys
+    Grant on tenant '*' for every tenant; the read audit (tenant 'auditlake') needs its
+    own grant. The local operator, admin, holds every role.
+    """
+
+
+@access.command("grant")
+@click.argument("principal")
+@click.option("--tenant", required=True, help="Tenant id, or '*' for every tenant.")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)), help="Role to give.")
+@pass_ctx
+@handle_errors
+def access_grant(ctx: Ctx, principal: str, tenant: str, role: str) -> None:
+    """Give PRINCIPAL a role on a tenant (replacing its role there)."""
+    ctx.require_operator("access grant")
+    AccessPolicy(ctx.home).grant(principal, tenant, role)
+    note(f"{principal}: {role} on {tenant}")
+
+
+@access.command("revoke")
+@click.argument("principal")
+@click.option("--tenant", help="Only this tenant (default: every grant of PRINCIPAL).")
+@pass_ctx
+@handle_errors
+def access_revoke(ctx: Ctx, principal: str, tenant: str | None) -> None:
+    """Take PRINCIPAL's role on a tenant (or all its roles) away."""
+    ctx.require_operator("access revoke")
+    removed = AccessPolicy(ctx.home).revoke(principal, tenant)
+    if not removed:
+        fail(f"{principal} holds no such grant")
+    note(f"{principal}: {removed} grant(s) revoked")
+
+
+@access.command("list")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@pass_ctx
+@handle_errors
+def access_list(ctx: Ctx, fmt: str) -> None:
+    """Every grant: principal, tenant, role and what the role allows."""
+    grants = AccessPolicy(ctx.home).list()
+    rows = [
+        {
+            "principal": p,
+            "tenant": t,
+            "role": str(r),
+            "permissions": sorted(str(x) for x in ROLE_PERMISSIONS[Role(r)]),
+        }
+        for p, t, r in grants
+    ]
+    if fmt == "json":
+        emit_json(rows)
+        return
+    emit_table(
+        None,
+        ["principal", "tenant", "role", "may"],
+        [[r["principal"], r["tenant"], r["role"], ", ".join(r["permissions"])] for r in rows],
+    )
+
+
+# -- optimize -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--tenant", multiple=True, help="Only this tenant (repeat for several).")
+@click.option("--no-zorder", is_flag=True, help="Compact only, keeping the rows' order.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@pass_ctx
+@handle_errors
+def optimize(ctx: Ctx, tenant: tuple[str, ...], no_zorder: bool, fmt: str) -> None:
+    """Compact small files and Z-order rows by (actor_id, action, time) for fast search.
+
+    Rows move between files but no value changes: `auditlake verify` passes afterwards.
+    Replaced files stay on disk (time travel and open search cursors keep working).
+    """
+    from lake.optimize import optimize as run
+
+    ctx.require_operator("optimize")
+    with progress("optimize") as update:
+        result = run(ctx.open(), tenants=list(tenant) or None, zorder=not no_zorder,
+                     progress=update)  # fmt: skip
+    if fmt == "json":
+        emit_json(result.as_dict())
+        return
+    note(
+        f"optimized {len(result.tenants)} tenant(s): {result.files_removed} file(s) "
+        f"rewritten into {result.files_added}; table version {result.version_before} → "
+        f"{result.version_after}"
+    )

@@ -1,0 +1,583 @@
+"""The query layer: one locked-down DuckDB connection per principal, and the read audit.
+
+Why DuckDB over the Parquet files of a Delta snapshot (rather than DuckDB's delta
+extension or a pyarrow dataset): the delta extension exists only for an older DuckDB and
+would download at run time; building a pyarrow dataset costs seconds per query on
+thousands of files (FACTS.md). A snapshot's file list, pruned by tenant and date in
+Python, read by DuckDB's `read_parquet` with hive partitioning, answers a point search
+in tens of milliseconds.
+
+Isolation does not rest on rewriting user SQL. The connection is built so that the
+principal's data is the only data it can reach:
+
+- the views `events`, `query_audit`, `checkpoints`, `alerts` are created over exactly
+  the principal's tenants (Parquet files of a tenant partition hold only that tenant);
+- `allowed_paths` lists exactly those files; then external access is switched off and
+  the configuration locked, so `read_parquet` of another tenant's file, `read_csv`,
+  `COPY … TO`, `ATTACH`, `INSTALL`/`LOAD` and any `SET` fail inside DuckDB;
+- user SQL must be one SELECT (or EXPLAIN) statement: DDL, `SET`, `PRAGMA` and the rest
+  are refused before DuckDB sees them, so the views cannot be redefined.
+
+Every search and SQL query is recorded before any row is returned, as an `audit.query`
+event in the reserved tenant (`READ_AUDIT_TENANT`), signed and sealed like any other
+event: who asked, through which interface, what, over which tenants. A refused query is
+recorded too (outcome `failure`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import orjson
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from lake.access import AccessDenied, Permission, Principal
+from lake.append import append
+from lake.errors import StorageError, UsageError
+from lake.note import NoteSigner
+from lake.querystring import SearchFilter
+from lake.schema import CHECKPOINTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
+from lake.storage import DataFile, Lake
+from lake.wire import validate
+
+DEFAULT_LIMIT: Final = 100  # auditlake/querycli.py repeats it for `--limit`
+BATCH_ROWS: Final = 8192
+_EVENT_COLUMNS: Final = tuple(EVENTS_SCHEMA.names)
+_HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
+_ORDER: Final = "time DESC, tenant DESC, seq DESC"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ALLOWED_STATEMENTS: Final = frozenset({"SELECT", "EXPLAIN"})
+_SQL_TYPES: Final = {
+    pa.string(): "VARCHAR",
+    pa.date32(): "DATE",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.int64(): "BIGINT",
+    pa.binary(32): "BLOB",
+    pa.binary(): "BLOB",
+}
+
+# The alerts table (#5 writes it). Its columns follow DESIGN.md's `alerts list` keys.
+ALERTS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("alert_id", pa.string(), nullable=False),
+        pa.field("rule_id", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("group", pa.string()),
+        pa.field("first_seen", pa.timestamp("us", tz="UTC")),
+        pa.field("last_seen", pa.timestamp("us", tz="UTC")),
+        pa.field("event_count", pa.int64()),
+        pa.field("event_ids", pa.list_(pa.string())),
+    ]
+)
+
+
+def _select_list(schema: pa.Schema) -> str:
+    return ", ".join(f'"{name}"' for name in schema.names)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    cols = ", ".join(
+        f'CAST(NULL AS {_SQL_TYPES.get(f.type, "VARCHAR")}) AS "{f.name}"' for f in schema
+    )
+    return f"SELECT {cols} WHERE false"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the snapshot it read and the last row's sort key."""
+
+    version: int
+    time_us: int
+    tenant: str
+    seq: int
+    fingerprint: str
+
+    def encode(self) -> str:
+        raw = orjson.dumps(
+            {
+                "v": self.version,
+                "t": self.time_us,
+                "n": self.tenant,
+                "s": self.seq,
+                "f": self.fingerprint,
+            }
+        )
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            doc = orjson.loads(raw)
+            return cls(int(doc["v"]), int(doc["t"]), str(doc["n"]), int(doc["s"]), str(doc["f"]))
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            raise UsageError(
+                f"invalid cursor {text[:40]!r}: pass a cursor printed by search"
+            ) from None
+
+
+def _fingerprint(filt: SearchFilter, tenants: Sequence[str]) -> str:
+    text = filt.to_query_string() + "\x00" + ",".join(tenants)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class SearchResult:
+    """A page of search results, streamed as Arrow record batches.
+
+    `next_cursor` is known once the batches have been consumed: it is set when the page
+    was full (there may be more), else None.
+    """
+
+    schema: pa.Schema
+    _batches: Iterator[pa.RecordBatch]
+    _limit: int | None
+    _version: int
+    _fingerprint: str
+    rows: int = 0
+    next_cursor: str | None = None
+    _last: tuple[int, str, int] | None = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            if batch.num_rows == 0:
+                continue
+            self.rows += batch.num_rows
+            if self._fingerprint:  # a search page: remember its last sort key
+                end = batch.num_rows - 1
+                self._last = (
+                    int(batch.column("time")[end].value),
+                    str(batch.column("tenant")[end].as_py()),
+                    int(batch.column("seq")[end].as_py()),
+                )
+            yield batch
+        if self._limit is not None and self.rows >= self._limit and self._last is not None:
+            t, n, s = self._last
+            self.next_cursor = Cursor(self._version, t, n, s, self._fingerprint).encode()
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+
+    def to_arrow(self) -> pa.Table:
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+    def to_polars(self) -> Any:
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
+
+class ReadAudit:
+    """Writes `audit.query` events to the reserved tenant, signed and sealed.
+
+    Synchronous by default: the record is committed before any row is returned. Long-lived
+    interfaces (TUI, dashboard) may pass `buffered=True` and call `flush()` on a timer and
+    at exit, trading a few seconds of delay for one commit per burst of queries.
+    """
+
+    def __init__(
+        self, lake: Lake, signer: NoteSigner, *, source: str, buffered: bool = False
+    ) -> None:
+        self.lake = lake
+        self.signer = signer
+        self.source = source
+        self.buffered = buffered
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        principal: Principal,
+        *,
+        interface: str,
+        query: str,
+        tenants: Sequence[str],
+        outcome: str = "success",
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        details: dict[str, Any] = {
+            "interface": interface,
+            "query": query[:8000],
+            "tenants": list(tenants),
+        }
+        if reason:
+            details["reason"] = reason[:2000]
+        if extra:
+            details.update(extra)
+        event = {
+            "tenant": READ_AUDIT_TENANT,
+            "time": datetime.now(UTC).isoformat(),
+            "category": "admin_action",
+            "action": "audit.query",
+            "outcome": outcome,
+            "severity": "info" if outcome == "success" else "medium",
+            "actor": {"id": principal.name, "type": "admin" if principal.operator else "user"},
+            "target": {"type": "tenants", "id": ",".join(tenants)[:1000] or "(none)"},
+            "source": self.source,
+            "details": details,
+        }
+        with self._lock:
+            self._pending.append(event)
+        if not self.buffered:
+            self.flush()
+
+    def flush(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return 0
+        namespace = hashlib.sha256(orjson.dumps(pending)).digest()
+        result = validate(pending, namespace=namespace, reserved_ok=True)
+        if result.rejected:
+            # Our own events: a rejection here is a bug, never silently dropped.
+            raise StorageError(f"read-audit event rejected: {result.rejected[0].issues[0]}")
+        append(self.lake, result.table, self.signer)
+        return len(pending)
+
+
+class QuerySession:
+    """A principal's view of one lake: scoped DuckDB views, search and SQL, all audited.
+
+    Args:
+        lake: the opened lake.
+        principal: who asks; decides which tenants every view and search may reach.
+        audit: where queries are recorded (None only for internal callers that do their
+            own recording, e.g. tests of the gate itself).
+        interface: recorded with each query (`cli`, `tui`, `dashboard`, `notebook`).
+    """
+
+    def __init__(
+        self,
+        lake: Lake,
+        principal: Principal,
+        audit: ReadAudit | None,
+        *,
+        interface: str = "cli",
+    ) -> None:
+        if "://" in lake.root:
+            raise UsageError("the query layer reads local lakes only (object stores: #11)")
+        self.lake = lake
+        self.principal = principal
+        self.audit = audit
+        self.interface = interface
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._conn_version: int | None = None
+        self._lock = threading.Lock()
+
+    # -- scope --------------------------------------------------------------------------------
+
+    def _table(self, version: int | None = None) -> DeltaTable:
+        if version is None:
+            return self.lake.events_table()
+        try:
+            return DeltaTable(self.lake.events_uri, version=version)
+        except (DeltaError, OSError, ValueError) as exc:
+            raise UsageError(
+                f"the snapshot (version {version}) this cursor belongs to is no longer "
+                f"readable: {str(exc).splitlines()[0]}"
+            ) from None
+
+    def tenants(self, permission: Permission = Permission.READ_EVENTS) -> list[str]:
+        """Tenants of the lake on which the principal holds `permission` (read audit aside)."""
+        existing = self.lake.tenants()
+        return [t for t in self.principal.tenants(permission, existing) if t != READ_AUDIT_TENANT]
+
+    def scope(self, requested: Sequence[str], permission: Permission) -> list[str]:
+        """The tenants a request may read: the requested ones (each checked) or all granted.
+
+        The read-audit tenant is in scope only when asked for by name.
+        """
+        if requested:
+            for tenant in requested:
+                self.principal.require(permission, tenant)
+            return sorted(set(requested))
+        return self.tenants(permission)
+
+    # -- the connection ---------------------------------------------------------------------
+
+    def _files(self, table: DeltaTable, tenants: Sequence[str]) -> list[DataFile]:
+        return self.lake.data_files(table, tenants=set(tenants)) if tenants else []
+
+    def _path(self, f: DataFile) -> str:
+        return str(Path(self.lake.base) / "events" / f.path)
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The principal's locked connection over the newest snapshot (rebuilt when it moves)."""
+        table = self.lake.events_table()
+        version = table.version()
+        with self._lock:
+            if self._conn is None or self._conn_version != version:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = self._build(table)
+                self._conn_version = version
+            return self._conn
+
+    def _build(self, table: DeltaTable) -> duckdb.DuckDBPyConnection:
+        p = self.principal
+        existing = self.lake.tenants(table)
+        event_tenants = [
+            t for t in p.tenants(Permission.READ_EVENTS, existing) if t != READ_AUDIT_TENANT
+        ]
+        audit_tenants = [
+            t for t in p.tenants(Permission.READ_EVENTS, existing) if t == READ_AUDIT_TENANT
+        ]
+        event_files = [self._path(f) for f in self._files(table, event_tenants)]
+        audit_files = [self._path(f) for f in self._files(table, audit_tenants)]
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        for view, files in (("events", event_files), ("query_audit", audit_files)):
+            con.execute(f"CREATE VIEW {view} AS {self._events_select(files)}")
+
+        cp_tenants = set(p.tenants(Permission.READ_CHECKPOINTS, self.lake.tenants()))
+        checkpoints = self.lake.read_checkpoints(cp_tenants) if cp_tenants else None
+        self._materialise(con, "checkpoints", checkpoints, CHECKPOINTS_SCHEMA)
+        alert_tenants = set(p.tenants(Permission.READ_ALERTS, existing))
+        alerts = self._read_alerts(alert_tenants) if alert_tenants else None
+        self._materialise(con, "alerts", alerts, ALERTS_SCHEMA)
+
+        allowed = event_files + audit_files
+        if allowed:
+            con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, allowed))}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    @staticmethod
+    def _events_select(files: Sequence[str]) -> str:
+        if not files:
+            return _empty_select(EVENTS_SCHEMA)
+        listing = ", ".join(map(_sql_literal, files))
+        return f"SELECT {_select_list(EVENTS_SCHEMA)} FROM read_parquet([{listing}], {_HIVE})"
+
+    @staticmethod
+    def _materialise(
+        con: duckdb.DuckDBPyConnection, name: str, data: pa.Table | None, schema: pa.Schema
+    ) -> None:
+        if data is None or data.num_rows == 0:
+            con.execute(f"CREATE TABLE {name} AS {_empty_select(schema)}")
+            return
+        con.register("_incoming", data.select(schema.names))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _incoming")
+        con.unregister("_incoming")
+
+    def _read_alerts(self, tenants: set[str]) -> pa.Table | None:
+        uri = self.lake.alerts_uri
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:  # no alerts table yet: detection has not run
+            return None
+        import pyarrow.parquet as pq
+
+        parts = []
+        for row in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+            tenant = row.get("partition.tenant")
+            if tenant not in tenants:
+                continue
+            part = pq.read_table(str(Path(uri) / row["path"]))
+            if "tenant" not in part.column_names:
+                part = part.append_column("tenant", pa.array([tenant] * part.num_rows))
+            parts.append(part)
+        if not parts:
+            return None
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    # -- search -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        filt: SearchFilter,
+        *,
+        limit: int | None = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> SearchResult:
+        """Events matching `filt`, newest first, over the principal's tenants.
+
+        Pages are consistent: a cursor pins the Delta snapshot of the first page, so events
+        appended meanwhile neither shift nor duplicate rows between pages (a new search
+        sees them).
+        """
+        if limit is not None and limit < 1:
+            raise UsageError("--limit must be at least 1 (omit it for every match)")
+        cols = list(columns) if columns else list(_EVENT_COLUMNS)
+        unknown = [c for c in cols if c not in _EVENT_COLUMNS]
+        if unknown:
+            raise UsageError(
+                f"unknown column(s) {', '.join(unknown)}: use {', '.join(_EVENT_COLUMNS)}"
+            )
+        for needed in ("time", "tenant", "seq"):
+            if needed not in cols:
+                cols.append(needed)  # the sort key is needed for the cursor
+        requested = list(filt.tenants)
+        query_text = filt.to_query_string()
+        try:
+            tenants = self.scope(requested, Permission.READ_EVENTS)
+        except AccessDenied as exc:
+            self._record("search", query_text, requested, "failure", str(exc))
+            raise
+        page = Cursor.decode(cursor) if cursor else None
+        fp = _fingerprint(filt, tenants)
+        if page is not None and page.fingerprint != fp:
+            raise UsageError(
+                "this cursor belongs to a different search (filters or tenants differ)"
+            )
+        table = self._table(page.version if page else None)
+        version = table.version()
+        lo, hi = filt.dates()
+        files = [
+            self._path(f)
+            for f in self._files(table, tenants)
+            if (lo is None or f.event_date >= lo) and (hi is None or f.event_date <= hi)
+        ]
+        self._record(
+            "search",
+            query_text,
+            tenants,
+            "success",
+            None,
+            {"limit": limit, "page": bool(page), "version": version},
+        )
+        schema = pa.schema([EVENTS_SCHEMA.field(c).with_nullable(True) for c in cols])
+        if not files:
+            return SearchResult(schema, iter(()), limit, version, fp)
+        where, params = filt.to_sql()
+        clauses = [f"({where})", f"tenant IN ({', '.join('?' * len(tenants))})"]
+        params = [*params, *tenants]
+        if page is not None:
+            clauses.append("(time < ? OR (time = ? AND (tenant < ? OR (tenant = ? AND seq < ?))))")
+            at = _EPOCH + timedelta(microseconds=page.time_us)
+            params += [at, at, page.tenant, page.tenant, page.seq]
+        sql = (
+            f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} "
+            f"FROM read_parquet(?, {_HIVE}) WHERE {' AND '.join(clauses)} ORDER BY {_ORDER}"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        con = self._search_connection(files)
+        rel = con.sql(sql, params=[files, *params])
+        reader = rel.to_arrow_reader(BATCH_ROWS)
+        return SearchResult(schema, _cast_batches(reader, schema), limit, version, fp)
+
+    def _search_connection(self, files: list[str]) -> duckdb.DuckDBPyConnection:
+        # Search runs only our own SQL, with the file list already scoped to the
+        # principal: a fresh, locked connection allowed to read exactly those files.
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, files))}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def sql(self, query: str) -> SearchResult:
+        """Run one read-only statement over the principal's views; stream the result."""
+        con = self.connection()
+        tenants = self.tenants()
+        try:
+            statements = con.extract_statements(query)
+        except duckdb.Error as exc:
+            self._record("sql", query, tenants, "failure", _first_line(exc))
+            raise UsageError(f"SQL error: {_first_line(exc)}") from None
+        if len(statements) != 1:
+            reason = f"one statement at a time (got {len(statements)})"
+            self._record("sql", query, tenants, "failure", reason)
+            raise UsageError(f"refused: {reason}")
+        kind = statements[0].type.name
+        if kind not in _ALLOWED_STATEMENTS:
+            reason = (
+                f"{kind} statements are not allowed: the query layer is read-only "
+                "(SELECT, WITH … SELECT, EXPLAIN, DESCRIBE, SUMMARIZE)"
+            )
+            self._record("sql", query, tenants, "failure", reason)
+            raise UsageError(f"refused: {reason}")
+        cur = con.cursor()
+        try:
+            rel = cur.sql(query)
+        except duckdb.PermissionException as exc:
+            reason = f"outside the principal's data: {_first_line(exc)}"
+            self._record("sql", query, tenants, "failure", reason)
+            raise AccessDenied(f"refused: {reason}") from None
+        except duckdb.Error as exc:
+            self._record("sql", query, tenants, "failure", _first_line(exc))
+            raise UsageError(f"SQL error: {_first_line(exc)}") from None
+        self._record("sql", query, tenants, "success", None)
+        if rel is None:  # EXPLAIN of a non-query, or a statement without a result
+            return SearchResult(pa.schema([]), iter(()), None, 0, "")
+        try:
+            reader = rel.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise UsageError(f"SQL error: {_first_line(exc)}") from None
+        return SearchResult(reader.schema, _guard(reader), None, 0, "")
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _record(
+        self,
+        interface_kind: str,
+        query: str,
+        tenants: Sequence[str],
+        outcome: str,
+        reason: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        self.audit.record(
+            self.principal,
+            interface=f"{self.interface}.{interface_kind}",
+            query=query,
+            tenants=tenants,
+            outcome=outcome,
+            reason=reason,
+            extra=extra,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        if self.audit is not None:
+            self.audit.flush()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _guard(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except (duckdb.Error, pa.ArrowInvalid) as exc:
+        raise UsageError(f"SQL error: {_first_line(exc)}") from None
+
+
+def _cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for batch in _guard(reader):
+        if batch.schema != schema:
+            batch = pa.RecordBatch.from_arrays(
+                [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)],
+                schema=schema,
+            )
+        yield batch
