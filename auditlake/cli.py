@@ -537,9 +537,21 @@ def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None)
     With --consistency N, print instead a proof that the tenant's log at size N is a
     prefix of its latest signed checkpoint.
     """
+    from lake.query import ReadAudit
+
     lake = ctx.open()
-    ctx.who().require(Permission.PROVE, check_tenant(tenant))
+    who = ctx.who()
+    who.require(Permission.PROVE, check_tenant(tenant))
     local = [k.verifier_key for k in ctx.keys().list()]
+    if not event_id and old_size is None:
+        fail("give an EVENT_ID, or --consistency OLD_SIZE")
+    # A proof carries the stored row: it is a read, recorded like a search.
+    ReadAudit(lake, ctx.keys().active(), source="auditlake-cli").record(
+        who,
+        interface="cli.prove",
+        query=f"consistency:{old_size}" if old_size is not None else f"id:{event_id}",
+        tenants=[tenant],
+    )
     if old_size is not None:
         emit_json(prove_consistency(lake, tenant, old_size, local))
     elif event_id:

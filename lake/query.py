@@ -46,7 +46,7 @@ from lake.append import append
 from lake.errors import StorageError, UsageError
 from lake.note import NoteSigner
 from lake.querystring import SearchFilter
-from lake.schema import CHECKPOINTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
+from lake.schema import ALERTS_SCHEMA, CHECKPOINTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
 from lake.storage import DataFile, Lake
 from lake.wire import validate
 
@@ -65,22 +65,6 @@ _SQL_TYPES: Final = {
     pa.binary(32): "BLOB",
     pa.binary(): "BLOB",
 }
-
-# The alerts table (#5 writes it). Its columns follow DESIGN.md's `alerts list` keys.
-ALERTS_SCHEMA: Final = pa.schema(
-    [
-        pa.field("tenant", pa.string(), nullable=False),
-        pa.field("alert_id", pa.string(), nullable=False),
-        pa.field("rule_id", pa.string(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
-        pa.field("title", pa.string(), nullable=False),
-        pa.field("group", pa.string()),
-        pa.field("first_seen", pa.timestamp("us", tz="UTC")),
-        pa.field("last_seen", pa.timestamp("us", tz="UTC")),
-        pa.field("event_count", pa.int64()),
-        pa.field("event_ids", pa.list_(pa.string())),
-    ]
-)
 
 
 def _select_list(schema: pa.Schema) -> str:
@@ -279,6 +263,7 @@ class QuerySession:
         self.interface = interface
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._conn_version: int | None = None
+        self._conn_tenants: list[str] = []
         self._lock = threading.Lock()
 
     # -- scope --------------------------------------------------------------------------------
@@ -294,21 +279,31 @@ class QuerySession:
                 f"readable: {str(exc).splitlines()[0]}"
             ) from None
 
-    def tenants(self, permission: Permission = Permission.READ_EVENTS) -> list[str]:
+    def tenants(
+        self, permission: Permission = Permission.READ_EVENTS, table: DeltaTable | None = None
+    ) -> list[str]:
         """Tenants of the lake on which the principal holds `permission` (read audit aside)."""
-        existing = self.lake.tenants()
+        existing = self.lake.tenants(table)
         return [t for t in self.principal.tenants(permission, existing) if t != READ_AUDIT_TENANT]
 
-    def scope(self, requested: Sequence[str], permission: Permission) -> list[str]:
+    def scope(
+        self, requested: Sequence[str], permission: Permission, table: DeltaTable | None = None
+    ) -> list[str]:
         """The tenants a request may read: the requested ones (each checked) or all granted.
 
-        The read-audit tenant is in scope only when asked for by name.
+        A requested `prefix*` means the granted tenants with that prefix. The read-audit
+        tenant is in scope only when asked for by its full name.
         """
-        if requested:
-            for tenant in requested:
+        if not requested:
+            return self.tenants(permission, table)
+        out: set[str] = set()
+        for tenant in requested:
+            if tenant.endswith("*"):
+                out.update(t for t in self.tenants(permission, table) if t.startswith(tenant[:-1]))
+            else:
                 self.principal.require(permission, tenant)
-            return sorted(set(requested))
-        return self.tenants(permission)
+                out.add(tenant)
+        return sorted(out)
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -328,6 +323,7 @@ class QuerySession:
                     self._conn.close()
                 self._conn = self._build(table)
                 self._conn_version = version
+                self._conn_tenants = self.tenants(Permission.READ_EVENTS, table)
             return self._conn
 
     def _build(self, table: DeltaTable) -> duckdb.DuckDBPyConnection:
@@ -430,19 +426,21 @@ class QuerySession:
                 cols.append(needed)  # the sort key is needed for the cursor
         requested = list(filt.tenants)
         query_text = filt.to_query_string()
+        page = Cursor.decode(cursor) if cursor else None
+        # One snapshot for the scope, the file list and the cursor: a later page sees the
+        # tenants and files of the first.
+        table = self._table(page.version if page else None)
+        version = table.version()
         try:
-            tenants = self.scope(requested, Permission.READ_EVENTS)
+            tenants = self.scope(requested, Permission.READ_EVENTS, table)
         except AccessDenied as exc:
             self._record("search", query_text, requested, "failure", str(exc))
             raise
-        page = Cursor.decode(cursor) if cursor else None
         fp = _fingerprint(filt, tenants)
         if page is not None and page.fingerprint != fp:
             raise UsageError(
                 "this cursor belongs to a different search (filters or tenants differ)"
             )
-        table = self._table(page.version if page else None)
-        version = table.version()
         lo, hi = filt.dates()
         files = [
             self._path(f)
@@ -492,7 +490,7 @@ class QuerySession:
     def sql(self, query: str) -> SearchResult:
         """Run one read-only statement over the principal's views; stream the result."""
         con = self.connection()
-        tenants = self.tenants()
+        tenants = self._conn_tenants
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:

@@ -118,6 +118,24 @@ CHECKPOINTS_SCHEMA: Final = pa.schema(
 )
 CHECKPOINTS_PARTITIONS: Final = ["tenant"]
 
+# The alerts table written by detection (#5), partitioned by tenant; the columns
+# are DESIGN.md's `alerts list` keys (`group` holds the grouping keys as canonical JSON).
+ALERTS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("alert_id", pa.string(), nullable=False),
+        pa.field("rule_id", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("group", pa.string()),
+        pa.field("first_seen", UTC_US),
+        pa.field("last_seen", UTC_US),
+        pa.field("event_count", pa.int64()),
+        pa.field("event_ids", pa.list_(pa.string())),
+    ]
+)
+ALERTS_PARTITIONS: Final = ["tenant"]
+
 
 def is_valid_tenant(tenant: str) -> bool:
     """True when `tenant` is a well-formed tenant id (safe as a path and partition value)."""

@@ -452,9 +452,9 @@ def sample(demo_lake: DemoLake) -> tuple[str, str]:
 
 
 @pytest.fixture
-def proof_file(demo_lake: DemoLake, run: Run, sample: tuple[str, str], tmp_path: Path) -> Path:
+def proof_file(demo_copy: DemoLake, run: Run, sample: tuple[str, str], tmp_path: Path) -> Path:
     tenant, event_id = sample
-    result = run("prove", event_id, "--tenant", tenant, env=demo_lake.env)
+    result = run("prove", event_id, "--tenant", tenant)
     assert result.returncode == 0, result
     path = tmp_path / "proof.json"
     path.write_text(result.stdout)
@@ -462,11 +462,11 @@ def proof_file(demo_lake: DemoLake, run: Run, sample: tuple[str, str], tmp_path:
 
 
 def test_prove_prints_exactly_the_design_fields(
-    demo_lake: DemoLake, run: Run, sample: tuple[str, str]
+    demo_copy: DemoLake, run: Run, sample: tuple[str, str]
 ) -> None:
     tenant, event_id = sample
 
-    result = run("prove", event_id, "--tenant", tenant, env=demo_lake.env)
+    result = run("prove", event_id, "--tenant", tenant)
 
     assert result.returncode == 0, result
     assert result.stderr == ""
@@ -479,7 +479,7 @@ def test_prove_prints_exactly_the_design_fields(
     assert base64.b64decode(proof["leaf"])[:1] == b"\x01"
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in proof["inclusion_path"])
     assert proof["checkpoint"].startswith(f"auditlake/demo/{tenant}\n{proof['tree_size']}\n")
-    assert proof["verifier_key"] == demo_lake.verifier_key
+    assert proof["verifier_key"] == demo_copy.verifier_key
 
 
 def test_verify_proof_accepts_an_intact_proof(
@@ -568,22 +568,25 @@ def test_verify_proof_of_a_missing_file_is_a_usage_error(demo_lake: DemoLake, ru
     )
 
 
-def test_verify_proof_without_any_key_is_a_usage_error(run: Run, proof_file: Path) -> None:
-    run("verify-proof", proof_file).assert_usage_error("--key")
+def test_verify_proof_without_any_key_is_a_usage_error(
+    run: Run, proof_file: Path, make_env: Callable[[Path, Path], dict[str, str]], tmp_path: Path
+) -> None:
+    empty = make_env(tmp_path / "empty-home", tmp_path / "no-lake")  # no trusted keys here
+    run("verify-proof", proof_file, env=empty).assert_usage_error("--key")
 
 
-def test_prove_unknown_event_is_a_usage_error(demo_lake: DemoLake, run: Run) -> None:
-    result = run("prove", "no-such-event", "--tenant", "contoso", env=demo_lake.env)
+def test_prove_unknown_event_is_a_usage_error(demo_copy: DemoLake, run: Run) -> None:
+    result = run("prove", "no-such-event", "--tenant", "contoso")
 
     result.assert_usage_error("no-such-event", "contoso")
 
 
-def test_prove_needs_an_event_or_consistency(demo_lake: DemoLake, run: Run) -> None:
-    run("prove", "--tenant", "contoso", env=demo_lake.env).assert_usage_error("EVENT_ID")
+def test_prove_needs_an_event_or_consistency(demo_copy: DemoLake, run: Run) -> None:
+    run("prove", "--tenant", "contoso").assert_usage_error("EVENT_ID")
 
 
-def test_consistency_proof_is_accepted(demo_lake: DemoLake, run: Run, tmp_path: Path) -> None:
-    result = run("prove", "--consistency", "5", "--tenant", "globex", env=demo_lake.env)
+def test_consistency_proof_is_accepted(demo_copy: DemoLake, run: Run, tmp_path: Path) -> None:
+    result = run("prove", "--consistency", "5", "--tenant", "globex")
 
     assert result.returncode == 0, result
     proof = result.json()
@@ -592,19 +595,19 @@ def test_consistency_proof_is_accepted(demo_lake: DemoLake, run: Run, tmp_path: 
     path = tmp_path / "consistency.json"
     path.write_text(result.stdout)
 
-    checked = run("verify-proof", path, "--key", demo_lake.verifier_key)
+    checked = run("verify-proof", path, "--key", demo_copy.verifier_key)
 
     assert checked.returncode == 0, checked
     assert checked.stdout.startswith("proof OK: ") and "size 5" in checked.stdout
 
     proof["consistency_path"][0] = _flip_hex(proof["consistency_path"][0])
     path.write_text(json.dumps(proof))
-    altered = run("verify-proof", path, "--key", demo_lake.verifier_key)
+    altered = run("verify-proof", path, "--key", demo_copy.verifier_key)
     assert altered.returncode == 1, altered
 
 
-def test_consistency_past_the_log_is_a_usage_error(demo_lake: DemoLake, run: Run) -> None:
-    result = run("prove", "--consistency", "999999", "--tenant", "globex", env=demo_lake.env)
+def test_consistency_past_the_log_is_a_usage_error(demo_copy: DemoLake, run: Run) -> None:
+    result = run("prove", "--consistency", "999999", "--tenant", "globex")
 
     result.assert_usage_error("old size")
 

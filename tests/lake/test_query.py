@@ -161,6 +161,14 @@ def test_search_of_another_tenant_is_refused(world: World) -> None:
     assert set(got.column("tenant").to_pylist()) == {MINE}
 
 
+def test_a_tenant_prefix_covers_only_granted_tenants(world: World) -> None:
+    bob = world.session("bob")
+    got = bob.search(parse_query("tenant:co*"), limit=None).to_arrow()
+    assert got.num_rows > 0 and set(got.column("tenant").to_pylist()) == {MINE}
+    assert bob.search(parse_query("tenant:g*"), limit=None).to_arrow().num_rows == 0
+    assert bob.search(parse_query("tenant:*"), limit=None).to_arrow().num_rows == got.num_rows
+
+
 def test_a_principal_without_grants_sees_nothing(world: World) -> None:
     eve = world.session("eve")
     assert world.rows(eve, "SELECT count(*) AS n FROM events") == [{"n": 0}]
