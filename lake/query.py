@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ DEFAULT_LIMIT: Final = 100  # auditlake/querycli.py repeats it for `--limit`
 BATCH_ROWS: Final = 8192
 _EVENT_COLUMNS: Final = tuple(EVENTS_SCHEMA.names)
 _HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
+_HIVE_TENANT: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR'}"
 _ORDER: Final = "time DESC, tenant DESC, seq DESC"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ALLOWED_STATEMENTS: Final = frozenset({"SELECT", "EXPLAIN"})
@@ -69,6 +71,24 @@ _SQL_TYPES: Final = {
 
 def _select_list(schema: pa.Schema) -> str:
     return ", ".join(f'"{name}"' for name in schema.names)
+
+
+def _view_sql(schema: pa.Schema, files: Sequence[str]) -> str:
+    """A view over tenant-partitioned Parquet files, in the contract's column order."""
+    if not files:
+        return _empty_select(schema)
+    listing = ", ".join(map(_sql_literal, files))
+    hive = _HIVE if "event_date" in schema.names else _HIVE_TENANT
+    return f"SELECT {_select_list(schema)} FROM read_parquet([{listing}], {hive})"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    events: tuple[str, ...]
+    audit: tuple[str, ...]
+    checkpoints: tuple[str, ...]
+    alerts: tuple[str, ...]
+    tenants: tuple[str, ...]
 
 
 def _sql_literal(text: str) -> str:
@@ -227,12 +247,14 @@ class ReadAudit:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
-        namespace = hashlib.sha256(orjson.dumps(pending)).digest()
+        # A nonce keeps two identical queries in the same microsecond apart.
+        namespace = hashlib.sha256(orjson.dumps(pending) + os.urandom(16)).digest()
         result = validate(pending, namespace=namespace, reserved_ok=True)
         if result.rejected:
             # Our own events: a rejection here is a bug, never silently dropped.
             raise StorageError(f"read-audit event rejected: {result.rejected[0].issues[0]}")
-        append(self.lake, result.table, self.signer)
+        # Fresh ids (a digest of these very events): no need to look for them in the lake.
+        append(self.lake, result.table, self.signer, dedupe=False)
         return len(pending)
 
 
@@ -262,17 +284,22 @@ class QuerySession:
         self.audit = audit
         self.interface = interface
         self._conn: duckdb.DuckDBPyConnection | None = None
-        self._conn_version: int | None = None
-        self._conn_tenants: list[str] = []
+        self._conn_layout: _Layout | None = None
+        self._dt: DeltaTable | None = None
+        self._pinned: dict[int, DeltaTable] = {}
         self._lock = threading.Lock()
 
     # -- scope --------------------------------------------------------------------------------
 
     def _table(self, version: int | None = None) -> DeltaTable:
         if version is None:
-            return self.lake.events_table()
+            return self.latest()
+        if version in self._pinned:
+            return self._pinned[version]
         try:
-            return DeltaTable(self.lake.events_uri, version=version)
+            table = DeltaTable(self.lake.events_uri, version=version)
+            self._pinned = {version: table}  # the one a paging client is on
+            return table
         except (DeltaError, OSError, ValueError) as exc:
             raise UsageError(
                 f"the snapshot (version {version}) this cursor belongs to is no longer "
@@ -313,43 +340,75 @@ class QuerySession:
     def _path(self, f: DataFile) -> str:
         return str(Path(self.lake.base) / "events" / f.path)
 
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The principal's locked connection over the newest snapshot (rebuilt when it moves)."""
-        table = self.lake.events_table()
-        version = table.version()
-        with self._lock:
-            if self._conn is None or self._conn_version != version:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = self._build(table)
-                self._conn_version = version
-                self._conn_tenants = self.tenants(Permission.READ_EVENTS, table)
-            return self._conn
+    def latest(self) -> DeltaTable:
+        """The newest snapshot of the events table (one object, refreshed incrementally)."""
+        if self._dt is None:
+            self._dt = self.lake.events_table()
+        else:
+            self._dt.update_incremental()
+        return self._dt
 
-    def _build(self, table: DeltaTable) -> duckdb.DuckDBPyConnection:
+    def _layout(self, table: DeltaTable) -> _Layout:
+        """Which files each view of the principal covers in this snapshot."""
         p = self.principal
         existing = self.lake.tenants(table)
-        event_tenants = [
-            t for t in p.tenants(Permission.READ_EVENTS, existing) if t != READ_AUDIT_TENANT
+        readable = p.tenants(Permission.READ_EVENTS, existing)
+        event_tenants = [t for t in readable if t != READ_AUDIT_TENANT]
+        audit_tenants = [t for t in readable if t == READ_AUDIT_TENANT]
+        by_tenant: dict[str, list[str]] = {}
+        for f in self._files(table, readable):
+            by_tenant.setdefault(f.tenant, []).append(self._path(f))
+        cp_tenants = set(p.tenants(Permission.READ_CHECKPOINTS, existing))
+        alert_tenants = set(p.tenants(Permission.READ_ALERTS, existing))
+        return _Layout(
+            events=tuple(x for t in event_tenants for x in by_tenant.get(t, ())),
+            audit=tuple(x for t in audit_tenants for x in by_tenant.get(t, ())),
+            checkpoints=tuple(self._side_files(self.lake.checkpoints_uri, cp_tenants)),
+            alerts=tuple(self._side_files(self.lake.alerts_uri, alert_tenants)),
+            tenants=tuple(event_tenants),
+        )
+
+    @staticmethod
+    def _side_files(uri: str, tenants: set[str]) -> list[str]:
+        """Files of a small tenant-partitioned table (checkpoints, alerts) for these tenants."""
+        if not tenants:
+            return []
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:
+            return []
+        actions = pa.table(table.get_add_actions(flatten=True)).select(["path", "partition.tenant"])
+        return [
+            str(Path(uri) / row["path"])
+            for row in actions.to_pylist()
+            if row["partition.tenant"] in tenants
         ]
-        audit_tenants = [
-            t for t in p.tenants(Permission.READ_EVENTS, existing) if t == READ_AUDIT_TENANT
-        ]
-        event_files = [self._path(f) for f in self._files(table, event_tenants)]
-        audit_files = [self._path(f) for f in self._files(table, audit_tenants)]
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The principal's locked connection, rebuilt only when its files change.
+
+        Appends to other tenants (the read audit's own records among them) leave it as it
+        is: its views and allowed paths depend only on the principal's files.
+        """
+        with self._lock:
+            layout = self._layout(self.latest())
+            if self._conn is None or layout != self._conn_layout:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = self._build(layout)
+                self._conn_layout = layout
+            return self._conn
+
+    def _build(self, layout: _Layout) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
-        for view, files in (("events", event_files), ("query_audit", audit_files)):
-            con.execute(f"CREATE VIEW {view} AS {self._events_select(files)}")
-
-        cp_tenants = set(p.tenants(Permission.READ_CHECKPOINTS, self.lake.tenants()))
-        checkpoints = self.lake.read_checkpoints(cp_tenants) if cp_tenants else None
-        self._materialise(con, "checkpoints", checkpoints, CHECKPOINTS_SCHEMA)
-        alert_tenants = set(p.tenants(Permission.READ_ALERTS, existing))
-        alerts = self._read_alerts(alert_tenants) if alert_tenants else None
-        self._materialise(con, "alerts", alerts, ALERTS_SCHEMA)
-
-        allowed = event_files + audit_files
+        con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events)}")
+        con.execute(f"CREATE VIEW query_audit AS {_view_sql(EVENTS_SCHEMA, layout.audit)}")
+        con.execute(
+            f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
+        )
+        con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts)}")
+        allowed = layout.events + layout.audit + layout.checkpoints + layout.alerts
         if allowed:
             con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, allowed))}]")
         con.execute("SET enable_external_access = false")
@@ -357,45 +416,6 @@ class QuerySession:
         con.execute("SET autoload_known_extensions = false")
         con.execute("SET lock_configuration = true")
         return con
-
-    @staticmethod
-    def _events_select(files: Sequence[str]) -> str:
-        if not files:
-            return _empty_select(EVENTS_SCHEMA)
-        listing = ", ".join(map(_sql_literal, files))
-        return f"SELECT {_select_list(EVENTS_SCHEMA)} FROM read_parquet([{listing}], {_HIVE})"
-
-    @staticmethod
-    def _materialise(
-        con: duckdb.DuckDBPyConnection, name: str, data: pa.Table | None, schema: pa.Schema
-    ) -> None:
-        if data is None or data.num_rows == 0:
-            con.execute(f"CREATE TABLE {name} AS {_empty_select(schema)}")
-            return
-        con.register("_incoming", data.select(schema.names))
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _incoming")
-        con.unregister("_incoming")
-
-    def _read_alerts(self, tenants: set[str]) -> pa.Table | None:
-        uri = self.lake.alerts_uri
-        try:
-            table = DeltaTable(uri)
-        except TableNotFoundError:  # no alerts table yet: detection has not run
-            return None
-        import pyarrow.parquet as pq
-
-        parts = []
-        for row in pa.table(table.get_add_actions(flatten=True)).to_pylist():
-            tenant = row.get("partition.tenant")
-            if tenant not in tenants:
-                continue
-            part = pq.read_table(str(Path(uri) / row["path"]))
-            if "tenant" not in part.column_names:
-                part = part.append_column("tenant", pa.array([tenant] * part.num_rows))
-            parts.append(part)
-        if not parts:
-            return None
-        return pa.concat_tables(parts, promote_options="permissive")
 
     # -- search -------------------------------------------------------------------------------
 
@@ -471,13 +491,18 @@ class QuerySession:
             + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         con = self._search_connection(files)
-        rel = con.sql(sql, params=[files, *params])
+        rel = con.cursor().sql(sql, params=[files, *params])
         reader = rel.to_arrow_reader(BATCH_ROWS)
         return SearchResult(schema, _cast_batches(reader, schema), limit, version, fp)
 
     def _search_connection(self, files: list[str]) -> duckdb.DuckDBPyConnection:
-        # Search runs only our own SQL, with the file list already scoped to the
-        # principal: a fresh, locked connection allowed to read exactly those files.
+        # The principal's connection already may read these files, unless the page is on
+        # an older snapshot whose files were since compacted away: then a connection of
+        # its own, locked down the same way, allowed exactly those files.
+        con = self.connection()
+        layout = self._conn_layout
+        if layout is not None and set(files) <= set(layout.events) | set(layout.audit):
+            return con
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, files))}]")
@@ -490,7 +515,8 @@ class QuerySession:
     def sql(self, query: str) -> SearchResult:
         """Run one read-only statement over the principal's views; stream the result."""
         con = self.connection()
-        tenants = self._conn_tenants
+        assert self._conn_layout is not None
+        tenants = list(self._conn_layout.tenants)
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:

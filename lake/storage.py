@@ -30,6 +30,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake.errors import LakeNotFoundError, StorageError, UsageError
 from lake.schema import (
+    ALERTS_SCHEMA,
     CHECKPOINTS_PARTITIONS,
     CHECKPOINTS_SCHEMA,
     EVENTS_PARTITIONS,
@@ -274,7 +275,10 @@ class Lake:
     ) -> list[DataFile]:
         """Files of the events table, pruned by tenant, date and seq statistics."""
         actions = pa.table(table.get_add_actions(flatten=True))
-        rows = actions.to_pylist()
+        # Only the columns we use: converting every stats column to Python cost ~10x more.
+        wanted = ["path", "partition.tenant", "partition.event_date", "num_records"]
+        wanted += [c for c in ("min.seq", "max.seq") if c in actions.column_names]
+        rows = actions.select(wanted).to_pylist()
         out = []
         for row in rows:
             tenant = row["partition.tenant"]
@@ -340,6 +344,28 @@ class Lake:
             return CHECKPOINTS_SCHEMA.empty_table()
         out = pa.concat_tables(parts, promote_options="permissive").select(CHECKPOINTS_SCHEMA.names)
         return out.sort_by([("tenant", "ascending"), ("tree_size", "ascending")])
+
+    def read_alerts(self, tenants: set[str] | None = None) -> pa.Table:
+        """Rows of the alerts table (ALERTS_SCHEMA); empty before detection first ran."""
+        try:
+            table = DeltaTable(self.alerts_uri)
+        except TableNotFoundError:
+            return ALERTS_SCHEMA.empty_table()
+        parts = []
+        for row in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+            tenant = row["partition.tenant"]
+            if tenants is not None and tenant not in tenants:
+                continue
+            part = pq.read_table(
+                self._full(f"alerts/{row['path']}"),
+                columns=[n for n in ALERTS_SCHEMA.names if n != "tenant"],
+                filesystem=self.fs,
+            )
+            parts.append(part.append_column("tenant", pa.array([tenant] * part.num_rows)))
+        if not parts:
+            return ALERTS_SCHEMA.empty_table()
+        out = pa.concat_tables(parts, promote_options="permissive").select(ALERTS_SCHEMA.names)
+        return out.cast(ALERTS_SCHEMA)
 
     def read_rows(self, files: list[DataFile], columns: list[str] | None = None) -> pa.Table:
         """Read several data files into one table (errors propagate to the caller)."""
