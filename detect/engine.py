@@ -1,0 +1,255 @@
+"""Rules to alerts: one DuckDB query per rule over an `events` relation.
+
+Every kind compiles to two relations over `events`: `trig` (tenant, group columns,
+trigger_time: when the pattern completed) and `m` (the matching events that can be
+evidence). The common tail then makes one alert per (rule, tenant, group, dedup bucket):
+
+    bucket      floor(trigger_time / dedup period), counted from the Unix epoch
+    evidence    events of `m` in the group from (first trigger − window) to the last trigger
+    alert_id    SHA-256(rule id, tenant, group JSON, bucket), first 32 hex digits
+
+An alert is therefore a pure function of the events between (bucket start − window −
+lookback) and the bucket's end: computing it from one big batch, from fifty small ones,
+or again on a rerun gives the same row, which is what lets cron runs overlap without
+duplicates (the runner upserts by alert_id and skips unchanged rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from detect.model import Rule
+from lake.errors import UsageError
+from lake.schema import ALERTS_SCHEMA
+
+MAX_EVIDENCE_IDS: Final = 1000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(value: timedelta) -> int:
+    return int(value / timedelta(microseconds=1))
+
+
+def _cols(names: Sequence[str], prefix: str = "") -> str:
+    return "".join(f', {prefix}"{c}"' for c in names)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per tenant, the dedup buckets to (re)compute; None in `alerts()` means all."""
+
+    tenant: str
+    lo: int
+    hi: int
+
+
+def scan_range(rule: Rule, lo: int, hi: int) -> tuple[datetime, datetime]:
+    """Event times an alert of buckets lo..hi can depend on: [start, end)."""
+    d = _us(rule.dedup_period)
+    start = lo * d - _us(rule.window) - _us(rule.lookback)
+    return _EPOCH + timedelta(microseconds=start), _EPOCH + timedelta(microseconds=(hi + 1) * d)
+
+
+def buckets_touched(rule: Rule, first: datetime, last: datetime) -> tuple[int, int]:
+    """Buckets whose alerts events with times in [first, last] can change."""
+    d = _us(rule.dedup_period)
+    lo = _us(first - _EPOCH) // d
+    hi = (_us(last - _EPOCH) + _us(rule.window) + _us(rule.lookback)) // d
+    return lo, hi
+
+
+def _match_sql(rule: Rule, filt: Any, params: list[object]) -> str:
+    clauses = ["TRUE"]
+    if filt is not None:
+        where, p = filt.to_sql()
+        clauses.append(f"({where})")
+        params += p
+    if rule.where_sql:
+        clauses.append(f"({rule.where_sql})")
+    return " AND ".join(clauses)
+
+
+def _source(rule: Rule) -> str:
+    return "_polars_matched" if rule.polars is not None else "events"
+
+
+def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
+    g = rule.group_columns
+    w = _us(rule.window)
+    frame = (
+        f"PARTITION BY tenant{_cols(g)} ORDER BY time "
+        f"RANGE BETWEEN INTERVAL {w} MICROSECONDS PRECEDING AND CURRENT ROW"
+    )
+    if rule.kind in ("threshold", "distinct"):
+        where = _match_sql(rule, rule.match, params)
+        counter = "count(*)" if rule.kind == "threshold" else f'count(DISTINCT "{rule.distinct}")'
+        extra = f', "{rule.distinct}"' if rule.kind == "distinct" and rule.distinct not in g else ""
+        return f"""
+        m AS (SELECT tenant{_cols(g)}, event_id, time{extra} FROM {_source(rule)} WHERE {where}),
+        trig AS (
+            SELECT tenant{_cols(g)}, time AS trigger_time FROM (
+                SELECT tenant{_cols(g)}, time, {counter} OVER ({frame}) AS n FROM m
+            ) WHERE n >= {int(rule.threshold)}
+        )"""
+    if rule.kind == "sequence":
+        first, then = rule.steps
+        key = then.by
+        w1 = _match_sql(rule, first.match, params)
+        w2 = _match_sql(rule, then.match, params)
+        return f"""
+        a AS (SELECT tenant, "{first.by}" AS k, event_id, time FROM {_source(rule)} WHERE {w1}),
+        b AS (SELECT tenant, "{then.by}" AS k, event_id, time FROM {_source(rule)} WHERE {w2}),
+        hits AS (
+            SELECT b.tenant, b.k, b.event_id, b.time FROM b JOIN a
+              ON a.tenant = b.tenant AND a.k = b.k AND a.event_id <> b.event_id
+             AND a.time >= b.time - INTERVAL {w} MICROSECONDS AND a.time <= b.time
+            GROUP BY ALL HAVING count(*) >= {int(first.min_count)}
+        ),
+        trig AS (SELECT tenant, k AS "{key}", time AS trigger_time FROM hits),
+        m AS (
+            SELECT tenant, k AS "{key}", event_id, time FROM a
+            UNION ALL SELECT tenant, k AS "{key}", event_id, time FROM hits
+        )"""
+    if rule.kind == "silence":
+        if now is None:
+            raise UsageError(f"rule {rule.id!r}: a silence rule needs the run's time")
+        where = _match_sql(rule, rule.match, params)
+        params += [now - rule.lookback, now]
+        return f"""
+        last AS (
+            SELECT tenant{_cols(g)}, max(received_at) AS last_at,
+                   arg_max(event_id, received_at) AS event_id
+            FROM {_source(rule)} WHERE {where} AND received_at >= ? AND received_at <= ?
+            GROUP BY ALL
+        ),
+        trig AS (
+            SELECT tenant{_cols(g)}, last_at + INTERVAL {w} MICROSECONDS AS trigger_time
+            FROM last WHERE last_at + INTERVAL {w} MICROSECONDS <= ?
+        ),
+        m AS (SELECT tenant{_cols(g)}, event_id, last_at AS time FROM last)"""
+    # sql: the user's query returns evidence rows; each row is also a trigger at its time
+    assert rule.sql is not None
+    query = rule.sql.strip().rstrip(";").rstrip()
+    return f"""
+        u AS (
+{query}
+        ),
+        m AS (SELECT tenant{_cols(g)}, event_id, time FROM u),
+        trig AS (SELECT tenant{_cols(g)}, time AS trigger_time FROM u)"""
+
+
+def alerts(
+    con: duckdb.DuckDBPyConnection,
+    rule: Rule,
+    *,
+    bounds: Sequence[Bounds] | None = None,
+    now: datetime | None = None,
+) -> pa.Table:
+    """The alerts of `rule` over the `events` relation of `con` (ALERTS_SCHEMA rows).
+
+    `bounds` limits the result to those dedup buckets per tenant; the caller must have
+    made `events` hold every event in `scan_range` of them.
+    """
+    g = rule.group_columns
+    params: list[object] = []
+    if rule.polars is not None:
+        _materialise_polars(con, rule)
+    body = _kind_sql(rule, params, now)
+    if rule.kind == "silence":
+        params.append(now)
+    d = _us(rule.dedup_period)
+    w = _us(rule.window)
+    bound_join = ""
+    if bounds is not None:
+        rows = pa.table(
+            {
+                "tenant": [b.tenant for b in bounds],
+                "b_lo": pa.array([b.lo for b in bounds], pa.int64()),
+                "b_hi": pa.array([b.hi for b in bounds], pa.int64()),
+            }
+        )
+        con.register("_bounds", rows)
+        bound_join = "JOIN _bounds USING (tenant) WHERE bucket BETWEEN b_lo AND b_hi"
+    on_group = "".join(f' AND m."{c}" IS NOT DISTINCT FROM al."{c}"' for c in g)
+    sql = f"""
+    WITH {body},
+    al AS (
+        SELECT * FROM (
+            SELECT tenant{_cols(g)}, floor(epoch_us(trigger_time) / {d})::BIGINT AS bucket,
+                   min(trigger_time) AS t0, max(trigger_time) AS t1
+            FROM trig GROUP BY ALL
+        ) {bound_join}
+    ),
+    ev AS (
+        SELECT DISTINCT al.tenant{_cols(g, "al.")}, al.bucket, m.event_id, m.time
+        FROM al JOIN m ON m.tenant = al.tenant{on_group}
+         AND m.time >= al.t0 - INTERVAL {w} MICROSECONDS AND m.time <= al.t1
+    )
+    SELECT tenant{_cols(g)}, bucket, count(*) AS event_count,
+           min(time) AS first_seen, max(time) AS last_seen,
+           list(event_id ORDER BY time, event_id)[1:{MAX_EVIDENCE_IDS}] AS event_ids
+    FROM ev GROUP BY ALL ORDER BY tenant, bucket{_cols(g)}
+    """
+    try:
+        found = con.sql(sql, params=params).to_arrow_table()
+    except duckdb.Error as exc:
+        raise UsageError(f"rule {rule.id!r} failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        if bounds is not None:
+            con.unregister("_bounds")
+    return _to_alerts(rule, found)
+
+
+def _materialise_polars(con: duckdb.DuckDBPyConnection, rule: Rule) -> None:
+    import polars as pl
+
+    frame = pl.from_arrow(con.sql("SELECT * FROM events").to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    con.register("_polars_matched", frame.filter(rule.polars).to_arrow())
+
+
+def _to_alerts(rule: Rule, found: pa.Table) -> pa.Table:
+    g = rule.group_columns
+    rows = found.to_pylist()
+    out: dict[str, list[Any]] = {name: [] for name in ALERTS_SCHEMA.names}
+    for row in rows:
+        group = {c: _plain(row[c]) for c in g}
+        group_json = orjson.dumps(group, option=orjson.OPT_SORT_KEYS).decode()
+        key = "\x00".join([rule.id, row["tenant"], group_json, str(row["bucket"])])
+        out["tenant"].append(row["tenant"])
+        out["alert_id"].append(hashlib.sha256(key.encode()).hexdigest()[:32])
+        out["rule_id"].append(rule.id)
+        out["severity"].append(rule.severity)
+        out["title"].append(_title(rule, group))
+        out["group"].append(group_json)
+        out["first_seen"].append(row["first_seen"])
+        out["last_seen"].append(row["last_seen"])
+        out["event_count"].append(row["event_count"])
+        out["event_ids"].append(row["event_ids"])
+    return pa.table(out, schema=ALERTS_SCHEMA)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
+class _Missing(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _title(rule: Rule, group: dict[str, Any]) -> str:
+    try:
+        return rule.title.format_map(_Missing(group))
+    except (ValueError, IndexError):
+        return rule.title

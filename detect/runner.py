@@ -1,0 +1,358 @@
+"""`auditlake detect run`: incremental, cron-safe runs of the rules over the lake.
+
+What "incremental" means here:
+
+- **New events** are the rows of data files added to the events table since the Delta
+  version a rule last processed, read from the commit log (`dataChange` adds only, so an
+  `optimize` rewrite is not mistaken for new data). This is the watermark: exact, immune
+  to clock skew, and it catches late events because it follows arrival in the lake, not
+  event time. The newest `received_at` seen is kept beside it for people (lag).
+- **Lookback overlap**: for each tenant with new events, a rule recomputes every dedup
+  bucket those events can touch, reading from (bucket start − window − lookback), so a
+  window that straddles two runs is seen whole.
+- **No duplicates**: alert ids are deterministic (detect/engine.py), alerts are upserted
+  by id and rows that did not change are not rewritten, so reruns, overlaps and a crash
+  between the alert commit and the watermark write add nothing.
+- **One run at a time**: an exclusive lock file in the lake; a second run exits at once.
+- **Sinks first, at least once**: new and changed alerts go to the sinks before the
+  alerts table and the watermark move; if a sink fails, the next run sends them again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import orjson
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from detect.engine import Bounds, alerts, buckets_touched, scan_range
+from detect.model import Rule
+from lake.errors import StorageError, UsageError
+from lake.schema import ALERTS_PARTITIONS, ALERTS_SCHEMA, READ_AUDIT_TENANT
+from lake.storage import Lake
+
+STATE_PATH: Final = "_auditlake/detect/state.json"
+LOCK_PATH: Final = "_auditlake/detect/run.lock"
+_HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class RunBusy(UsageError):
+    """Another detection run holds the lock."""
+
+
+@dataclass
+class RuleRun:
+    rule_id: str
+    mode: str  # incremental | backfill | full | idle
+    tenants: int = 0
+    alerts: int = 0
+    new: int = 0
+    changed: int = 0
+
+
+@dataclass
+class RunResult:
+    version: int
+    rules: list[RuleRun] = field(default_factory=list)
+    new: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    received_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+            "rules": [r.__dict__ for r in self.rules],
+            "new_alerts": len(self.new),
+            "changed_alerts": len(self.changed),
+        }
+
+
+@contextmanager
+def run_lock(lake: Lake) -> Iterator[None]:
+    """Hold the lake's detection lock, or raise RunBusy at once."""
+    if "://" in lake.root:
+        yield  # object stores: one scheduler per lake is the operator's job (documented)
+        return
+    path = Path(lake.base) / LOCK_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(
+                "another `auditlake detect run` is running on this lake; this one did nothing"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_state(lake: Lake) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(lake.read_bytes(STATE_PATH))
+    except FileNotFoundError:
+        return {"rules": {}}
+    except orjson.JSONDecodeError:
+        raise StorageError(f"{STATE_PATH} in the lake is not valid JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), dict):
+        raise StorageError(f"{STATE_PATH} in the lake is malformed")
+    return doc
+
+
+def _save_state(lake: Lake, state: dict[str, Any]) -> None:
+    lake.write_bytes(STATE_PATH, orjson.dumps(state, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _added_since(lake: Lake, table: DeltaTable, since: int) -> list[str] | None:
+    """Paths of files added with new data after version `since`; None if the log is gone."""
+    paths: list[str] = []
+    for v in range(since + 1, table.version() + 1):
+        try:
+            raw = lake.read_bytes(f"events/_delta_log/{v:020d}.json")
+        except FileNotFoundError:
+            return None
+        for line in raw.splitlines():
+            if not line.strip():
+                continue
+            action = orjson.loads(line)
+            add = action.get("add")
+            if add and add.get("dataChange", True):
+                paths.append(add["path"])
+    live = {f.path for f in lake.data_files(table)}
+    # A file added and later rewritten (optimize) is no longer live; its rows are in
+    # the rewritten file, which was not a data change: read the rows where they now are.
+    missing = [p for p in paths if p not in live]
+    if missing:
+        return None
+    return paths
+
+
+@dataclass(frozen=True)
+class _Span:
+    tenant: str
+    first: datetime
+    last: datetime
+
+
+def _spans(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[_Span], datetime | None]:
+    if not files:
+        return [], None
+    rows = con.execute(
+        f"SELECT tenant, min(time), max(time), max(received_at) FROM read_parquet(?, {_HIVE}) "
+        "GROUP BY tenant ORDER BY tenant",
+        [files],
+    ).fetchall()
+    spans = [_Span(t, lo, hi) for t, lo, hi, _ in rows if t != READ_AUDIT_TENANT]
+    newest = max((r[3] for r in rows), default=None)
+    return spans, newest
+
+
+class Runner:
+    """One detection run over a lake snapshot."""
+
+    def __init__(self, lake: Lake, rules: Sequence[Rule], *, now: datetime | None = None) -> None:
+        self.lake = lake
+        self.rules = [r for r in rules if r.enabled]
+        self.now = now or datetime.now(UTC)
+        self.table = lake.events_table()
+        self.version = self.table.version()
+        self.files = lake.data_files(self.table)
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def _full(self, path: str) -> str:
+        return str(Path(self.lake.base) / "events" / path)
+
+    def _view(self, ranges: Sequence[tuple[str, datetime, datetime]], by: str = "time") -> None:
+        """Point the `events` view at these (tenant, start, end) ranges of event time."""
+        wanted: dict[str, list[tuple[datetime, datetime]]] = {}
+        for tenant, lo, hi in ranges:
+            wanted.setdefault(tenant, []).append((lo, hi))
+        files = []
+        for f in self.files:
+            spans = wanted.get(f.tenant)
+            if not spans:
+                continue
+            if by == "time" and not any(lo.date() <= f.event_date <= hi.date() for lo, hi in spans):
+                continue
+            files.append(self._full(f.path))
+        scan = pa.table(
+            {
+                "tenant": [r[0] for r in ranges],
+                "lo": pa.array([r[1] for r in ranges], pa.timestamp("us", tz="UTC")),
+                "hi": pa.array([r[2] for r in ranges], pa.timestamp("us", tz="UTC")),
+            }
+        )
+        self.con.register("_scan", scan)
+        if not files:
+            self.con.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM _empty_events")
+            return
+        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in files)
+        source = f"read_parquet([{listing}], {_HIVE})"
+        self.con.execute(
+            f"CREATE OR REPLACE VIEW events AS SELECT e.* FROM {source} e "
+            f"JOIN _scan s ON e.tenant = s.tenant AND e.{by} >= s.lo AND e.{by} < s.hi"
+        )
+
+    def evaluate(self, rule: Rule, spans: Sequence[_Span] | None) -> tuple[pa.Table, int]:
+        """Alerts of `rule` for the buckets the spans touch (None: silence over every tenant)."""
+        if rule.kind == "silence":
+            tenants = sorted({f.tenant for f in self.files} - {READ_AUDIT_TENANT})
+            start = self.now - rule.lookback - rule.window
+            self._view([(t, start, self.now) for t in tenants], by="received_at")
+            return alerts(self.con, rule, now=self.now), len(tenants)
+        assert spans is not None
+        bounds, ranges = [], []
+        for s in spans:
+            lo, hi = buckets_touched(rule, s.first, s.last)
+            bounds.append(Bounds(s.tenant, lo, hi))
+            start, end = scan_range(rule, lo, hi)
+            ranges.append((s.tenant, start, end))
+        if not bounds:
+            return ALERTS_SCHEMA.empty_table(), 0
+        self._view(ranges)
+        return alerts(self.con, rule, bounds=bounds, now=self.now), len(bounds)
+
+
+def _empty_events(con: duckdb.DuckDBPyConnection) -> None:
+    from lake.schema import EVENTS_SCHEMA
+
+    con.register("_empty_arrow", EVENTS_SCHEMA.empty_table())
+    con.execute("CREATE TABLE _empty_events AS SELECT * FROM _empty_arrow")
+    con.unregister("_empty_arrow")
+
+
+def _diff(
+    found: pa.Table, existing: dict[str, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    new, changed = [], []
+    for row in found.to_pylist():
+        old = existing.get(row["alert_id"])
+        if old is None:
+            new.append(row)
+        elif any(
+            old[k] != row[k]
+            for k in ("event_count", "first_seen", "last_seen", "event_ids", "title", "severity")
+        ):
+            changed.append(row)
+    return new, changed
+
+
+def write_alerts(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    """Upsert alerts by (tenant, alert_id) into the `alerts` Delta table."""
+    if not rows:
+        return
+    data = pa.Table.from_pylist(rows, schema=ALERTS_SCHEMA)
+    try:
+        table = DeltaTable(lake.alerts_uri)
+    except TableNotFoundError:
+        table = DeltaTable.create(
+            lake.alerts_uri, schema=ALERTS_SCHEMA, partition_by=ALERTS_PARTITIONS
+        )
+    (
+        table.merge(
+            data,
+            predicate="t.tenant = s.tenant AND t.alert_id = s.alert_id",
+            source_alias="s",
+            target_alias="t",
+        )
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+
+
+def run(
+    lake: Lake,
+    rules: Sequence[Rule],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenants: Sequence[str] | None = None,
+    now: datetime | None = None,
+    sinks: Sequence[Any] = (),
+    progress: Progress = _no_progress,
+) -> RunResult:
+    """Run the rules: incrementally from each rule's watermark, or over [since, until)."""
+    with run_lock(lake):
+        runner = Runner(lake, rules, now=now)
+        _empty_events(runner.con)
+        state = load_state(lake)
+        result = RunResult(runner.version)
+        backfill = since is not None or until is not None
+        all_files = [runner._full(f.path) for f in runner.files]
+        spans_cache: dict[int, tuple[list[_Span], datetime | None]] = {}
+
+        def spans_since(version: int) -> tuple[list[_Span], datetime | None]:
+            if version not in spans_cache:
+                added = _added_since(lake, runner.table, version) if version >= 0 else None
+                files = all_files if added is None else [runner._full(p) for p in added]
+                spans_cache[version] = _spans(runner.con, files)
+            return spans_cache[version]
+
+        existing_rows = lake.read_alerts().to_pylist()
+        existing = {r["alert_id"]: r for r in existing_rows}
+        found_all: list[pa.Table] = []
+        for i, rule in enumerate(runner.rules):
+            progress("rules", i, len(runner.rules))
+            ours = state["rules"].get(rule.id, {})
+            if backfill:
+                lo = since or datetime(1970, 1, 1, tzinfo=UTC)
+                hi = until or runner.now
+                known = sorted({f.tenant for f in runner.files} - {READ_AUDIT_TENANT})
+                spans = [_Span(t, lo, hi) for t in known if not tenants or t in tenants]
+                mode = "backfill"
+            else:
+                fresh = ours.get("fingerprint") == rule.fingerprint()
+                start = int(ours["version"]) if fresh and "version" in ours else -1
+                if start >= runner.version and rule.kind != "silence":
+                    result.rules.append(RuleRun(rule.id, "idle"))
+                    continue
+                spans, newest = spans_since(start)
+                if newest and (result.received_at is None or newest > result.received_at):
+                    result.received_at = newest
+                spans = [s for s in spans if not tenants or s.tenant in tenants]
+                mode = "incremental" if start >= 0 else "full"
+            found, n_tenants = runner.evaluate(rule, spans)
+            found_all.append(found)
+            new, changed = _diff(found, existing)
+            result.new += new
+            result.changed += changed
+            result.rules.append(
+                RuleRun(rule.id, mode, n_tenants, found.num_rows, len(new), len(changed))
+            )
+        progress("rules", len(runner.rules), len(runner.rules))
+        out = result.new + result.changed
+        for sink in sinks:
+            sink.send(out)
+        write_alerts(lake, out)
+        if not backfill:
+            for rule in runner.rules:
+                state["rules"][rule.id] = {
+                    "fingerprint": rule.fingerprint(),
+                    "version": runner.version,
+                    "received_at": result.received_at.isoformat() if result.received_at else None,
+                    "ran_at": runner.now.isoformat(),
+                }
+            _save_state(lake, state)
+        return result
