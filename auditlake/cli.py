@@ -762,10 +762,12 @@ def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> No
     )
 
 
-# The query commands live in their own module; importing it registers them on `cli`.
+# The query and detection commands live in their own modules; importing them registers
+# them on `cli`.
+from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
 
-del _querycli
+del _querycli, _detectcli
 
 
 def main() -> None:

@@ -20,6 +20,17 @@ from lake.verify import verify_lake
 from lake.wire import validate
 
 
+def run_detection(lake: Lake, update_label: str) -> list[dict[str, Any]]:
+    """Run the built-in pack once over the new lake; the alerts it wrote, worst first."""
+    from detect.model import load_rules
+    from detect.runner import run
+
+    with progress(update_label) as update:
+        result = run(lake, load_rules(), progress=update)
+    order = {s: i for i, s in enumerate(("critical", "high", "medium", "low", "info"))}
+    return sorted(result.new, key=lambda a: (order.get(a["severity"], 9), a["rule_id"]))
+
+
 def run_demo(
     lake_path: str, home: Path, *, days: int, events_per_day: int, seed: int, force: bool
 ) -> Lake:
@@ -92,10 +103,18 @@ def run_demo(
     )
     if not report.ok:
         fail("the demo lake did not verify", ExitCode.FINDING)
+    found = run_detection(lake, update_label="detect")
+    emit_table(
+        "alerts (auditlake detect run, built-in pack)",
+        ["severity", "rule", "tenant", "events", "title"],
+        [[a["severity"], a["rule_id"], a["tenant"], a["event_count"], a["title"]] for a in found],
+    )
     sample = data.incidents[0] if data.incidents else None
     lake_opt = "" if lake_path == "./auditlake-data" else f" --lake {lake_path}"
     print("\nTry next:")
     print(f"  auditlake{lake_opt} verify")
+    print(f"  auditlake{lake_opt} alerts list")
+    print(f"  auditlake{lake_opt} search 'outcome:failure ip:203.0.113.*'")
     if sample:
         proof_cmd = f"prove {sample.event_ids[0]} --tenant {sample.tenant}"
         print(f"  auditlake{lake_opt} {proof_cmd} > proof.json")
