@@ -5,6 +5,8 @@
   Parquet write (the disk's limit).
 - verify: `lake.verify.verify_lake` over that lake, against hashlib SHA-256 over the same
   leaf bytes (one call per leaf, and one stream: the floor).
+- collector, query: see benchmarks/collector.py and benchmarks/query.py (the query
+  benchmark compares the query layer with PostgreSQL and plain DuckDB).
 
 Prints min/median/max over repeats and the ratio to the baseline; writes JSON and
 Markdown under benchmarks/results/. Wall-clock figures live here, never in tests.
@@ -161,12 +163,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=["ingest", "verify", "collector"], action="append")
+    parser.add_argument(
+        "--only", choices=["ingest", "verify", "collector", "query"], action="append"
+    )
     parser.add_argument(
         "--collector-events", type=float, default=1e5, help="events through the collector (1e5)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "verify", "collector"])
+    only = set(args.only or ["ingest", "verify", "collector", "query"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     if only & {"ingest", "verify"}:
@@ -184,6 +188,11 @@ def main() -> None:
         from benchmarks.collector import run as run_collector
 
         collector = run_collector(int(args.collector_events))
+    query: dict[str, Any] | None = None
+    if "query" in only:
+        from benchmarks.query import run as run_query
+
+        query = run_query(int(args.events), args.repeat)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
@@ -221,13 +230,21 @@ def main() -> None:
             f"p99 {collector['ack_p99_ms']:.0f} ms (goal < 50 ms)"
         )
     lines += ["", *ratios]
+    if query is not None:
+        lines += ["", query["markdown"].rstrip()]
     report = "\n".join(lines) + "\n"
     print(report)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     (RESULTS / f"{stamp}.md").write_text(report)
     (RESULTS / f"{stamp}.json").write_text(
         json.dumps(
-            {"machine": machine, "results": results, "collector": collector, "ratios": ratios},
+            {
+                "machine": machine,
+                "results": results,
+                "collector": collector,
+                "query": query,
+                "ratios": ratios,
+            },
             indent=2,
         )
     )
