@@ -206,7 +206,9 @@ def search(
         since, until,
     )  # fmt: skip
     session = _session(ctx)
-    result = session.search(filt, limit=limit or None, cursor=cursor)
+    # A table shows a few columns: read only those (the other formats carry every column).
+    columns = TABLE_COLUMNS if fmt == "table" else None
+    result = session.search(filt, limit=limit or None, cursor=cursor, columns=columns)
     _emit(result, fmt, output, TABLE_COLUMNS)
     if result.next_cursor:
         note(f"more results: --cursor {result.next_cursor}")

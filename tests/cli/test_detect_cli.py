@@ -117,3 +117,31 @@ def test_alerts_are_scoped_and_detection_is_the_operators(run: Run, demo_copy: D
     assert run("--as", "vic", "alerts", "list", "--format", "json").json() == []
     run("--as", "vic", "alerts", "list", "--tenant", tenant).assert_usage_error("may not read")
     run("--as", "ivy", "detect", "run").assert_usage_error("local operator")
+
+
+def test_watch_runs_until_sigterm(demo_copy: DemoLake, env: dict[str, str], tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from conftest import AUDITLAKE
+
+    state = demo_copy.lake / "_auditlake" / "detect" / "state.json"
+    before = state.stat().st_mtime_ns
+    assert AUDITLAKE
+    log = (tmp_path / "watch.log").open("wb")
+    proc = subprocess.Popen(
+        [AUDITLAKE, "detect", "watch", "--every", "1s"], env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while state.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert state.stat().st_mtime_ns != before, "no run happened"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        log.close()
+    out = (tmp_path / "watch.log").read_text()
+    assert code == 0, out
+    assert "detect watch stopped" in out and "Traceback" not in out
