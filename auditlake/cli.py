@@ -570,16 +570,34 @@ def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None)
 @pass_ctx
 @handle_errors
 def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
-    """Check a proof file from `prove` ('-' for stdin); exit 1 if it does not hold."""
+    """Check a proof from `prove`, or an evidence pack (zip); exit 1 if anything fails.
+
+    FILE may be '-' for stdin. Checks with the config home's trusted keys or --key only,
+    never with a key found inside the proof or pack.
+    """
     try:
         raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         fail(f"{file}: {exc.strerror or exc}")
+    from lake.evidence import check_pack, is_pack
+
+    keys_ = parse_verifier_keys(list(key), "--key") if key else TrustStore(ctx.home).keys()
+    if is_pack(raw):
+        if not keys_:
+            fail("no verifier key to check the pack with: give --key, or trust one")
+        try:
+            lines = check_pack(raw, keys_)
+        except ProofError as exc:
+            note(f"evidence pack FAILED: {exc}")
+            raise SystemExit(int(ExitCode.FINDING)) from None
+        for line in lines:
+            click.echo(f"proof OK: {line}")
+        click.echo(f"evidence pack OK: {len(lines)} proof(s)")
+        return
     try:
         proof = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         fail(f"{file}: not JSON ({exc})")
-    keys_ = parse_verifier_keys(list(key), "--key") if key else TrustStore(ctx.home).keys()
     if not keys_:  # nothing to check against is a usage error, not a failed proof
         fail("no verifier key to check the proof with: give --key, or trust one in the config home")
     try:

@@ -350,3 +350,70 @@ def optimize(ctx: Ctx, tenant: tuple[str, ...], no_zorder: bool, fmt: str) -> No
         f"rewritten into {result.files_added}; table version {result.version_before} → "
         f"{result.version_after}"
     )
+
+
+# -- evidence -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("event_ids", nargs=-1)
+@click.option("--tenant", help="Tenant of the EVENT_IDS.")
+@click.option("--alert", "alert_id", help="Instead: every evidence event of this alert.")
+@click.option("--note", "note_text", default="", help="A line for the manifest (case number).")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the zip.",
+)
+@pass_ctx
+@handle_errors
+def evidence(
+    ctx: Ctx,
+    event_ids: tuple[str, ...],
+    tenant: str | None,
+    alert_id: str | None,
+    note_text: str,
+    output: str,
+) -> None:
+    """Write an evidence pack: events, their inclusion proofs, checkpoints, verifier keys.
+
+    \b
+      auditlake evidence --alert 3f2a… -o case-42.zip
+      auditlake evidence --tenant acme 0192…-7c1e 0192…-8d2f -o case-42.zip
+      auditlake verify-proof case-42.zip --key "$KEY"     # anyone, offline
+
+    Needs the investigator role (or higher) on the tenant; recorded in the read audit.
+    """
+    from lake.access import Permission
+    from lake.evidence import build_pack
+    from lake.query import ReadAudit
+
+    lake = ctx.open()
+    who = ctx.who()
+    if alert_id:
+        if event_ids or tenant:
+            fail("give either --alert or --tenant with EVENT_IDS, not both")
+        rows = [r for r in lake.read_alerts().to_pylist() if r["alert_id"] == alert_id]
+        if not rows or not who.may(Permission.READ_ALERTS, rows[0]["tenant"]):
+            fail(f"no alert {alert_id!r} that you may read")
+        tenant = rows[0]["tenant"]
+        event_ids = tuple(rows[0]["event_ids"])
+    if not tenant or not event_ids:
+        fail("give --alert ALERT_ID, or --tenant T and one or more EVENT_IDS")
+    assert tenant is not None
+    who.require(Permission.PROVE, tenant)
+    ReadAudit(lake, ctx.keys().active(), source="auditlake-cli").record(
+        who,
+        interface="cli.evidence",
+        query=f"alert:{alert_id}" if alert_id else " ".join(f"id:{e}" for e in event_ids),
+        tenants=[tenant],
+    )
+    local = [k.verifier_key for k in ctx.keys().list()]
+    data = build_pack(
+        lake, [(tenant, e) for e in event_ids], made_by=who.name, note=note_text, local_keys=local
+    )
+    with open(output, "wb") as fh:
+        fh.write(data)
+    note(f"wrote {output}: {len(event_ids)} event(s) with proofs ({len(data):,} bytes)")

@@ -267,6 +267,8 @@ class QuerySession:
         audit: where queries are recorded (None only for internal callers that do their
             own recording, e.g. tests of the gate itself).
         interface: recorded with each query (`cli`, `tui`, `dashboard`, `notebook`).
+        version: read this Delta version of the events table (time travel) instead of
+            the newest.
     """
 
     def __init__(
@@ -276,6 +278,7 @@ class QuerySession:
         audit: ReadAudit | None,
         *,
         interface: str = "cli",
+        version: int | None = None,
     ) -> None:
         if "://" in lake.root:
             raise UsageError("the query layer reads local lakes only (object stores: #11)")
@@ -287,6 +290,7 @@ class QuerySession:
         self._conn_layout: _Layout | None = None
         self._dt: DeltaTable | None = None
         self._pinned: dict[int, DeltaTable] = {}
+        self.version = version  # a fixed snapshot (time travel), or None for the newest
         self._lock = threading.Lock()
 
     # -- scope --------------------------------------------------------------------------------
@@ -302,8 +306,8 @@ class QuerySession:
             return table
         except (DeltaError, OSError, ValueError) as exc:
             raise UsageError(
-                f"the snapshot (version {version}) this cursor belongs to is no longer "
-                f"readable: {str(exc).splitlines()[0]}"
+                f"version {version} of the events table is not readable (a cursor or "
+                f"time-travel read of a snapshot that is gone?): {str(exc).splitlines()[0]}"
             ) from None
 
     def tenants(
@@ -342,6 +346,8 @@ class QuerySession:
 
     def latest(self) -> DeltaTable:
         """The newest snapshot of the events table (one object, refreshed incrementally)."""
+        if self.version is not None:
+            return self._table(self.version)
         if self._dt is None:
             self._dt = self.lake.events_table()
         else:

@@ -145,3 +145,38 @@ def test_watch_runs_until_sigterm(demo_copy: DemoLake, env: dict[str, str], tmp_
     out = (tmp_path / "watch.log").read_text()
     assert code == 0, out
     assert "detect watch stopped" in out and "Traceback" not in out
+
+
+def test_evidence_pack_of_an_alert_checks_offline_and_catches_tampering(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    import zipfile
+
+    alert = run("alerts", "list", "--format", "json").json()[0]
+    pack = tmp_path / "case.zip"
+    made = run("evidence", "--alert", alert["alert_id"], "--note", "case 42", "-o", pack)
+    assert made.returncode == 0, made
+    with zipfile.ZipFile(pack) as zf:
+        names = set(zf.namelist())
+        manifest = json.loads(zf.read("manifest.json"))
+    assert {"README.txt", "events.jsonl", "verifier_keys.txt"} <= names
+    assert len([n for n in names if n.startswith("proofs/")]) == alert["event_count"]
+    assert manifest["event_ids"] == alert["event_ids"] and manifest["note"] == "case 42"
+    ok = run("verify-proof", pack, "--key", demo_copy.verifier_key)
+    assert ok.returncode == 0, ok
+    assert ok.stdout.splitlines()[-1] == f"evidence pack OK: {alert['event_count']} proof(s)"
+    # Alter one event inside the pack: the check must fail, naming the proof.
+    altered = tmp_path / "altered.zip"
+    done = False
+    with zipfile.ZipFile(pack) as src, zipfile.ZipFile(altered, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.startswith("proofs/") and not done:
+                proof = json.loads(data)
+                proof["event"]["actor_id"] = "someone.else@example.com"
+                data = json.dumps(proof).encode()
+                done = True
+            dst.writestr(name, data)
+    bad = run("verify-proof", altered, "--key", demo_copy.verifier_key)
+    assert bad.returncode == 1, bad
+    assert "evidence pack FAILED: proofs/" in bad.stderr and "altered" in bad.stderr

@@ -1,0 +1,220 @@
+"""The lake for Python users (notebooks, scripts, the TUI and the dashboard).
+
+    import lake.api as al
+    s = al.open("demo-lake", as_="alice")          # or AUDITLAKE_PRINCIPAL, default admin
+    s.search("actor:bob outcome:failure created:>=7d").to_polars()
+    s.events(tenant="acme").filter(pl.col("action") == "login").collect()   # LazyFrame
+    s.sql("SELECT category, count(*) FROM events GROUP BY 1")              # DataFrame
+    s.events(version=12) / s.sql(..., as_of=datetime(...))                # time travel
+    s.alerts(); s.verify(); s.prove(event_id, tenant="acme"); s.evidence([...], "case.zip")
+
+Every read goes through the principal's `QuerySession` (only its tenants, locked DuckDB)
+and is recorded in the read audit like any CLI query; nothing here bypasses either.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+
+from lake.access import LOCAL_OPERATOR, AccessDenied, AccessPolicy, Permission, Principal
+from lake.config import KeyStore, TrustStore, config_home
+from lake.errors import UsageError
+from lake.query import QuerySession, ReadAudit, SearchResult
+from lake.querystring import SearchFilter, parse_query
+from lake.schema import EVENTS_SCHEMA
+from lake.storage import Lake, check_tenant
+from lake.verify import Report, verify_lake
+
+
+class LakeSession:
+    """One principal's view of one lake; see the module docstring."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        principal: Principal,
+        home: Path,
+        *,
+        interface: str = "notebook",
+        buffered: bool = False,
+    ) -> None:
+        self.lake = lake
+        self.principal = principal
+        self.home = home
+        self.interface = interface
+        self.audit = ReadAudit(
+            lake, KeyStore(home).active(), source=f"auditlake-{interface}", buffered=buffered
+        )
+        self.query = QuerySession(lake, principal, self.audit, interface=interface)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def tenants(self) -> list[str]:
+        """Tenants whose events this principal may read."""
+        return self.query.tenants()
+
+    def search(
+        self,
+        query: str | SearchFilter = "",
+        *,
+        limit: int | None = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> SearchResult:
+        """Events matching a query string (the CLI/TUI syntax), newest first."""
+        filt = parse_query(query) if isinstance(query, str) else query
+        return self.query.search(filt, limit=limit, cursor=cursor, columns=columns)
+
+    def _version_of(self, version: int | None, as_of: datetime | None) -> int | None:
+        if version is not None and as_of is not None:
+            raise UsageError("give version= or as_of=, not both")
+        if as_of is None:
+            return version
+        if as_of.tzinfo is None:
+            raise UsageError("as_of needs a time zone (e.g. datetime(..., tzinfo=UTC))")
+        table = DeltaTable(self.lake.events_uri)
+        table.load_as_version(as_of)
+        return int(table.version())
+
+    def _session(self, version: int | None) -> QuerySession:
+        if version is None:
+            return self.query
+        return QuerySession(
+            self.lake, self.principal, self.audit, interface=self.interface, version=version
+        )
+
+    def sql(self, query: str, *, version: int | None = None, as_of: datetime | None = None) -> Any:
+        """A read-only SQL query over the principal's views, as a Polars DataFrame."""
+        session = self._session(self._version_of(version, as_of))
+        return session.sql(query).to_polars()
+
+    def events(
+        self,
+        *,
+        tenant: str | Sequence[str] | None = None,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Any:
+        """The principal's events (optionally of some tenants, at a past version) as a
+        Polars LazyFrame over exactly the files it may read."""
+        import polars as pl
+
+        session = self._session(self._version_of(version, as_of))
+        table = session.latest()
+        wanted = [tenant] if isinstance(tenant, str) else list(tenant or ())
+        asked = " ".join(f"tenant:{t}" for t in wanted) or "(all)"
+        try:
+            tenants = session.scope(wanted, Permission.READ_EVENTS, table)
+        except AccessDenied as exc:
+            session._record("events", asked, wanted, "failure", str(exc))
+            raise
+        session._record(
+            "events",
+            asked,
+            tenants,
+            "success",
+            None,
+            {"version": table.version()},
+        )
+        files = [session._path(f) for f in session._files(table, tenants)]
+        if not files:
+            empty = pl.from_arrow(EVENTS_SCHEMA.empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            return empty.lazy()
+        frame = pl.scan_parquet(
+            files,
+            hive_partitioning=True,
+            hive_schema={"tenant": pl.String, "event_date": pl.Date},
+        )
+        return frame.select(EVENTS_SCHEMA.names)
+
+    def alerts(self, *, tenant: str | None = None) -> Any:
+        """Alerts of the tenants the principal may read alerts of, newest first."""
+        where = ""
+        if tenant is not None:
+            check_tenant(tenant)  # [a-z0-9_-] only: safe inside the literal below
+            self.principal.require(Permission.READ_ALERTS, tenant)
+            where = f"WHERE tenant = '{tenant}'"
+        return self.sql(f"SELECT * FROM alerts {where} ORDER BY last_seen DESC, alert_id")
+
+    # -- integrity ----------------------------------------------------------------------------
+
+    def verify(self, tenants: Sequence[str] | None = None) -> Report:
+        """Full verification of the principal's verifiable tenants with trusted keys."""
+        wanted = list(tenants) if tenants else None
+        if wanted:
+            for t in wanted:
+                self.principal.require(Permission.VERIFY, t)
+        elif not self.principal.operator:
+            existing = self.lake.tenants()
+            wanted = self.principal.tenants(Permission.VERIFY, existing)
+            if not wanted:
+                raise UsageError(f"principal {self.principal.name!r} may verify no tenant")
+        return verify_lake(self.lake, TrustStore(self.home).keys(), tenants=wanted)
+
+    def prove(self, event_id: str, *, tenant: str) -> dict[str, Any]:
+        """The inclusion proof of one event (DESIGN.md format)."""
+        from lake.proof import prove
+
+        self.principal.require(Permission.PROVE, tenant)
+        self.query._record("prove", f"id:{event_id}", [tenant], "success", None)
+        local = [k.verifier_key for k in KeyStore(self.home).list()]
+        return prove(self.lake, tenant, event_id, local)
+
+    def check(self, event_id: str, *, tenant: str) -> str:
+        """Prove one event and check the proof with trusted keys; raises ProofError."""
+        from lake.proof import check_proof
+
+        return check_proof(self.prove(event_id, tenant=tenant), TrustStore(self.home).keys())
+
+    def evidence(self, events: Sequence[tuple[str, str]], path: str | Path, note: str = "") -> Path:
+        """Write an evidence pack (zip) of (tenant, event_id) pairs; returns its path."""
+        from lake.evidence import build_pack
+
+        for tenant in {t for t, _ in events}:
+            self.principal.require(Permission.PROVE, tenant)
+        self.query._record(
+            "evidence",
+            " ".join(f"id:{e}" for _, e in events)[:4000],
+            sorted({t for t, _ in events}),
+            "success",
+            None,
+        )
+        local = [k.verifier_key for k in KeyStore(self.home).list()]
+        data = build_pack(
+            self.lake, events, made_by=self.principal.name, note=note, local_keys=local
+        )
+        out = Path(path)
+        out.write_bytes(data)
+        return out
+
+    def close(self) -> None:
+        """Flush buffered read-audit records and close the connection."""
+        self.query.close()
+
+    def __enter__(self) -> LakeSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open(
+    path: str | os.PathLike[str],
+    *,
+    as_: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+    interface: str = "notebook",
+    buffered: bool = False,
+) -> LakeSession:
+    """Open a lake as a principal (default: $AUDITLAKE_PRINCIPAL, else the operator)."""
+    where = Path(home) if home is not None else config_home()
+    name = as_ or os.environ.get("AUDITLAKE_PRINCIPAL") or LOCAL_OPERATOR
+    principal = AccessPolicy(where).principal(name)
+    return LakeSession(Lake.open(path), principal, where, interface=interface, buffered=buffered)

@@ -1,0 +1,207 @@
+"""Evidence packs: chosen events with their inclusion proofs, in one zip checkable offline.
+
+What an auditor or a court needs to rely on an event without trusting whoever stores the
+lake: the stored rows, one DESIGN.md inclusion proof per event (leaf bytes, path, signed
+checkpoint), the signed checkpoints and the verifier key. `check_pack` (and
+`auditlake verify-proof pack.zip`) re-checks every proof with a key given from outside,
+and that the rows listed in `events.jsonl` are exactly the proven ones.
+
+Layout of the zip:
+
+    README.txt              how to check it, by tool and by hand
+    manifest.json           tenants, event ids, tree sizes, who made it and when
+    events.jsonl            the stored rows (JSON, one a line)
+    proofs/<event_id>.json  one inclusion proof each (`auditlake prove` format)
+    checkpoints/<tenant>.txt  the signed checkpoint the proofs lead to
+    verifier_keys.txt       the verifier keys named by the checkpoints
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from lake.errors import ProofError, UsageError
+from lake.leaf import encode_leaf, leaf_hash_of
+from lake.merkle import inclusion_proof, verify_inclusion
+from lake.note import VerifierKey
+from lake.proof import check_proof, latest_checkpoint, row_to_json, verifier_key_for
+from lake.storage import Lake, check_tenant
+from lake.tiles import TileLog
+
+MAX_EVENTS: Final = 10_000
+
+README: Final = """auditlake evidence pack
+=======================
+
+Each file under proofs/ proves that one event is part of its tenant's append-only,
+signed log (RFC 9162 Merkle tree, C2SP signed checkpoint).
+
+Check everything with the verifier key you hold independently (not the copy in here):
+
+    auditlake verify-proof this-pack.zip --key 'NAME+HASH+BASE64KEY'
+
+By hand (DESIGN.md, "Integrity"): for each proof, decode `leaf` (base64), check that it
+encodes `event`, hash it as SHA-256(0x00 || leaf), fold `inclusion_path` into a root per
+RFC 9162 section 2.1.3.2, and compare with the root in `checkpoint`, whose Ed25519
+signature must verify with the key.
+"""
+
+
+def _rows(lake: Lake, tenant: str, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored rows of these events of one tenant, in one pass over its files."""
+    wanted = set(event_ids)
+    found: dict[str, dict[str, Any]] = {}
+    table = lake.events_table()
+    for f in lake.data_files(table, tenants={tenant}):
+        part = lake.read_file(f, filters=[("event_id", "in", sorted(wanted))])
+        for row in part.to_pylist():
+            found[row["event_id"]] = row
+        if len(found) == len(wanted):
+            break
+    return found
+
+
+def prove_many(
+    lake: Lake, tenant: str, event_ids: Sequence[str], local_keys: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Inclusion proofs of several events against the tenant's latest checkpoint.
+
+    Reads the tenant's rows and its checkpoint once, not once per event.
+    """
+    check_tenant(tenant)
+    if len(event_ids) > MAX_EVENTS:
+        raise UsageError(f"at most {MAX_EVENTS} events per evidence pack")
+    rows = _rows(lake, tenant, event_ids)
+    missing = [e for e in event_ids if e not in rows]
+    if missing:
+        raise ProofError(f"no event {missing[0]!r} in tenant {tenant}")
+    cp = latest_checkpoint(lake, tenant)
+    size = int(cp["tree_size"])
+    node = TileLog(lake, tenant).node_fn(size)
+    key = verifier_key_for(lake, cp["key_name"], local_keys)
+    out = []
+    for event_id in event_ids:
+        row = rows[event_id]
+        index = int(row["seq"])
+        if index >= size:
+            raise ProofError(f"event {event_id} is not sealed yet; run `auditlake seal`")
+        leaf = encode_leaf(row)
+        if leaf_hash_of(leaf) != row["leaf_hash"]:
+            raise ProofError(
+                f"the stored event {event_id} does not match its leaf hash; run `auditlake verify`"
+            )
+        path = inclusion_proof(index, size, node)
+        verify_inclusion(leaf_hash_of(leaf), index, size, path, cp["root_hash"])
+        out.append(
+            {
+                "tenant": tenant,
+                "event_id": event_id,
+                "event": row_to_json(row),
+                "leaf": base64.b64encode(leaf).decode(),
+                "leaf_index": index,
+                "tree_size": size,
+                "inclusion_path": [h.hex() for h in path],
+                "checkpoint": cp["note"],
+                "verifier_key": key,
+            }
+        )
+    return out
+
+
+def build_pack(
+    lake: Lake,
+    events: Sequence[tuple[str, str]],
+    *,
+    made_by: str,
+    note: str = "",
+    local_keys: Sequence[str] = (),
+) -> bytes:
+    """A zip of (tenant, event_id) pairs with their proofs; see the module docstring."""
+    if not events:
+        raise UsageError("an evidence pack needs at least one event")
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, event_id in events:
+        ids = by_tenant.setdefault(tenant, [])
+        if event_id not in ids:
+            ids.append(event_id)
+    proofs: list[dict[str, Any]] = []
+    for tenant, ids in sorted(by_tenant.items()):
+        proofs += prove_many(lake, tenant, ids, local_keys)
+    buf = io.BytesIO()
+    manifest = {
+        "format": "auditlake-evidence/1",
+        "lake": lake.name,
+        "made_by": made_by,
+        "made_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "note": note,
+        "tenants": {
+            t: {
+                "events": len(ids),
+                "tree_size": next(p["tree_size"] for p in proofs if p["tenant"] == t),
+            }
+            for t, ids in sorted(by_tenant.items())
+        },
+        "event_ids": [p["event_id"] for p in proofs],
+    }
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("README.txt", README)
+        zf.writestr("manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        zf.writestr(
+            "events.jsonl",
+            b"".join(orjson.dumps(p["event"], option=orjson.OPT_SORT_KEYS) + b"\n" for p in proofs),
+        )
+        for p in proofs:
+            zf.writestr(f"proofs/{p['event_id']}.json", orjson.dumps(p, option=orjson.OPT_INDENT_2))
+        for tenant in sorted(by_tenant):
+            first = next(p for p in proofs if p["tenant"] == tenant)
+            zf.writestr(f"checkpoints/{tenant}.txt", first["checkpoint"])
+        keys = sorted({p["verifier_key"] for p in proofs if p["verifier_key"]})
+        zf.writestr("verifier_keys.txt", "".join(k + "\n" for k in keys))
+    return buf.getvalue()
+
+
+def is_pack(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def check_pack(data: bytes, keys: Sequence[VerifierKey]) -> list[str]:
+    """Check every proof of a pack with `keys`; returns one line per proof.
+
+    Raises ProofError naming the first proof (or listing) that does not hold.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ProofError("not a valid zip file") from None
+    with zf:
+        names = [n for n in zf.namelist() if n.startswith("proofs/") and n.endswith(".json")]
+        if not names:
+            raise ProofError("the pack holds no proofs/")
+        lines = []
+        proven: dict[str, Any] = {}
+        for name in sorted(names):
+            try:
+                proof = orjson.loads(zf.read(name))
+            except orjson.JSONDecodeError:
+                raise ProofError(f"{name}: not JSON") from None
+            try:
+                lines.append(check_proof(proof, keys))
+            except ProofError as exc:
+                raise ProofError(f"{name}: {exc}") from None
+            proven[proof["event_id"]] = proof["event"]
+        try:
+            listed = [orjson.loads(x) for x in zf.read("events.jsonl").splitlines() if x.strip()]
+        except KeyError:
+            raise ProofError("the pack lacks events.jsonl") from None
+        if {e.get("event_id") for e in listed} != set(proven) or any(
+            e != proven.get(e.get("event_id")) for e in listed
+        ):
+            raise ProofError("events.jsonl differs from the proven events")
+    return lines

@@ -1,0 +1,94 @@
+"""`lake.api`: the Python surface notebooks use, scoped and audited like the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import Built
+
+import lake.api as al
+from lake.access import AccessDenied, AccessPolicy
+from lake.append import append
+from lake.config import KeyStore
+from lake.errors import ProofError
+from lake.evidence import check_pack
+from lake.storage import Lake
+from lake.wire import validate
+
+
+@pytest.fixture
+def copy(built_lake: Built, tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copytree(built_lake.root, tmp_path / "lake")
+    shutil.copytree(built_lake.home, tmp_path / "home")
+    AccessPolicy(tmp_path / "home").grant("bob", "contoso", "investigator")
+    return tmp_path / "lake", tmp_path / "home"
+
+
+def test_events_are_a_scoped_lazy_frame(copy: tuple[Path, Path]) -> None:
+    path, home = copy
+    with al.open(path, as_="bob", home=home) as s:
+        frame = s.events()
+        assert isinstance(frame, pl.LazyFrame)
+        got = frame.select("tenant").unique().collect()["tenant"].to_list()
+        assert got == ["contoso"]
+        assert s.tenants() == ["contoso"]
+        with pytest.raises(AccessDenied):
+            s.events(tenant="globex")
+        counts = s.sql("SELECT tenant, count(*) AS n FROM events GROUP BY 1")
+        n = s.events().select(pl.len()).collect().item()
+        assert counts.to_dicts() == [{"tenant": "contoso", "n": n}]
+    admin = al.open(path, home=home)
+    recorded = admin.sql(
+        "SELECT json_extract_string(details, '$.interface') AS i, outcome FROM query_audit "
+        "WHERE actor_id = 'bob' ORDER BY seq"
+    ).rows()
+    assert recorded == [
+        ("notebook.events", "success"),
+        ("notebook.events", "failure"),  # the refused tenant:globex
+        ("notebook.sql", "success"),
+        ("notebook.events", "success"),
+    ]
+
+
+def test_time_travel_by_version_and_time(copy: tuple[Path, Path]) -> None:
+    path, home = copy
+    lake = Lake.open(path)
+    before_version = lake.events_table().version()
+    moment = datetime.now(UTC)
+    signer = KeyStore(home).active()
+    late = [{"tenant": "contoso", "time": "2026-11-01T00:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "success", "actor": {"id": "late@x"}}]  # fmt: skip
+    append(lake, validate(late, namespace=b"late").table, signer)
+    s = al.open(path, as_="bob", home=home)
+    now_n = s.events().select(pl.len()).collect().item()
+    then_n = s.events(version=before_version).select(pl.len()).collect().item()
+    assert now_n == then_n + 1
+    assert s.sql("SELECT count(*) AS n FROM events", as_of=moment)["n"][0] == then_n
+    assert s.sql("SELECT count(*) AS n FROM events", version=before_version)["n"][0] == then_n
+    with pytest.raises(Exception, match="time zone"):
+        s.sql("SELECT 1", as_of=moment.replace(tzinfo=None) - timedelta(0))
+
+
+def test_prove_check_evidence_and_verify(copy: tuple[Path, Path]) -> None:
+    path, home = copy
+    s = al.open(path, as_="bob", home=home)
+    row = s.search("outcome:failure", limit=1).to_arrow().to_pylist()[0]
+    assert "leaf 0" not in s.check(row["event_id"], tenant="contoso")  # a real, checked proof
+    pack = s.evidence([("contoso", row["event_id"])], Path(path).parent / "case.zip", note="x")
+    keys = [KeyStore(home).active().verifier_key]
+    assert len(check_pack(pack.read_bytes(), keys)) == 1
+    assert "events.jsonl" in zipfile.ZipFile(pack).namelist()
+    with pytest.raises(AccessDenied):
+        s.prove(row["event_id"], tenant="globex")
+    with pytest.raises(Exception, match="may verify no tenant"):
+        s.verify()  # an investigator does not verify
+    AccessPolicy(home).grant("bob", "contoso", "auditor")
+    report = al.open(path, as_="bob", home=home).verify()
+    assert report.ok and [t.tenant for t in report.tenants] == ["contoso"]
+    with pytest.raises(ProofError):
+        s.check("no-such-event", tenant="contoso")
