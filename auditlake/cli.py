@@ -26,7 +26,7 @@ from lake.errors import LakeError, ProofError, ValidationError
 from lake.note import VerifierKey
 from lake.proof import check_proof, prove, prove_consistency
 from lake.storage import Lake, check_lake_name, check_tenant
-from lake.verify import Report, parse_exported, verify_lake
+from lake.verify import Report, parse_exported, record_report, verify_lake
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAKE = "./auditlake-data"
@@ -514,6 +514,7 @@ def verify(
             progress=lambda d, t: update("events", d, t),
             workers=os.cpu_count() or 1,
         )
+    record_report(lake, report, by=ctx.principal)
     print_report(report, fmt)
     if not report.ok:
         note(f"verify: {len(report.findings)} finding(s)")
@@ -782,10 +783,12 @@ def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> No
 
 # The query and detection commands live in their own modules; importing them registers
 # them on `cli`.
+from auditlake import dashcli as _dashcli  # noqa: E402
 from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
+from auditlake import tuicli as _tuicli  # noqa: E402
 
-del _querycli, _detectcli
+del _querycli, _detectcli, _tuicli, _dashcli
 
 
 def main() -> None:

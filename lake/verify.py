@@ -25,9 +25,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -705,3 +707,42 @@ def _compare_without_tiles(
                 )
             )
     return levels
+
+
+VERIFY_LOG: Final = "_auditlake/verify/last.json"
+
+
+def record_report(lake: Lake, report: Report, *, by: str) -> None:
+    """Remember each tenant's latest full verification (time, who, result) in the lake.
+
+    For display only (dashboard, status): a record inside the lake proves nothing, since
+    whoever can write the lake could forge it; `verify` itself is the proof.
+    """
+    try:
+        doc = orjson.loads(lake.read_bytes(VERIFY_LOG))
+        if not isinstance(doc, dict):
+            doc = {}
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        doc = {}
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for t in report.tenants:
+        doc[t.tenant] = {
+            "verified_at": at,
+            "by": by,
+            "ok": t.ok,
+            "events": t.events,
+            "sealed_size": t.sealed_size,
+            "findings": len(t.findings) + sum(t.suppressed.values()),
+            "kinds": sorted({f.kind for f in t.findings} | set(t.suppressed)),
+        }
+    text = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    lake.write_bytes(VERIFY_LOG, text)
+
+
+def last_reports(lake: Lake) -> dict[str, dict[str, Any]]:
+    """Per tenant, the latest recorded verification (see `record_report`)."""
+    try:
+        doc = orjson.loads(lake.read_bytes(VERIFY_LOG))
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
