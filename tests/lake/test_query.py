@@ -117,12 +117,21 @@ def test_delta_scan_cannot_be_loaded(world: World) -> None:
         ("CALL pragma_version()", "CALL"),
         ("INSERT INTO checkpoints SELECT * FROM checkpoints", "INSERT"),
         ("EXPORT DATABASE '/tmp/dump'", "EXPORT"),
+        ("EXPLAIN ANALYZE CREATE OR REPLACE VIEW events AS SELECT 1 AS tenant", "EXPLAIN"),
+        ("EXPLAIN ANALYZE COPY (SELECT 1) TO '/tmp/x.csv'", "EXPLAIN"),
+        ("/* hi */ EXPLAIN ANALYZE DROP VIEW events", "EXPLAIN"),
     ],
 )
 def test_statements_other_than_select_are_refused(world: World, sql: str, kind: str) -> None:
     bob = world.session("bob")
     with pytest.raises(UsageError, match=rf"refused: {kind}"):
         bob.sql(sql)
+
+
+def test_explain_of_a_select_still_works(world: World) -> None:
+    bob = world.session("bob")
+    for sql in ("EXPLAIN SELECT count(*) FROM events", "explain analyze SELECT 1"):
+        assert bob.sql(sql).to_arrow().num_rows >= 1
 
 
 def test_one_statement_at_a_time(world: World) -> None:
