@@ -133,6 +133,12 @@ def cli(ctx: click.Context, lake: str, principal: str) -> None:
       auditlake init --name acme           create a lake and a signing key
       auditlake ingest events.jsonl        append events (jsonl/json/csv/parquet, - for stdin)
       auditlake verify                     check every event, checkpoint and signature
+      auditlake search 'actor:alice outcome:failure created:>=7d'
+      auditlake sql "SELECT action, count(*) FROM events GROUP BY 1"
+      auditlake detect run                 run the detection rules (cron-safe)
+      auditlake alerts list                what they found
+      auditlake tui                        the investigator's terminal UI
+      auditlake dashboard                  the auditor's web dashboard
 
     Private keys and trusted verifier keys live in the config home ($AUDITLAKE_HOME),
     never in the lake. Exit codes: 0 ok, 1 a check found a problem, 2 usage or input error.
@@ -786,9 +792,10 @@ def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> No
 from auditlake import dashcli as _dashcli  # noqa: E402
 from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
+from auditlake import retentioncli as _retentioncli  # noqa: E402
 from auditlake import tuicli as _tuicli  # noqa: E402
 
-del _querycli, _detectcli, _tuicli, _dashcli
+del _querycli, _detectcli, _tuicli, _dashcli, _retentioncli
 
 
 def main() -> None:

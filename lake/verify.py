@@ -193,6 +193,9 @@ def verify_lake(
     total = sum(f.num_records or 0 for f in all_files if f.tenant in set(wanted))
     done = 0
     published = _published(lake)
+    from lake.retention import removed_ranges
+
+    removed = removed_ranges(lake)
     events_of = {t: sum(f.num_records or 0 for f in all_files if f.tenant == t) for t in wanted}
     workers = min(workers, len(wanted)) if total >= PARALLEL_MIN_EVENTS else 1
     reports: dict[str, TenantReport] = {}
@@ -210,6 +213,7 @@ def verify_lake(
                     exported.get(t, []),
                     [f for f in all_files if f.tenant == t],
                     cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
+                    removed.get(t, []),
                 )
                 for t in sorted(wanted, key=lambda t: -events_of[t])
             }
@@ -224,7 +228,15 @@ def verify_lake(
             files = [f for f in all_files if f.tenant == tenant]
             cps = cps_all.filter(pc.equal(cps_all.column("tenant"), tenant))
             _verify_tenant(
-                lake, tenant, files, cps, trusted, published, exported.get(tenant, []), tr
+                lake,
+                tenant,
+                files,
+                cps,
+                trusted,
+                published,
+                exported.get(tenant, []),
+                tr,
+                removed.get(tenant, []),
             )
             reports[tenant] = tr
             done += events_of[tenant]
@@ -251,6 +263,7 @@ def _verify_in_worker(
     exported: list[Checkpoint],
     files: list[Any],
     cps: pa.Table,
+    removed: list[tuple[int, int]],
 ) -> TenantReport:
     """Verify one tenant in a worker process (top-level so it can be pickled).
 
@@ -260,7 +273,7 @@ def _verify_in_worker(
     lake = Lake.open(root)
     keys = [VerifierKey.parse(k) for k in trusted]
     tr = TenantReport(tenant)
-    _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr)
+    _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr, removed)
     return tr
 
 
@@ -434,6 +447,7 @@ def _verify_tenant(
     published: Sequence[VerifierKey],
     exported: list[Checkpoint],
     tr: TenantReport,
+    removed: Sequence[tuple[int, int]] = (),
 ) -> None:
     cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr)
     tr.checkpoints = len(cps)
@@ -501,9 +515,9 @@ def _verify_tenant(
         )
 
     if expected is not None:
-        _compare_rows(tenant, sealed, seq, computed, expected, locate, tr)
+        _compare_rows(tenant, sealed, seq, computed, expected, locate, tr, removed)
     else:
-        levels = _compare_without_tiles(tenant, seq, computed, cps, locate, tr)
+        levels = _compare_without_tiles(tenant, seq, computed, cps, locate, tr, removed)
 
     beyond = np.flatnonzero(seq >= sealed)
     if len(beyond):
@@ -591,6 +605,7 @@ def _compare_rows(
     expected: np.ndarray,
     locate: Callable[[int], dict[str, Any]],
     tr: TenantReport,
+    removed: Sequence[tuple[int, int]] = (),
 ) -> None:
     inside = (seq >= 0) & (seq < sealed)
     idx = np.flatnonzero(inside)
@@ -648,10 +663,17 @@ def _compare_rows(
             )
     present = np.zeros(sealed, dtype=bool)
     present[seq[inside]] = True
+    _mark_removed(present, removed)
     _report_missing(tenant, np.flatnonzero(~present), tr)
     bad_range = seq[~inside & (seq < 0)]
     for s in bad_range[:5]:
         tr.add(Finding(tenant, "inserted", f"a row has an impossible seq {int(s)}", seq=int(s)))
+
+
+def _mark_removed(present: np.ndarray, removed: Sequence[tuple[int, int]]) -> None:
+    """Seqs removed by a signed retention record count as accounted for, not missing."""
+    for lo, hi in removed:
+        present[max(lo, 0) : min(hi + 1, len(present))] = True
 
 
 def _report_missing(tenant: str, missing: np.ndarray, tr: TenantReport) -> None:
@@ -671,6 +693,7 @@ def _compare_without_tiles(
     cps: list[_Cp],
     locate: Callable[[int], dict[str, Any]],
     tr: TenantReport,
+    removed: Sequence[tuple[int, int]] = (),
 ) -> MerkleLevels | None:
     """No trustworthy tiles: rebuild the log from rows in seq order and compare roots."""
     if not len(seq):
@@ -690,10 +713,12 @@ def _compare_without_tiles(
     sealed = max((c.size for c in cps), default=0)
     if sealed > top:
         present = np.concatenate([present, np.zeros(sealed - top, dtype=bool)])
-    missing = np.flatnonzero(~present)
+    lawful = present.copy()
+    _mark_removed(lawful, removed)
+    missing = np.flatnonzero(~lawful)
     _report_missing(tenant, missing, tr)
-    if len(dup) or len(missing):
-        return None
+    if len(dup) or len(missing) or not present.all():
+        return None  # removed rows cannot be re-hashed: the roots need the tiles
     levels = MerkleLevels.from_concatenated(computed[order].tobytes())
     for c in cps:
         if c.size <= levels.size and levels.root(c.size) != c.root:

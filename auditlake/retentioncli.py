@@ -1,0 +1,161 @@
+"""`auditlake retention …` and `auditlake hold …`: CLI wiring of lake.retention.
+
+Registered on the `cli` group by auditlake.cli.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.output import emit_json, emit_table, note
+from lake.access import Permission
+
+PRESET_HELP = "sox (7 years), hipaa (6 years), pci-dss (12 months)"
+
+
+def _format_option(fn: Any) -> Any:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(fn)
+
+
+@cli.group()
+def retention() -> None:
+    """Retention per tenant: how long events are kept, and the only path that removes them.
+
+    \b
+      auditlake retention status                      policy, oldest/newest data, what is due
+      auditlake retention set --tenant acme --preset pci-dss
+      auditlake retention set --tenant acme --days 2557
+      auditlake retention apply --dry-run             what would be removed
+      auditlake retention apply                       remove due partitions (not under hold)
+
+    Removal takes whole expired days of a tenant, never under a legal hold, and is signed
+    into the lake's own log first (`retention.apply`, naming the seq ranges), so verify
+    tells a lawful removal from tampering and every remaining proof still holds.
+    """
+
+
+@retention.command("status")
+@click.option("--tenant", multiple=True, help="Only these tenants.")
+@_format_option
+@pass_ctx
+@handle_errors
+def retention_status(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:
+    """Per tenant: retention, legal hold, oldest and newest data, what is due."""
+    from lake.retention import status
+
+    who = ctx.who()
+    rows = [
+        s for s in status(ctx.open(), tenants=list(tenant) or None)
+        if who.may(Permission.READ_CHECKPOINTS, s.tenant) or who.operator
+    ]  # fmt: skip
+    if fmt == "json":
+        emit_json([s.as_dict() for s in rows])
+        return
+    emit_table(
+        None,
+        ["tenant", "keep (days)", "preset", "oldest", "newest", "due days", "due events", "hold"],
+        [[s.tenant, s.days, s.preset or "", s.oldest, s.newest, len(s.due_dates), s.due_events,
+          (s.hold or {}).get("reason", "")] for s in rows],
+    )  # fmt: skip
+
+
+@retention.command("set")
+@click.option("--tenant", required=True, help="Tenant id.")
+@click.option("--days", type=click.IntRange(1), help="Keep events this many days.")
+@click.option("--preset", type=click.Choice(["sox", "hipaa", "pci-dss"]), help=PRESET_HELP)
+@pass_ctx
+@handle_errors
+def retention_set(ctx: Ctx, tenant: str, days: int | None, preset: str | None) -> None:
+    """Set how long a tenant's events are kept (default 2557 days, seven years)."""
+    from lake.retention import set_policy
+
+    who = ctx.who()
+    who.require(Permission.MANAGE_RETENTION, tenant)
+    entry = set_policy(ctx.open(), ctx.keys().active(), who, tenant, days=days, preset=preset)
+    note(f"{tenant}: keep {entry['days']} days" + (f" ({preset})" if preset else ""))
+
+
+@retention.command("apply")
+@click.option("--tenant", multiple=True, help="Only these tenants.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@_format_option
+@pass_ctx
+@handle_errors
+def retention_apply(ctx: Ctx, tenant: tuple[str, ...], dry_run: bool, fmt: str) -> None:
+    """Remove every expired day of events not under legal hold (signed first)."""
+    from lake.retention import apply
+
+    who = ctx.who()
+    lake = ctx.open()
+    wanted = list(tenant) or None
+    if wanted:
+        for t in wanted:
+            who.require(Permission.MANAGE_RETENTION, t)
+    elif not who.operator:
+        wanted = who.tenants(Permission.MANAGE_RETENTION, lake.tenants())
+        if not wanted:
+            note("auditlake: you may manage the retention of no tenant")
+            raise SystemExit(2)
+    done = apply(lake, ctx.keys().active(), who, tenants=wanted, dry_run=dry_run)
+    rows: list[dict[str, Any]] = [
+        {"tenant": r.tenant, "dates": [d.isoformat() for d in r.dates], "events": r.events,
+         "seq_ranges": r.seq_ranges, "refused": r.refused, "removed": not dry_run and not r.refused}
+        for r in done
+    ]  # fmt: skip
+    if fmt == "json":
+        emit_json(rows)
+        return
+    emit_table(
+        "dry run: nothing removed" if dry_run else None,
+        ["tenant", "days", "events", "seq ranges", "result"],
+        [[r["tenant"], len(r["dates"]), r["events"],
+          ", ".join(f"{a}-{b}" for a, b in r["seq_ranges"]),
+          r["refused"] or ("would remove" if dry_run else "removed")] for r in rows],
+    )  # fmt: skip
+    if not rows:
+        note("nothing is due")
+
+
+@cli.group()
+def hold() -> None:
+    """Legal hold: while set, nothing of the tenant is removed, whatever its retention."""
+
+
+@hold.command("set")
+@click.option("--tenant", required=True, help="Tenant id.")
+@click.option("--reason", required=True, help="Case or matter reference (recorded).")
+@pass_ctx
+@handle_errors
+def hold_set(ctx: Ctx, tenant: str, reason: str) -> None:
+    """Put a tenant under legal hold (recorded as a signed event)."""
+    from lake.retention import set_hold
+
+    who = ctx.who()
+    who.require(Permission.MANAGE_RETENTION, tenant)
+    set_hold(ctx.open(), ctx.keys().active(), who, tenant, reason)
+    note(f"{tenant}: under legal hold ({reason})")
+
+
+@hold.command("clear")
+@click.option("--tenant", required=True, help="Tenant id.")
+@click.option("--reason", default="hold lifted", show_default=True, help="Why (recorded).")
+@pass_ctx
+@handle_errors
+def hold_clear(ctx: Ctx, tenant: str, reason: str) -> None:
+    """Lift a tenant's legal hold (recorded as a signed event)."""
+    from lake.retention import set_hold
+
+    who = ctx.who()
+    who.require(Permission.MANAGE_RETENTION, tenant)
+    set_hold(ctx.open(), ctx.keys().active(), who, tenant, reason, clear=True)
+    note(f"{tenant}: legal hold lifted")
