@@ -27,6 +27,7 @@ from lake.note import VerifierKey
 from lake.proof import check_proof, prove, prove_consistency
 from lake.storage import Lake, check_lake_name, check_tenant
 from lake.verify import Report, parse_exported, record_report, verify_lake
+from lake.witness import CosignerKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAKE = "./auditlake-data"
@@ -355,6 +356,10 @@ def ingest(
         summary["inputs"].append(entry)
     # delta-rs does not fsync: flush the lake to disk before reporting success.
     os.sync()
+    touched = sorted(
+        {t for entry in summary["inputs"] for b in entry["batches"] for t in b["tenants"]}
+    )
+    summary["witnesses"] = ask_witnesses(ctx, lake, touched)
     if fmt == "json":
         emit_json(summary)
         return
@@ -406,11 +411,26 @@ def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
     results = seal(lake, ctx.keys().active(), tenants)
     for r in results:
         note(f"{r.tenant}: sealed at size {r.tree_size}")
+    ask_witnesses(ctx, lake, sorted({r.tenant for r in results}))
     if not results:
         note("nothing to seal")
 
 
 # -- verify, prove -------------------------------------------------------------------------
+
+
+def ask_witnesses(ctx: Ctx, lake: Lake, tenants: list[str]) -> list[dict[str, Any]]:
+    """After a seal, ask the configured witnesses to cosign (never fails the command)."""
+    from lake.witness import load_witnesses, request_cosignatures
+
+    witnesses = load_witnesses(ctx.home)
+    out: list[dict[str, Any]] = []
+    for tenant in tenants if witnesses else []:
+        for r in request_cosignatures(lake, tenant, witnesses):
+            out.append(r.__dict__)
+            if not r.ok:
+                note(f"warning: witness {r.witness} did not cosign {tenant}: {r.message}")
+    return out
 
 
 def scoped_tenants(
@@ -481,6 +501,18 @@ def print_report(report: Report, fmt: str) -> None:
     type=click.Path(dir_okay=False),
     help="File of checkpoint(s) exported earlier; detects rollback of newer batches.",
 )
+@click.option(
+    "--witness-key",
+    multiple=True,
+    help="A witness's cosigner key (name+hash+base64) whose cosignatures count; repeat.",
+)
+@click.option(
+    "--min-witnesses",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Require this many valid witness cosignatures on each tenant's latest checkpoint.",
+)
 @format_option("table", "json")
 @pass_ctx
 @handle_errors
@@ -489,6 +521,8 @@ def verify(
     tenant: tuple[str, ...],
     trusted_key: tuple[str, ...],
     since: tuple[str, ...],
+    witness_key: tuple[str, ...],
+    min_witnesses: int,
     fmt: str,
 ) -> None:
     """Check every event, checkpoint and signature; exit 1 on any finding.
@@ -507,6 +541,8 @@ def verify(
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"--since-checkpoint {path}: {exc}")
     tenants = scoped_tenants(ctx, lake, tenant, Permission.VERIFY)
+    if min_witnesses > len(witness_key):
+        fail(f"--min-witnesses {min_witnesses} needs at least that many --witness-key")
     if not trusted:
         note(
             "warning: no trusted keys (config home or --trusted-key): every checkpoint is untrusted"
@@ -519,6 +555,8 @@ def verify(
             since=notes,
             progress=lambda d, t: update("events", d, t),
             workers=os.cpu_count() or 1,
+            witness_keys=[CosignerKey.parse(k) for k in witness_key],
+            min_witnesses=min_witnesses,
         )
     record_report(lake, report, by=ctx.principal)
     print_report(report, fmt)
@@ -794,8 +832,9 @@ from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
 from auditlake import retentioncli as _retentioncli  # noqa: E402
 from auditlake import tuicli as _tuicli  # noqa: E402
+from auditlake import witnesscli as _witnesscli  # noqa: E402
 
-del _querycli, _detectcli, _tuicli, _dashcli, _retentioncli
+del _querycli, _detectcli, _tuicli, _dashcli, _retentioncli, _witnesscli
 
 
 def main() -> None:

@@ -169,6 +169,8 @@ def verify_lake(
     since: Sequence[str] = (),
     progress: Progress | None = None,
     workers: int = 1,
+    witness_keys: Sequence[Any] = (),
+    min_witnesses: int = 0,
 ) -> Report:
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
@@ -248,6 +250,10 @@ def verify_lake(
             if f.tenant == tenant:
                 tr.add(f)
         report.tenants.append(tr)
+    if witness_keys or min_witnesses:
+        for tr in report.tenants:
+            cps = cps_all.filter(pc.equal(cps_all.column("tenant"), tr.tenant))
+            _check_witnesses(lake, tr, cps, witness_keys, min_witnesses)
     for f in since_findings:
         if f.tenant not in set(wanted) and tenants is None:
             tr = TenantReport(f.tenant)
@@ -668,6 +674,69 @@ def _compare_rows(
     bad_range = seq[~inside & (seq < 0)]
     for s in bad_range[:5]:
         tr.add(Finding(tenant, "inserted", f"a row has an impossible seq {int(s)}", seq=int(s)))
+
+
+def _check_witnesses(
+    lake: Lake, tr: TenantReport, cps: pa.Table, keys: Sequence[Any], needed: int
+) -> None:
+    """Cosignatures by trusted witnesses: enough on the latest checkpoint, none conflicting.
+
+    A valid cosignature of a tree head the lake does not hold (another root at a size it
+    has: a fork; a size beyond its own: a rollback) means the log showed a witness a
+    history it no longer shows.
+    """
+    from lake.witness import stored_cosignatures
+
+    bodies: dict[int, str] = {}
+    for row in cps.to_pylist():
+        try:
+            bodies[int(row["tree_size"])] = parse_note(row["note"])[0]
+        except NoteError:
+            continue
+    sealed = max(bodies, default=0)
+    stored = stored_cosignatures(lake, tr.tenant)
+    have: set[str] = set()
+    for size, entry in sorted(stored.items()):
+        for key in keys:
+            line = entry["cosignatures"].get(key.name)
+            if line is None:
+                continue
+            if key.verify(entry["body"], line) is None:
+                tr.add(
+                    Finding(
+                        tr.tenant,
+                        "bad_cosignature",
+                        f"the stored cosignature of witness {key.name} does not verify",
+                        tree_size=size,
+                    )
+                )
+                continue
+            lake_body = bodies.get(size)
+            if lake_body == entry["body"]:
+                if size == sealed:
+                    have.add(key.name)
+                continue
+            what = (
+                f"size {size} with another root than the lake's (a fork)"
+                if lake_body is not None
+                else f"size {size}, beyond the lake's {sealed} (newer batches were removed)"
+            )
+            tr.add(
+                Finding(
+                    tr.tenant, "witness_conflict", f"witness {key.name} cosigned {what}",
+                    tree_size=size,
+                )
+            )  # fmt: skip
+    if needed and len(have) < needed:
+        tr.add(
+            Finding(
+                tr.tenant,
+                "unwitnessed",
+                f"the latest checkpoint (size {sealed}) has {len(have)} valid witness "
+                f"cosignature(s); {needed} required",
+                tree_size=sealed,
+            )
+        )
 
 
 def _mark_removed(present: np.ndarray, removed: Sequence[tuple[int, int]]) -> None:

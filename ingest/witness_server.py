@@ -1,0 +1,70 @@
+"""`auditlake witness serve`: the tlog-witness HTTP endpoint around `lake.witness.Witness`.
+
+Run by a second party (another team, an auditor, a partner) with its own key, so that a
+log operator who forks or rolls back a tenant's log cannot obtain a cosignature for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from lake.errors import UsageError
+from lake.note import VerifierKey
+from lake.witness import MAX_BODY, Cosigner, Witness, WitnessError
+
+
+def load_cosigner(name: str, key_file: Path) -> Cosigner:
+    """The witness's private key from a PEM file that only its owner may read."""
+    if not key_file.is_file():
+        raise UsageError(
+            f"no witness key at {key_file}; create one with `auditlake witness keygen`"
+        )
+    if key_file.stat().st_mode & 0o077:
+        raise UsageError(
+            f"the witness key {key_file} is readable by others; run: chmod 600 {key_file}"
+        )
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError(f"{key_file} is not an Ed25519 key")
+    return Cosigner(name, key)
+
+
+def make_app(witness: Witness) -> Starlette:
+    async def add_checkpoint(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return PlainTextResponse("request too large\n", status_code=413)
+        try:
+            line = witness.add_checkpoint(body)
+        except WitnessError as exc:
+            media = "text/x.tlog.size" if exc.status == 409 else "text/plain"
+            return PlainTextResponse(exc.body, status_code=exc.status, media_type=media)
+        return PlainTextResponse(line, media_type="text/x.tlog.signature")
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse(f"{witness.cosigner.key.encode()}\n")
+
+    return Starlette(
+        routes=[
+            Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
+            Route("/", health, methods=["GET"]),
+        ]
+    )
+
+
+def serve(witness: Witness, host: str, port: int) -> None:
+    uvicorn.run(make_app(witness), host=host, port=port, log_level="warning")
+
+
+def build(state: Path, name: str, key_file: Path, log_keys: list[VerifierKey]) -> Witness:
+    if not log_keys:
+        raise UsageError("give at least one --log-key: the verifier key of a log to witness")
+    return Witness(state, load_cosigner(name, key_file), log_keys)
