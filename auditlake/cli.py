@@ -238,6 +238,59 @@ def keys_list(ctx: Ctx, fmt: str) -> None:
         )
 
 
+@keys.command("rotate")
+@click.option("--name", required=True, help="Name of the new key.")
+@pass_ctx
+@handle_errors
+def keys_rotate(ctx: Ctx, name: str) -> None:
+    """Create a new signing key and announce it in every tenant's log, signed by both keys.
+
+    Verifiers that trust only the old key follow the announcement to the new one; the old
+    key is trusted here until now (not-after). Restart running collectors afterwards.
+    Then `auditlake keys retire OLD` destroys the old private key.
+    """
+    from lake.keys import rotate
+
+    ctx.require_operator("keys rotate")
+    done = rotate(ctx.open(), ctx.keys(), TrustStore(ctx.home), name)
+    for tenant, size in sorted(done.announced.items()):
+        note(f"{tenant}: new key announced at size {size}, signed by {done.old} and {done.new}")
+    click.echo(done.verifier_key)
+
+
+@keys.command("retire")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def keys_retire(ctx: Ctx, name: str) -> None:
+    """Destroy a (non-active) private key; its public half and history stay verifiable."""
+    ctx.require_operator("keys retire")
+    ctx.keys().retire(name)
+    note(f"private key {name!r} overwritten and removed; checkpoints it signed still verify")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@click.option("--at", "when", required=True, help="Compromised from this time (RFC 3339 or date).")
+@pass_ctx
+@handle_errors
+def keys_revoke(ctx: Ctx, name: str, when: str) -> None:
+    """Mark a trusted key compromised from a time: checkpoints it signed later are findings."""
+    from lake.querystring import parse_time
+
+    ctx.require_operator("keys revoke")
+    trust = TrustStore(ctx.home)
+    matches = [k for k in trust.keys() if k.name == name]  # noqa: SIM118 - not a dict
+    if not matches:
+        fail(f"no trusted key named {name!r}")
+    at = parse_time(when)
+    for key in matches:
+        trust.set_attr(key, "revoked", at)
+    note(f"{name}: revoked from {at:%Y-%m-%dT%H:%M:%SZ}")
+    if ctx.keys().active_name() == name:
+        note("warning: this is the active signing key; run `auditlake keys rotate` now")
+
+
 @keys.command("export")
 @click.option("--name", help="Only this key.")
 @pass_ctx
@@ -557,6 +610,7 @@ def verify(
             workers=os.cpu_count() or 1,
             witness_keys=[CosignerKey.parse(k) for k in witness_key],
             min_witnesses=min_witnesses,
+            windows=TrustStore(ctx.home).windows(),
         )
     record_report(lake, report, by=ctx.principal)
     print_report(report, fmt)

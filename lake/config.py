@@ -124,6 +124,39 @@ class KeyStore:
         return NoteSigner(name, private)
 
     def active(self) -> NoteSigner:
+        """The signing key: a configured backend's, else the environment's, else the file."""
+        backend = os.environ.get("AUDITLAKE_KEY_BACKEND")
+        if backend:
+            return _plugin_signer(backend, self.home)
+        if os.environ.get("AUDITLAKE_SIGNING_KEY"):
+            return _env_signer()
+        return self.file_active()
+
+    def activate(self, name: str) -> None:
+        self.load(name)  # must exist and be usable
+        (self.dir / ACTIVE_FILE).write_text(name + "\n")
+
+    def retire(self, name: str) -> None:
+        """Destroy a private key (overwrite, then unlink); its public half stays.
+
+        Forward security: once retired, a later compromise of this machine cannot sign
+        anything in that key's name, so the history it signed cannot be rewritten.
+        """
+        if name == self.active_name():
+            raise SigningKeyError(f"{name!r} is the active key: rotate to another key first")
+        path = self._key_path(name)
+        if not path.is_file():
+            raise SigningKeyError(f"no signing key named {name!r} in {self.dir}")
+        size = path.stat().st_size
+        with path.open("r+b") as fh:
+            fh.write(os.urandom(size))
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+        with (self.dir / "RETIRED").open("a") as fh:
+            fh.write(f"{name} {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+
+    def file_active(self) -> NoteSigner:
         name = self.active_name()
         if name is None:
             raise SigningKeyError(
@@ -158,10 +191,46 @@ class TrustStore:
             if not line or line.startswith("#"):
                 continue
             try:
-                out.append(VerifierKey.parse(line))
+                out.append(VerifierKey.parse(line.split()[0]))
             except NoteError as exc:
                 raise ConfigError(f"{self.path}:{lineno}: {exc}") from None
         return out
+
+    def windows(self) -> dict[str, KeyWindow]:
+        """Validity of each trusted key (by its encoded form), from `k=v` after the key."""
+        out: dict[str, KeyWindow] = {}
+        if not self.path.is_file():
+            return out
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            attrs = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+            out[parts[0]] = KeyWindow(
+                _when(attrs.get("not-before")),
+                _when(attrs.get("not-after")),
+                _when(attrs.get("revoked")),
+            )
+        return out
+
+    def set_attr(self, key: VerifierKey, attr: str, value: datetime) -> None:
+        """Set not-before / not-after / revoked on a trusted key's line."""
+        if attr not in ("not-before", "not-after", "revoked"):
+            raise ConfigError(f"unknown key attribute {attr!r}")
+        lines = self.path.read_text().splitlines() if self.path.is_file() else []
+        stamp = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = False
+        for i, line in enumerate(lines):
+            parts = line.split()
+            if parts and parts[0] == key.encode():
+                parts = [p for p in parts if not p.startswith(attr + "=")] + [f"{attr}={stamp}"]
+                lines[i] = " ".join(parts)
+                found = True
+        if not found:
+            lines.append(f"{key.encode()} {attr}={stamp}")
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.path)
 
     def add(self, key: VerifierKey) -> bool:
         """Trust `key`; False when it already was."""
@@ -172,6 +241,77 @@ class TrustStore:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             fh.write(f"# added {stamp}\n{key.encode()}\n")
         return True
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    """When a trusted key may sign: [not_before, not_after), and never after `revoked`."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    revoked: datetime | None = None
+
+    def allows(self, moment: datetime) -> bool:
+        m = moment.astimezone(UTC)
+        if self.not_before is not None and m < self.not_before:
+            return False
+        if self.not_after is not None and m >= self.not_after:
+            return False
+        return self.revoked is None or m < self.revoked
+
+    def describe(self) -> str:
+        if self.revoked is not None:
+            return f"revoked at {self.revoked:%Y-%m-%dT%H:%M:%SZ}"
+        parts = []
+        if self.not_before is not None:
+            parts.append(f"valid from {self.not_before:%Y-%m-%dT%H:%M:%SZ}")
+        if self.not_after is not None:
+            parts.append(f"until {self.not_after:%Y-%m-%dT%H:%M:%SZ}")
+        return ", ".join(parts) or "always valid"
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise ConfigError(f"trusted_keys: {text!r} is not an RFC 3339 time") from None
+
+
+def _env_signer() -> NoteSigner:
+    """AUDITLAKE_SIGNING_KEY (base64 of the 32-byte Ed25519 seed) with ..._NAME."""
+    import base64
+    import binascii
+
+    name = os.environ.get("AUDITLAKE_SIGNING_KEY_NAME", "")
+    if not KEY_NAME_RE.fullmatch(name):
+        raise SigningKeyError("AUDITLAKE_SIGNING_KEY needs AUDITLAKE_SIGNING_KEY_NAME (a key name)")
+    try:
+        seed = base64.b64decode(os.environ["AUDITLAKE_SIGNING_KEY"], validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningKeyError("AUDITLAKE_SIGNING_KEY is not base64") from None
+    if len(seed) != 32:
+        raise SigningKeyError("AUDITLAKE_SIGNING_KEY must hold a 32-byte Ed25519 seed")
+    return NoteSigner(name, Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def _plugin_signer(spec: str, home: Path) -> NoteSigner:
+    """AUDITLAKE_KEY_BACKEND=module:factory — a KMS/HSM hook (docs: README, "Keys").
+
+    `factory(home)` returns an object whose `active()` returns a signer: anything with
+    `.name`, `.verifier_key` (a VerifierKey) and `.sign(text) -> NoteSignature`, e.g. one
+    that asks a KMS to sign `text.encode()` with an Ed25519 key that never leaves it.
+    """
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr or "backend")
+        signer: NoteSigner = factory(home).active()
+    except (ImportError, AttributeError) as exc:
+        raise SigningKeyError(f"AUDITLAKE_KEY_BACKEND={spec!r}: {exc}") from None
+    return signer
 
 
 def parse_verifier_keys(texts: list[str], option: str = "--trusted-key") -> list[VerifierKey]:

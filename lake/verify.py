@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.config import KeyWindow
 from lake.errors import LakeError, NoteError, StorageError, UsageError
 from lake.leaf import hash_leaves, hashes_to_bytes
 from lake.merkle import MerkleLevels
@@ -171,6 +172,7 @@ def verify_lake(
     workers: int = 1,
     witness_keys: Sequence[Any] = (),
     min_witnesses: int = 0,
+    windows: Mapping[str, KeyWindow] | None = None,
 ) -> Report:
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
@@ -216,6 +218,7 @@ def verify_lake(
                     [f for f in all_files if f.tenant == t],
                     cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
                     removed.get(t, []),
+                    dict(windows or {}),
                 )
                 for t in sorted(wanted, key=lambda t: -events_of[t])
             }
@@ -239,6 +242,7 @@ def verify_lake(
                 exported.get(tenant, []),
                 tr,
                 removed.get(tenant, []),
+                windows,
             )
             reports[tenant] = tr
             done += events_of[tenant]
@@ -270,6 +274,7 @@ def _verify_in_worker(
     files: list[Any],
     cps: pa.Table,
     removed: list[tuple[int, int]],
+    windows: dict[str, KeyWindow],
 ) -> TenantReport:
     """Verify one tenant in a worker process (top-level so it can be pickled).
 
@@ -279,7 +284,7 @@ def _verify_in_worker(
     lake = Lake.open(root)
     keys = [VerifierKey.parse(k) for k in trusted]
     tr = TenantReport(tenant)
-    _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr, removed)
+    _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr, removed, windows)
     return tr
 
 
@@ -332,9 +337,15 @@ def _check_signatures(
     trusted: Sequence[VerifierKey],
     published: Sequence[VerifierKey],
     tr: TenantReport,
+    windows: Mapping[str, KeyWindow] | None = None,
 ) -> list[_Cp]:
     out: list[_Cp] = []
-    for row in cps.to_pylist():
+    # In sealing order, so that a key announced by a rotation checkpoint (signed by a
+    # trusted key and the new one) is trusted for the checkpoints after it.
+    trusted_now = list(trusted)
+    valid_for = dict(windows or {})
+    rows = sorted(cps.to_pylist(), key=lambda r: (r["sealed_at"], r["tree_size"]))
+    for row in rows:
         size = int(row["tree_size"])
         where = {"tree_size": size, "batch_id": row["batch_id"]}
         try:
@@ -361,11 +372,31 @@ def _check_signatures(
             continue
         trusted_ok = False
         try:
-            vn = verify_note(row["note"], trusted, allow_unverified=True)
-            trusted_ok = bool(vn.verified)
+            vn = verify_note(row["note"], trusted_now, allow_unverified=True)
         except NoteError as exc:
             tr.add(Finding(tenant, "bad_signature", f"checkpoint signature: {exc}", **where))
             continue
+        at = row["sealed_at"]
+        valid = [k for k in vn.verified if valid_for.get(k.encode(), KeyWindow()).allows(at)]
+        trusted_ok = bool(valid)
+        if vn.verified and not valid:
+            why = "; ".join(
+                f"{k.name}: {valid_for.get(k.encode(), KeyWindow()).describe()}"
+                for k in vn.verified
+            )
+            tr.add(
+                Finding(
+                    tenant,
+                    "key_not_valid",
+                    f"checkpoint sealed at {at:%Y-%m-%dT%H:%M:%SZ} is signed only by keys "
+                    f"outside their validity ({why})",
+                    **where,
+                )
+            )
+            out.append(_Cp(size, cp.root_hash, row["batch_id"], row["key_name"], at, False))
+            continue
+        if trusted_ok and vn.unverified:
+            _follow_announcements(row["note"], vn.unverified, published, at, trusted_now, valid_for)
         if not trusted_ok:
             names = ", ".join(sorted({s.name for s in vn.unverified})) or "nobody"
             try:
@@ -454,8 +485,9 @@ def _verify_tenant(
     exported: list[Checkpoint],
     tr: TenantReport,
     removed: Sequence[tuple[int, int]] = (),
+    windows: Mapping[str, KeyWindow] | None = None,
 ) -> None:
-    cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr)
+    cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr, windows)
     tr.checkpoints = len(cps)
     tr.key_names = sorted({c.key_name for c in cps})
     sealed = max((c.size for c in cps), default=0)
@@ -674,6 +706,24 @@ def _compare_rows(
     bad_range = seq[~inside & (seq < 0)]
     for s in bad_range[:5]:
         tr.add(Finding(tenant, "inserted", f"a row has an impossible seq {int(s)}", seq=int(s)))
+
+
+def _follow_announcements(
+    note: str,
+    unverified: Sequence[Any],
+    published: Sequence[VerifierKey],
+    at: Any,
+    trusted_now: list[VerifierKey],
+    valid_for: dict[str, KeyWindow],
+) -> None:
+    """A key that co-signs a checkpoint with a valid trusted key is trusted from then on."""
+    text = parse_note(note)[0].encode()
+    for sig in unverified:
+        for key in published:
+            same = key.name == sig.name and key.key_hash == sig.key_hash
+            if same and key not in trusted_now and key.verify(text, sig.signature):
+                trusted_now.append(key)
+                valid_for.setdefault(key.encode(), KeyWindow(not_before=at))
 
 
 def _check_witnesses(

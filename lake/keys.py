@@ -1,0 +1,95 @@
+"""Key rotation without breaking history: a checkpoint signed by both keys announces the new one.
+
+`rotate` creates a new signing key, signs each tenant's current tree head with the old
+*and* the new key (a C2SP note may carry several signatures) and appends it to the
+checkpoints table, then makes the new key active. A verifier that trusts only the old key
+sees the new key vouched for by the old one at that point and trusts it from there on
+(`verify` follows that chain, checkpoint by checkpoint); one that trusts only the new key
+still has the old checkpoints signed by a key it can add with a validity window.
+
+Afterwards `KeyStore.retire` destroys the old private key (forward security), and
+`TrustStore.set_attr(key, "revoked", when)` marks a compromised key: checkpoints it
+signed after that moment are findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from deltalake import CommitProperties, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from lake.config import KeyStore, TrustStore
+from lake.errors import ConcurrentAppendError, SigningKeyError
+from lake.merkle import tree_root
+from lake.note import Checkpoint, sign_checkpoint
+from lake.schema import CHECKPOINTS_PARTITIONS, CHECKPOINTS_SCHEMA
+from lake.storage import Lake, seal_app_id
+from lake.tiles import TileLog
+
+ATTEMPTS = 8
+
+
+@dataclass
+class Rotation:
+    old: str
+    new: str
+    announced: dict[str, int]  # tenant -> tree size of its announcement checkpoint
+    verifier_key: str
+
+
+def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rotation:
+    """Create `new_name`, announce it in every tenant's log, make it active."""
+    old = store.file_active()
+    if new_name in store.names():
+        raise SigningKeyError(f"a key named {new_name!r} already exists")
+    new = store.generate(new_name, activate=False)
+    trust.add(new.verifier_key)
+    lake.publish_key(new.verifier_key.encode())
+    announced: dict[str, int] = {}
+    for attempt in range(ATTEMPTS):
+        checkpoints = lake.checkpoints_table()
+        rows, txns = [], []
+        for tenant in lake.tenants():
+            size = Lake.sealed_size(checkpoints, tenant)
+            if size == 0:
+                continue
+            root = tree_root(size, TileLog(lake, tenant).node_fn(size))
+            note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), [old, new])
+            rows.append(
+                {
+                    "tenant": tenant,
+                    "tree_size": size,
+                    "root_hash": root,
+                    "batch_id": f"key-rotation:{new_name}",
+                    "note": note,
+                    "key_name": new_name,
+                    "sealed_at": datetime.now(UTC),
+                }
+            )
+            txns.append(Transaction(app_id=seal_app_id(tenant), version=size))
+            announced[tenant] = size
+        if not rows:
+            break
+        try:
+            write_deltalake(
+                checkpoints,
+                pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
+                mode="append",
+                partition_by=CHECKPOINTS_PARTITIONS,
+                commit_properties=CommitProperties(
+                    custom_metadata={"auditlake.kind": "key-rotation"},
+                    app_transactions=txns,
+                    max_commit_retries=0,
+                ),
+            )
+            break
+        except CommitFailedError:
+            announced = {}
+            if attempt == ATTEMPTS - 1:
+                raise ConcurrentAppendError("gave up announcing the new key") from None
+    store.activate(new_name)
+    trust.set_attr(old.verifier_key, "not-after", datetime.now(UTC))
+    return Rotation(old.name, new_name, announced, new.verifier_key.encode())

@@ -1,0 +1,83 @@
+"""Key rotation, retirement, revocation and the environment key backend, end to end."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from conftest import DemoLake, Run
+
+
+def _ingest(run: Run, tmp_path: Path, tag: str, env: dict[str, str] | None = None) -> None:
+    events = [
+        {"tenant": "contoso", "time": f"2026-11-27T14:00:0{i}Z", "category": "key_change",
+         "action": "key.rotate", "outcome": "success", "actor": {"id": f"{tag}{i}@contoso.example"}}
+        for i in range(3)
+    ]  # fmt: skip
+    src = tmp_path / f"{tag}.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = run("ingest", src, env=env)
+    assert result.returncode == 0, result
+
+
+def _kinds(result: object) -> set[str]:
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    return {f["kind"] for t in doc["tenants"] for f in t["findings"]}
+
+
+def test_rotation_keeps_history_verifiable_and_old_trust_follows_the_chain(
+    run: Run, demo_copy: DemoLake, home: Path, tmp_path: Path, make_env
+) -> None:  # type: ignore[no-untyped-def]
+    old_key = demo_copy.verifier_key
+    rotated = run("keys", "rotate", "--name", "demo-key-2")
+    assert rotated.returncode == 0, rotated
+    new_key = rotated.stdout.strip()
+    assert "announced at size" in rotated.stderr
+    _ingest(run, tmp_path, "after")
+    assert run("verify").returncode == 0  # the config home trusts both, with windows
+    # A verifier elsewhere that only ever trusted the OLD key: the chain leads it on.
+    elsewhere = make_env(tmp_path / "other-home", demo_copy.lake)
+    chained = run("verify", "--trusted-key", old_key, "--format", "json", env=elsewhere)
+    assert chained.returncode == 0, chained
+    # (Trusting only the NEW key, the old history is unvouched for: the chain runs forward.)
+    backward = run("verify", "--trusted-key", rotated.stdout.strip(), "--format", "json",
+                   env=elsewhere)  # fmt: skip
+    assert backward.returncode == 1 and _kinds(backward) == {"untrusted_key"}
+    # Retire the old private key: gone from disk, history still verifies.
+    old_name = old_key.split("+")[0]
+    assert run("keys", "retire", old_name).returncode == 0
+    assert not (home / "keys" / f"{old_name}.key").exists()
+    assert (home / "keys" / f"{old_name}.pub").exists()
+    assert run("verify").returncode == 0
+    run("keys", "retire", "demo-key-2").assert_usage_error("active key")
+    # The new key is compromised from the past: its later checkpoints become findings.
+    assert run("keys", "revoke", "demo-key-2", "--at", "2020-01-01").returncode == 0
+    revoked = run("verify", "--format", "json")
+    assert revoked.returncode == 1
+    assert "key_not_valid" in _kinds(revoked)
+    assert new_key.startswith("demo-key-2+")
+
+
+def test_the_environment_key_backend_signs(run: Run, demo_copy: DemoLake, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )  # fmt: skip
+
+    seed = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
+    env = {
+        **demo_copy.env,
+        "AUDITLAKE_SIGNING_KEY": base64.b64encode(seed).decode(),
+        "AUDITLAKE_SIGNING_KEY_NAME": "env-key",
+    }
+    _ingest(run, tmp_path, "env", env=env)
+    cps = run("sql", "SELECT DISTINCT key_name FROM checkpoints WHERE tenant = 'contoso'",
+              "--format", "json").json()  # fmt: skip
+    assert {"env-key"} <= {r["key_name"] for r in cps}
+    bad = {**env, "AUDITLAKE_SIGNING_KEY": "not base64!"}
+    run("ingest", tmp_path / "env.jsonl", env=bad).assert_usage_error("AUDITLAKE_SIGNING_KEY")
