@@ -102,6 +102,36 @@ def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
     if rule.kind == "sequence":
         first, then = rule.steps
         key = then.by
+        if first.by == then.by:
+            # Same key on both steps: one window count over the union, linear in the
+            # events (the range join below is quadratic per busy key: 3.6x slower at 10M).
+            s1 = _match_sql(rule, first.match, params)
+            s2 = _match_sql(rule, then.match, params)
+            o1 = _match_sql(rule, first.match, params)
+            o2 = _match_sql(rule, then.match, params)
+            return f"""
+        u AS (
+            SELECT tenant, "{key}" AS k, event_id, time,
+                   coalesce({s1}, false) AS is_a, coalesce({s2}, false) AS is_b
+            FROM {_source(rule)} WHERE ({o1}) OR ({o2})
+        ),
+        c AS (
+            SELECT *, count(*) FILTER (WHERE is_a) OVER (
+                PARTITION BY tenant, k ORDER BY time
+                RANGE BETWEEN INTERVAL {w} MICROSECONDS PRECEDING AND CURRENT ROW
+            ) - CASE WHEN is_a THEN 1 ELSE 0 END AS n_a
+            FROM u
+        ),
+        a AS (SELECT tenant, k, event_id, time FROM u WHERE is_a),
+        hits AS (
+            SELECT tenant, k, event_id, time FROM c
+            WHERE is_b AND n_a >= {int(first.min_count)} AND k IS NOT NULL
+        ),
+        trig AS (SELECT tenant, k AS "{key}", time AS trigger_time FROM hits),
+        m AS (
+            SELECT tenant, k AS "{key}", event_id, time FROM a
+            UNION ALL SELECT tenant, k AS "{key}", event_id, time FROM hits
+        )"""
         w1 = _match_sql(rule, first.match, params)
         w2 = _match_sql(rule, then.match, params)
         return f"""
@@ -168,6 +198,34 @@ def alerts(
     d = _us(rule.dedup_period)
     w = _us(rule.window)
     bound_join = ""
+    # `_targets`: per tenant, the event times whose triggers this call reports. An sql
+    # rule with a long lookback should draw its candidates from it, and only use the
+    # rest of `events` as history (see detect/rules/key_off_hours_or_new_actor.yaml).
+    if bounds is not None:
+        con.register(
+            "_targets",
+            pa.table(
+                {
+                    "tenant": [b.tenant for b in bounds],
+                    "lo": pa.array(
+                        [_EPOCH + timedelta(microseconds=b.lo * d) for b in bounds],
+                        pa.timestamp("us", tz="UTC"),
+                    ),
+                    "hi": pa.array(
+                        [_EPOCH + timedelta(microseconds=(b.hi + 1) * d) for b in bounds],
+                        pa.timestamp("us", tz="UTC"),
+                    ),
+                }
+            ),
+        )
+    else:
+        con.register(
+            "_targets",
+            con.sql(
+                "SELECT DISTINCT tenant, TIMESTAMPTZ '0001-01-01 00:00:00+00' AS lo, "
+                "TIMESTAMPTZ '9999-12-31 00:00:00+00' AS hi FROM events"
+            ).to_arrow_table(),
+        )
     if bounds is not None:
         rows = pa.table(
             {
@@ -203,6 +261,7 @@ def alerts(
     except duckdb.Error as exc:
         raise UsageError(f"rule {rule.id!r} failed: {str(exc).splitlines()[0]}") from None
     finally:
+        con.unregister("_targets")
         if bounds is not None:
             con.unregister("_bounds")
     return _to_alerts(rule, found)

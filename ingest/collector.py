@@ -45,6 +45,7 @@ from lake.config import KeyStore
 from lake.errors import Issue, LakeError, StorageError
 from lake.storage import Lake
 from lake.wire import parse_json_array, parse_jsonl, validate
+from lake.witness import load_witnesses, request_cosignatures
 
 NDJSON = "application/x-ndjson"
 
@@ -131,8 +132,34 @@ class Collector:
         self._stopping = False
         self.failed: str | None = None
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+        # Witnesses are asked off the batching path: a slow or absent witness never
+        # holds up commits (verify --min-witnesses reports heads left uncosigned).
+        self.witnesses = load_witnesses(config.home)
+        self._to_witness: set[str] = set()
+        self._witness_wake = threading.Event()
+        self._witness_thread = threading.Thread(
+            target=self._witness_loop, name="witness", daemon=True
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    def _witness_loop(self) -> None:
+        while True:
+            self._witness_wake.wait(timeout=5.0)
+            self._witness_wake.clear()
+            with self._cond:
+                tenants, self._to_witness = sorted(self._to_witness), set()
+            for tenant in tenants:
+                try:
+                    results = request_cosignatures(self.lake, tenant, self.witnesses)
+                except (LakeError, OSError) as exc:
+                    log(event="witness_failed", tenant=tenant, error=str(exc))
+                    continue
+                for r in results:
+                    log(event="witness", tenant=tenant, witness=r.witness, size=r.size,
+                        ok=r.ok, message=r.message)  # fmt: skip
+                    self.metrics.add("auditlake_witness_cosignatures_total" if r.ok
+                                     else "auditlake_witness_failures_total")  # fmt: skip
 
     def start(self) -> None:
         """Seal what a crash left unsealed, replay the WAL, then start batching."""
@@ -159,6 +186,7 @@ class Collector:
                 "create one with `auditlake token create --tenant T`",
             )
         self._thread.start()
+        self._witness_thread.start()
 
     def shutdown(self) -> None:
         """Stop batching after committing everything pending, then close the WAL."""
@@ -257,6 +285,10 @@ class Collector:
                 self.metrics.set("auditlake_pending_events", self._pending_events)
             elapsed = time.perf_counter() - started
             self.metrics.set("auditlake_batch_oldest_event_age_seconds", time.monotonic() - oldest)
+            if self.witnesses:
+                with self._cond:
+                    self._to_witness.update(t.tenant for t in result.tenants)
+                self._witness_wake.set()
             self.metrics.add("auditlake_batches_total")
             self.metrics.add("auditlake_events_committed_total", result.appended)
             self.metrics.add("auditlake_events_duplicate_total", result.duplicates)

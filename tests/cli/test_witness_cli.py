@@ -104,3 +104,49 @@ def test_unwitnessed_checkpoints_are_a_finding(
     run("verify", "--min-witnesses", "2", "--witness-key", key.strip()).assert_usage_error(
         "--min-witnesses"
     )
+
+
+def test_the_collector_asks_witnesses_after_each_commit(
+    run: Run, demo_copy: DemoLake, witness: tuple[str, str], tmp_path: Path, env: dict[str, str]
+) -> None:
+    url, wkey = witness
+    assert run("witness", "add", url, "--key", wkey).returncode == 0
+    token = run("token", "create", "--tenant", "globex").stdout.strip()
+    port = _free_port()
+    assert AUDITLAKE
+    log = (tmp_path / "collector.log").open("wb")
+    proc = subprocess.Popen(
+        [AUDITLAKE, "serve", "--port", str(port), "--batch-age", "0.2",
+         "--wal-dir", str(tmp_path / "wal")],
+        env=env, stdout=log, stderr=log,
+    )  # fmt: skip
+    cosigs = demo_copy.lake / "_auditlake" / "cosignatures" / "globex.json"
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(base + "/v1/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps([
+            {"tenant": "globex", "time": "2026-11-27T15:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "success", "actor": {"id": "via.collector@globex"}}
+        ]).encode()  # fmt: skip
+        req = urllib.request.Request(
+            base + "/v1/events", data=body, method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert urllib.request.urlopen(req, timeout=10).status == 202
+        while time.monotonic() < deadline:
+            if cosigs.exists() and json.loads(cosigs.read_text()):
+                break
+            time.sleep(0.2)
+        assert cosigs.exists(), (tmp_path / "collector.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    strict = run("verify", "--tenant", "globex", "--witness-key", wkey, "--min-witnesses", "1")
+    assert strict.returncode == 0, strict

@@ -133,3 +133,43 @@ def test_fingerprint_follows_what_the_rule_detects() -> None:
     assert rule_from_dict({**base, "title": "Other title"}, "x").fingerprint() == a.fingerprint()
     assert rule_from_dict({**base, "threshold": 4}, "x").fingerprint() != a.fingerprint()
     assert rule_from_dict({**base, "window": "11m"}, "x").fingerprint() != a.fingerprint()
+
+
+def test_same_key_sequences_take_the_window_path_and_agree_with_the_join_path() -> None:
+    """Same-key sequences compile to a window count; the join path must say the same.
+
+    With target_id equal to actor_id on every event, steps keyed (target_id, actor_id)
+    take the join path and (actor_id, actor_id) the window path: same alerts expected.
+    """
+    import random
+
+    from detect.engine import alerts
+    from detect.testing import connect, events_table
+
+    rnd = random.Random(5)
+    events = []
+    for _ in range(400):
+        who = f"u{rnd.randrange(6)}"
+        minute = rnd.randrange(0, 600)
+        events.append({
+            "actor": who, "target": who, "outcome": rnd.choice(["failure"] * 3 + ["success"]),
+            "time": f"2026-11-02T{minute // 60:02d}:{minute % 60:02d}:{rnd.randrange(60):02d}Z",
+        })  # fmt: skip
+    con = connect(events_table(events, "seq-equivalence"))
+    base = {"title": "t", "kind": "sequence", "window": "10m"}
+    steps = [{"match": "outcome:failure", "min_count": 3}, {"match": "outcome:success"}]
+    window_rule = rule_from_dict(
+        {**base, "id": "s.window", "steps": [{**steps[0], "by": "actor_id"},
+                                             {**steps[1], "by": "actor_id"}]}, "x"
+    )  # fmt: skip
+    join_rule = rule_from_dict(
+        {**base, "id": "s.join", "steps": [{**steps[0], "by": "target_id"},
+                                           {**steps[1], "by": "actor_id"}]}, "x"
+    )  # fmt: skip
+
+    def key(r: dict[str, object]) -> tuple[object, ...]:
+        return (r["group"], r["event_count"], tuple(r["event_ids"]), r["first_seen"])  # type: ignore[arg-type]
+
+    a = sorted(map(key, alerts(con, window_rule).to_pylist()))
+    b = sorted(map(key, alerts(con, join_rule).to_pylist()))
+    assert a == b and len(a) > 3
