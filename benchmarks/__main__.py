@@ -5,8 +5,9 @@
   Parquet write (the disk's limit).
 - verify: `lake.verify.verify_lake` over that lake, against hashlib SHA-256 over the same
   leaf bytes (one call per leaf, and one stream: the floor).
-- collector, query: see benchmarks/collector.py and benchmarks/query.py (the query
-  benchmark compares the query layer with PostgreSQL and plain DuckDB).
+- collector, query, detect: see benchmarks/collector.py, benchmarks/query.py (the query
+  layer beside PostgreSQL and plain DuckDB) and benchmarks/detect.py (the rule pack beside
+  each rule as a plain DuckDB query).
 
 Prints min/median/max over repeats and the ratio to the baseline; writes JSON and
 Markdown under benchmarks/results/. Wall-clock figures live here, never in tests.
@@ -164,13 +165,13 @@ def main() -> None:
     parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["ingest", "verify", "collector", "query"], action="append"
+        "--only", choices=["ingest", "verify", "collector", "query", "detect"], action="append"
     )
     parser.add_argument(
         "--collector-events", type=float, default=1e5, help="events through the collector (1e5)"
     )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "verify", "collector", "query"])
+    only = set(args.only or ["ingest", "verify", "collector", "query", "detect"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     if only & {"ingest", "verify"}:
@@ -193,6 +194,11 @@ def main() -> None:
         from benchmarks.query import run as run_query
 
         query = run_query(int(args.events), args.repeat)
+    detect: dict[str, Any] | None = None
+    if "detect" in only:
+        from benchmarks.detect import run as run_detect
+
+        detect = run_detect(int(args.events), args.repeat)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
@@ -232,6 +238,8 @@ def main() -> None:
     lines += ["", *ratios]
     if query is not None:
         lines += ["", query["markdown"].rstrip()]
+    if detect is not None:
+        lines += ["", detect["markdown"].rstrip()]
     report = "\n".join(lines) + "\n"
     print(report)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -243,6 +251,7 @@ def main() -> None:
                 "results": results,
                 "collector": collector,
                 "query": query,
+                "detect": detect,
                 "ratios": ratios,
             },
             indent=2,
