@@ -174,9 +174,15 @@ def _ensure_signer(ctx: Ctx, lake_name: str) -> tuple[Any, bool]:
 
 @cli.command()
 @click.option("--name", help="Lake name, used in checkpoint origins (default: from the path).")
+@click.option(
+    "--encrypt",
+    is_flag=True,
+    help="Encrypt details, actor_ip and user_agent at rest with per-tenant data keys "
+    "(master key in the config home); enables `keys shred`.",
+)
 @pass_ctx
 @handle_errors
-def init(ctx: Ctx, name: str | None) -> None:
+def init(ctx: Ctx, name: str | None, encrypt: bool) -> None:
     """Create a lake, and a signing key in the config home if there is none.
 
     Prints the verifier key (name+hash+base64) on stdout: give it to whoever must verify
@@ -192,8 +198,14 @@ def init(ctx: Ctx, name: str | None) -> None:
     lake_name = name or re.sub(r"[^a-z0-9._-]", "-", path.name.lower()).strip("-._") or "lake"
     check_lake_name(lake_name)  # before any key is created for it
     signer, created = _ensure_signer(ctx, lake_name)
-    lake = Lake.init(path, lake_name, signer.verifier_key.encode())
-    note(f"created lake {lake.name!r} at {lake.root}")
+    extra = None
+    if encrypt:
+        from lake.crypto import FIELDS, master_key
+
+        master_key(ctx.home, create=True)
+        extra = {"encryption": {"enabled": True, "fields": list(FIELDS)}}
+    lake = Lake.init(path, lake_name, signer.verifier_key.encode(), extra=extra)
+    note(f"created lake {lake.name!r} at {lake.root}" + (" (encrypted fields)" if encrypt else ""))
     if created:
         note(f"created signing key {signer.name!r} in {ctx.keys().dir} (mode 0600)")
     else:
@@ -289,6 +301,37 @@ def keys_revoke(ctx: Ctx, name: str, when: str) -> None:
     note(f"{name}: revoked from {at:%Y-%m-%dT%H:%M:%SZ}")
     if ctx.keys().active_name() == name:
         note("warning: this is the active signing key; run `auditlake keys rotate` now")
+
+
+@keys.command("shred")
+@click.option("--tenant", required=True, help="Tenant whose data key to destroy.")
+@click.option(
+    "--yes", is_flag=True, help="Confirm: the tenant's encrypted fields become unreadable."
+)
+@pass_ctx
+@handle_errors
+def keys_shred(ctx: Ctx, tenant: str, yes: bool) -> None:
+    """Crypto-shred a tenant: destroy its data key (e.g. a GDPR erasure).
+
+    details, actor_ip and user_agent of its events become unreadable for good, while
+    every event, checkpoint and proof still verifies (the leaves cover the ciphertext).
+    Recorded as a signed key.shred event.
+    """
+    from lake.crypto import encrypted, keyring_for
+    from lake.retention import record_action
+
+    ctx.require_operator("keys shred")
+    lake = ctx.open()
+    check_tenant(tenant)
+    if not encrypted(lake):
+        fail("this lake was not created with --encrypt: there is no data key to shred")
+    if not yes:
+        fail("this destroys the tenant's encrypted fields for good; add --yes to confirm")
+    from datetime import UTC, datetime
+
+    record_action(lake, ctx.keys().active(), ctx.who(), "key.shred", tenant, {}, datetime.now(UTC))
+    keyring_for(lake, ctx.home).shred(tenant)
+    note(f"{tenant}: data key destroyed; its encrypted fields now read as unavailable (NULL)")
 
 
 @keys.command("export")

@@ -37,8 +37,9 @@ from deltalake.exceptions import TableNotFoundError
 
 from detect.engine import Bounds, alerts, buckets_touched, scan_range
 from detect.model import Rule
+from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
-from lake.schema import ALERTS_PARTITIONS, ALERTS_SCHEMA, READ_AUDIT_TENANT
+from lake.schema import ALERTS_PARTITIONS, ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
 from lake.storage import Lake
 
 STATE_PATH: Final = "_auditlake/detect/state.json"
@@ -179,6 +180,8 @@ class Runner:
         self.files = lake.data_files(self.table)
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        if encrypted(lake):  # the operator's job: every tenant's data key
+            register_decrypt(self.con, keyring_for(lake), {f.tenant for f in self.files})
 
     def _full(self, path: str) -> str:
         return str(Path(self.lake.base) / "events" / path)
@@ -209,8 +212,9 @@ class Runner:
             return
         listing = ", ".join("'" + p.replace("'", "''") + "'" for p in files)
         source = f"read_parquet([{listing}], {_HIVE})"
+        cols = decrypted_select(EVENTS_SCHEMA.names, "e") if encrypted(self.lake) else "e.*"
         self.con.execute(
-            f"CREATE OR REPLACE VIEW events AS SELECT e.* FROM {source} e "
+            f"CREATE OR REPLACE VIEW events AS SELECT {cols} FROM {source} e "
             f"JOIN _scan s ON e.tenant = s.tenant AND e.{by} >= s.lo AND e.{by} < s.hi"
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
@@ -61,6 +60,8 @@ def make_app(witness: Witness) -> Starlette:
 
 
 def serve(witness: Witness, host: str, port: int) -> None:
+    import uvicorn  # brings click: kept out of `import ingest` (tests/test_layers.py)
+
     uvicorn.run(make_app(witness), host=host, port=port, log_level="warning")
 
 

@@ -24,6 +24,7 @@ from deltalake import DeltaTable
 
 from lake.access import LOCAL_OPERATOR, AccessDenied, AccessPolicy, Permission, Principal
 from lake.config import KeyStore, TrustStore, config_home
+from lake.crypto import FIELDS, encrypted, keyring_for
 from lake.errors import UsageError
 from lake.query import QuerySession, ReadAudit, SearchResult
 from lake.querystring import SearchFilter, parse_query
@@ -132,7 +133,26 @@ class LakeSession:
             hive_partitioning=True,
             hive_schema={"tenant": pl.String, "event_date": pl.Date},
         )
-        return frame.select(EVENTS_SCHEMA.names)
+        frame = frame.select(EVENTS_SCHEMA.names)
+        if encrypted(self.lake):
+            ring = keyring_for(self.lake, self.home)
+            mine = set(tenants)
+
+            def opener(field: str) -> Any:
+                def run(s: Any) -> Any:
+                    t, i, v = (s.struct.field(n).to_list() for n in ("tenant", "event_id", field))
+                    t = [x if x in mine else None for x in t]
+                    return pl.Series(field, ring.decrypt_array(t, i, field, v), dtype=pl.String)
+
+                return run
+
+            frame = frame.with_columns(
+                pl.struct("tenant", "event_id", f)
+                .map_batches(opener(f), return_dtype=pl.String)
+                .alias(f)
+                for f in FIELDS
+            )
+        return frame
 
     def alerts(self, *, tenant: str | None = None) -> Any:
         """Alerts of the tenants the principal may read alerts of, newest first."""

@@ -36,6 +36,7 @@ from deltalake import (
 )
 from deltalake.exceptions import CommitFailedError
 
+from lake.crypto import encrypted, keyring_for
 from lake.errors import ConcurrentAppendError, StorageError
 from lake.leaf import hash_leaves, hashes_to_bytes, leaf_hashes_array
 from lake.merkle import tree_root
@@ -212,6 +213,9 @@ def append(
     result = AppendResult(batch_id)
     if events.num_rows == 0:
         return result
+    if encrypted(lake):
+        # Before anything is hashed: the leaf covers the ciphertext (lake/crypto.py).
+        events = keyring_for(lake).encrypt_table(events)
     if "received_at" not in events.column_names:
         # A collector stamps each request on arrival; a batch without stamps gets one now.
         stamp = received_at or datetime.now(UTC)

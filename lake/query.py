@@ -45,6 +45,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from lake.access import AccessDenied, Permission, Principal
 from lake.append import append
+from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
 from lake.note import NoteSigner
 from lake.querystring import SearchFilter
@@ -74,13 +75,14 @@ def _select_list(schema: pa.Schema) -> str:
     return ", ".join(f'"{name}"' for name in schema.names)
 
 
-def _view_sql(schema: pa.Schema, files: Sequence[str]) -> str:
+def _view_sql(schema: pa.Schema, files: Sequence[str], decrypt: bool = False) -> str:
     """A view over tenant-partitioned Parquet files, in the contract's column order."""
     if not files:
         return _empty_select(schema)
     listing = ", ".join(map(_sql_literal, files))
     hive = _HIVE if "event_date" in schema.names else _HIVE_TENANT
-    return f"SELECT {_select_list(schema)} FROM read_parquet([{listing}], {hive})"
+    cols = decrypted_select(schema.names) if decrypt else _select_list(schema)
+    return f"SELECT {cols} FROM read_parquet([{listing}], {hive})"
 
 
 @dataclass(frozen=True)
@@ -406,11 +408,20 @@ class QuerySession:
                 self._conn_layout = layout
             return self._conn
 
+    def _decrypting(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Register al_decrypt with the DEKs of the principal's tenants (encrypted lakes)."""
+        if not encrypted(self.lake):
+            return False
+        readable = self.principal.tenants(Permission.READ_EVENTS, self.lake.tenants(self.latest()))
+        register_decrypt(con, keyring_for(self.lake), readable)
+        return True
+
     def _build(self, layout: _Layout) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events)}")
-        con.execute(f"CREATE VIEW query_audit AS {_view_sql(EVENTS_SCHEMA, layout.audit)}")
+        dec = self._decrypting(con)
+        con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events, dec)}")
+        con.execute(f"CREATE VIEW query_audit AS {_view_sql(EVENTS_SCHEMA, layout.audit, dec)}")
         con.execute(
             f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
         )
@@ -492,9 +503,12 @@ class QuerySession:
             clauses.append("(time < ? OR (time = ? AND (tenant < ? OR (tenant = ? AND seq < ?))))")
             at = _EPOCH + timedelta(microseconds=page.time_us)
             params += [at, at, page.tenant, page.tenant, page.seq]
+        source = f"read_parquet(?, {_HIVE})"
+        if encrypted(self.lake):  # filters see plaintext; the rest still prunes by file
+            source = f"(SELECT {decrypted_select(EVENTS_SCHEMA.names)} FROM {source})"
         sql = (
             f"SELECT {', '.join(chr(34) + c + chr(34) for c in cols)} "
-            f"FROM read_parquet(?, {_HIVE}) WHERE {' AND '.join(clauses)} ORDER BY {_ORDER}"
+            f"FROM {source} WHERE {' AND '.join(clauses)} ORDER BY {_ORDER}"
             + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         con = self._search_connection(files)
@@ -512,6 +526,7 @@ class QuerySession:
             return con
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        self._decrypting(con)
         con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, files))}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")

@@ -42,7 +42,9 @@ PRESETS: Final = {
     "hipaa": (2190, "HIPAA: 6 years"),
     "pci-dss": (365, "PCI DSS 10.5.1: 12 months, the last 3 immediately available"),
 }
-RECORD_ACTIONS: Final = ("retention.set", "retention.apply", "hold.set", "hold.clear")
+RECORD_ACTIONS: Final = (
+    "retention.set", "retention.apply", "hold.set", "hold.clear", "key.shred",
+)  # fmt: skip
 
 
 def _now(now: datetime | None) -> datetime:
@@ -67,7 +69,7 @@ def _save_policy(lake: Lake, doc: dict[str, Any]) -> None:
     )
 
 
-def _record(
+def record_action(
     lake: Lake,
     signer: NoteSigner,
     who: Principal,
@@ -119,7 +121,7 @@ def set_policy(
         raise UsageError("retention must be at least 1 day")
     at = _now(now)
     entry = {"days": days, "preset": preset, "set_by": who.name, "set_at": at.isoformat()}
-    _record(lake, signer, who, "retention.set", tenant, {"days": days, "preset": preset}, at)
+    record_action(lake, signer, who, "retention.set", tenant, {"days": days, "preset": preset}, at)
     doc = load_policy(lake)
     doc["tenants"][tenant] = entry
     _save_policy(lake, doc)
@@ -143,12 +145,12 @@ def set_hold(
     if clear:
         if tenant not in doc["holds"]:
             raise UsageError(f"tenant {tenant!r} is not under legal hold")
-        _record(lake, signer, who, "hold.clear", tenant, {"reason": reason}, at)
+        record_action(lake, signer, who, "hold.clear", tenant, {"reason": reason}, at)
         del doc["holds"][tenant]
     else:
         if not reason.strip():
             raise UsageError("a legal hold needs --reason (a case or matter reference)")
-        _record(lake, signer, who, "hold.set", tenant, {"reason": reason}, at)
+        record_action(lake, signer, who, "hold.set", tenant, {"reason": reason}, at)
         doc["holds"][tenant] = {"reason": reason, "set_by": who.name, "set_at": at.isoformat()}
     _save_policy(lake, doc)
 
@@ -270,7 +272,7 @@ def apply(
         results.append(removal)
         if dry_run:
             continue
-        _record(
+        record_action(
             lake,
             signer,
             who,

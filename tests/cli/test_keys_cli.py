@@ -81,3 +81,30 @@ def test_the_environment_key_backend_signs(run: Run, demo_copy: DemoLake, tmp_pa
     assert {"env-key"} <= {r["key_name"] for r in cps}
     bad = {**env, "AUDITLAKE_SIGNING_KEY": "not base64!"}
     run("ingest", tmp_path / "env.jsonl", env=bad).assert_usage_error("AUDITLAKE_SIGNING_KEY")
+
+
+def test_encrypted_lake_and_crypto_shredding_through_the_cli(
+    run: Run, lake: Path, home: Path, tmp_path: Path
+) -> None:
+    assert run("init", "--name", "enc", "--encrypt").returncode == 0
+    assert (home / "master.key").stat().st_mode & 0o777 == 0o600
+    events = [
+        {"tenant": "acme", "time": "2026-11-27T10:00:00Z", "category": "authentication",
+         "action": "login", "outcome": "failure", "actor": {"id": "a@x", "ip": "198.51.100.7"},
+         "details": {"secret": "s3cr3t"}}
+    ]  # fmt: skip
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert run("ingest", src).returncode == 0
+    raw = b"".join(p.read_bytes() for p in lake.rglob("*.parquet"))
+    assert b"s3cr3t" not in raw and b"198.51.100.7" not in raw
+    shown = run("search", "--ip", "198.51.100.7", "--format", "json").json()
+    assert shown[0]["details"] == {"secret": "s3cr3t"}
+    run("keys", "shred", "--tenant", "acme").assert_usage_error("--yes")
+    assert run("keys", "shred", "--tenant", "acme", "--yes").returncode == 0
+    assert run("verify").returncode == 0
+    after = run("search", "--tenant", "acme", "--format", "json").json()
+    assert after[0]["details"] is None and after[0]["actor_ip"] is None
+    trail = run("sql", "SELECT action FROM query_audit WHERE action = 'key.shred'",
+                "--format", "json").json()  # fmt: skip
+    assert trail == [{"action": "key.shred"}]
