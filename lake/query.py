@@ -577,7 +577,8 @@ class QuerySession:
             reader = rel.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
             raise UsageError(f"SQL error: {_first_line(exc)}") from None
-        return SearchResult(reader.schema, _guard(reader), None, 0, "")
+        schema = _utc_schema(reader.schema)
+        return SearchResult(schema, _cast_batches(reader, schema), None, 0, "")
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -635,6 +636,17 @@ def _guard(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         yield from reader
     except (duckdb.Error, pa.ArrowInvalid) as exc:
         raise UsageError(f"SQL error: {_first_line(exc)}") from None
+
+
+def _utc_schema(schema: pa.Schema) -> pa.Schema:
+    """DuckDB labels UTC times 'Etc/UTC'; search says 'UTC'. One label, so Polars and Arrow
+    users can compare and join the results of search, SQL and events() (same instants)."""
+    fields = []
+    for f in schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC"):
+            f = f.with_type(pa.timestamp(f.type.unit, tz="UTC"))
+        fields.append(f)
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def _cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:

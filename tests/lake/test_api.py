@@ -92,3 +92,15 @@ def test_prove_check_evidence_and_verify(copy: tuple[Path, Path]) -> None:
     assert report.ok and [t.tenant for t in report.tenants] == ["contoso"]
     with pytest.raises(ProofError):
         s.check("no-such-event", tenant="contoso")
+
+
+def test_times_carry_one_time_zone_label_everywhere(copy: tuple[Path, Path]) -> None:
+    path, home = copy
+    s = al.open(path, home=home)
+    from_sql = s.sql("SELECT time, max(time) OVER () AS newest FROM events LIMIT 3")
+    from_events = s.events().select("time").head(3).collect()
+    from_search = s.search("", limit=3).to_polars()
+    assert from_sql.schema["time"] == from_events.schema["time"] == from_search.schema["time"]
+    assert from_sql.schema["newest"] == pl.Datetime("us", "UTC")
+    joined = from_events.join(from_sql.select("time"), on="time")  # comparable, not an error
+    assert joined.height >= 0
