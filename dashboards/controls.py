@@ -1,0 +1,76 @@
+"""Controls several pages share: who is signed in, the tenant and time-window pickers.
+
+Kept apart from `data` (which must stay free of layout) and from the pages (scripts that
+Streamlit runs, not modules to import), so every page asks for tenants and days the
+same way and offers only the signed-in principal's tenants.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+
+import polars as pl
+import streamlit as st
+
+from dashboards import data
+from dashboards.data import Viewer
+
+VIEWER_KEY: Final = "viewer"
+SEVERITY_RANK: Final = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def page(title: str) -> Viewer:
+    """Start a page: its header, naming the product, and the signed-in viewer."""
+    st.title(f"auditlake · {title}")
+    return viewer()
+
+
+def viewer() -> Viewer:
+    """The signed-in viewer (app.py puts it in the session before running a page)."""
+    found = st.session_state.get(VIEWER_KEY)
+    if not isinstance(found, Viewer):
+        st.warning("Sign in first.")
+        st.stop()
+    assert isinstance(found, Viewer)
+    return found
+
+
+def tenant_picker(options: list[str], *, key: str, label: str = "Tenants") -> tuple[str, ...]:
+    """A multiselect of the viewer's tenants, all chosen at first."""
+    chosen = st.multiselect(label, options, default=options, key=key)
+    return tuple(sorted(chosen))
+
+
+def window_picker(v: Viewer, chosen: tuple[str, ...], *, key: str) -> tuple[date, date] | None:
+    """A UTC day range, at first the whole span of the chosen tenants' events.
+
+    None (with a note shown) when there is nothing to pick from yet, or while a range is
+    half chosen in the browser.
+    """
+    if not chosen:
+        st.info("Choose at least one tenant.")
+        return None
+    span = data.date_range(v, chosen)
+    if span is None:
+        st.info("No events for these tenants yet.")
+        return None
+    picked = st.date_input("Days (UTC)", value=span, key=key, format="YYYY-MM-DD")
+    if not isinstance(picked, tuple) or len(picked) != 2:
+        st.info("Choose the last day of the range.")
+        return None
+    start, end = picked
+    return start, end
+
+
+def rate(part: int, whole: int) -> str:
+    """A percentage for people: `12.5%`, or `–` when there is nothing to divide."""
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def by_severity(frame: pl.DataFrame) -> pl.DataFrame:
+    """Worst severity first (then as the frame was)."""
+    if frame.is_empty() or "severity" not in frame.columns:
+        return frame
+    rank = pl.col("severity").replace_strict(SEVERITY_RANK, default=9, return_dtype=pl.Int64)
+    return frame.with_row_index("_order").sort(rank, "_order").drop("_order")

@@ -1,0 +1,115 @@
+"""Integrity: per tenant the latest signed checkpoint and the last full verification, and a
+button that runs one now, with progress, listing every finding in plain words.
+
+The "last verification" column is what `verify` recorded in the lake: a convenience,
+not a proof (whoever can write the lake could forge it). The button's run is the proof.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from dashboards import controls, data
+
+REPORT_KEY = "verify_report"
+
+viewer = controls.page("Integrity")
+checkpoints = data.latest_checkpoints(viewer)
+last = data.verifications(viewer)
+verifiable = data.verifiable(viewer)
+if checkpoints.is_empty() and not verifiable:
+    st.info(
+        "Checkpoints and verification need the auditor role (or higher) on a tenant; "
+        "your grants do not include it."
+    )
+    st.stop()
+
+
+def last_run(tenant: str, field: str) -> Any:
+    return last.get(tenant, {}).get(field)
+
+
+def result_text(tenant: str) -> str:
+    entry = last.get(tenant)
+    if entry is None:
+        return "never verified"
+    if entry.get("ok"):
+        return "ok"
+    kinds = ", ".join(entry.get("kinds", []))
+    return f"{entry.get('findings', 0)} finding(s): {kinds}"
+
+
+st.subheader("Signed checkpoints and last verification")
+tenants = checkpoints["tenant"].to_list()
+table = checkpoints.with_columns(
+    pl.Series("last verified (UTC)", [last_run(t, "verified_at") for t in tenants], pl.String),
+    pl.Series("verified by", [last_run(t, "by") for t in tenants], pl.String),
+    pl.Series("result", [result_text(t) for t in tenants], pl.String),
+).rename(
+    {
+        "tree_size": "tree size",
+        "root_hash": "root hash",
+        "key_name": "key",
+        "sealed_at": "sealed at",
+    }
+)
+st.dataframe(table, hide_index=True, key="integrity_checkpoints")
+if any(last_run(t, "ok") is False for t in tenants):
+    st.error("The last verification of some tenants found problems: run it again below.")
+
+st.subheader("Run a full verification")
+st.caption(
+    "Recomputes every event's hash, rebuilds the Merkle roots and checks every checkpoint "
+    "signature against the trusted keys of this dashboard's config home."
+)
+if not verifiable:
+    st.info("Verification needs the auditor role (or higher) on the tenant.")
+    st.stop()
+chosen = st.multiselect("Tenants to verify", verifiable, default=verifiable, key="verify_tenants")
+if st.button("Run verification", key="verify_run", type="primary", disabled=not chosen):
+    bar = st.progress(0.0, text="Verifying…")
+
+    def update(done: int, total: int) -> None:
+        bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{done:,} of {total:,} events")
+
+    report = data.run_verification(viewer, chosen, update)
+    bar.progress(1.0, text=f"Verified {sum(t.events for t in report.tenants):,} events")
+    st.session_state[REPORT_KEY] = report.as_dict()
+    st.rerun()  # the table above shows the run just recorded
+
+shown = st.session_state.get(REPORT_KEY)
+if shown:
+    for t in shown["tenants"]:
+        if t["ok"]:
+            st.success(
+                f"{t['tenant']}: intact — {t['events']:,} events, {t['checkpoints']} signed "
+                f"checkpoint(s), keys {', '.join(t['key_names']) or '(none)'}"
+            )
+        else:
+            count = len(t["findings"]) + sum(t["suppressed"].values())
+            kinds = sorted({f["kind"] for f in t["findings"]} | set(t["suppressed"]))
+            st.error(f"{t['tenant']}: {count} finding(s) — {', '.join(kinds)}")
+    findings = [f for t in shown["tenants"] for f in t["findings"]]
+    if findings:
+        st.markdown("**Findings**")
+        for f in findings:
+            where = ", ".join(
+                f"{k} {f[k]}" for k in ("seq", "event_id", "batch_id", "file") if k in f
+            )
+            suffix = f" ({where})" if where else ""
+            st.markdown(f"- **{f['tenant']}** · `{f['kind']}` — {f['message']}{suffix}")
+        columns = ["tenant", "kind", "message", "seq", "event_id", "batch_id", "file"]
+        st.dataframe(
+            pl.DataFrame(
+                [{c: f.get(c) for c in columns} for f in findings],
+                schema={c: (pl.Int64 if c == "seq" else pl.String) for c in columns},
+            ),
+            hide_index=True,
+            key="integrity_findings",
+        )
+    for t in shown["tenants"]:
+        for kind, more in t["suppressed"].items():
+            st.caption(f"{t['tenant']}: {more} more `{kind}` finding(s) not listed")
