@@ -6,7 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types pytest bench clean venv
+.PHONY: demo test lint types pytest bench clean venv notebook
+JUPYTERLAB := jupyterlab==4.6.6
+# The dashboard's real-browser test drives Debian's chromium (Playwright cannot download one here).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 venv: $(STAMP)
 
@@ -26,13 +30,21 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 test: lint types pytest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+notebook: $(STAMP)
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt '$(JUPYTERLAB)'
+	@test -d auditlake-data || $(VENV)/bin/auditlake --lake auditlake-data demo
+	AUDITLAKE_LAKE="$(CURDIR)/auditlake-data" $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) auditlake-data .pytest_cache .mypy_cache .ruff_cache .hypothesis
