@@ -154,6 +154,12 @@ def run_baseline(files: list[str], sql: str) -> int:
         con.execute("SET TimeZone = 'UTC'")
         listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet([{listing}], {HIVE})")
+        # sql rules draw candidates from _targets: for a backfill, every tenant, all time
+        con.execute(
+            "CREATE VIEW _targets AS SELECT DISTINCT tenant, "
+            "TIMESTAMPTZ '0001-01-01 00:00:00+00' AS lo, "
+            "TIMESTAMPTZ '9999-12-31 00:00:00+00' AS hi FROM events"
+        )
         return len(con.sql(sql).fetchall())
     finally:
         con.close()

@@ -47,14 +47,7 @@ from lake.verify import Report, last_reports, record_report, verify_lake
 
 TTL: Final = timedelta(seconds=60)
 TOP_N: Final = 10
-# Retention is #9's; until it lands the Compliance page states the default, unenforced.
-DEFAULT_RETENTION_DAYS: Final = 2557
-RETENTION_TEXT: Final = (
-    f"default 7 years ({DEFAULT_RETENTION_DAYS} days) — not enforced until "
-    "`auditlake retention` lands"
-)
-RETENTION_SHORT: Final = f"{DEFAULT_RETENTION_DAYS} days (default, not enforced)"
-LEGAL_HOLDS_TEXT: Final = "none configured"
+LEGAL_HOLDS_TEXT: Final = "none"
 SEARCH_COLUMNS: Final = (
     "time",
     "tenant",
@@ -390,6 +383,28 @@ def data_span(viewer: Viewer) -> pl.DataFrame:
         "SELECT tenant, count(*) AS events, min(time) AS oldest, max(time) AS newest "
         "FROM events GROUP BY tenant ORDER BY tenant",
     )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def retention(viewer: Viewer) -> pl.DataFrame:
+    """Per readable tenant: retention days, preset, what is due for removal, legal hold."""
+    from lake.retention import status
+    from lake.storage import Lake
+
+    readable = tenants(viewer)
+    rows = [
+        {
+            "tenant": s.tenant,
+            "retention": f"{s.days} days" + (f" ({s.preset})" if s.preset else " (default)"),
+            "due days": len(s.due_dates),
+            "due events": s.due_events,
+            "legal holds": (s.hold or {}).get("reason") or LEGAL_HOLDS_TEXT,
+        }
+        for s in status(Lake.open(viewer.lake), tenants=readable)
+    ] if readable else []  # fmt: skip
+    schema = {"tenant": pl.String, "retention": pl.String, "due days": pl.Int64,
+              "due events": pl.Int64, "legal holds": pl.String}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
 
 
 def may_read_audit(viewer: Viewer) -> bool:

@@ -1,7 +1,7 @@
 """Compliance: what is kept and for how long, who queried what, and evidence packs.
 
-Retention and legal holds arrive with #9; until then this page says plainly that the
-default is not enforced, rather than implying a policy that nothing applies.
+Retention and holds come from the lake's policy (`auditlake retention`, `auditlake hold`):
+what each tenant keeps, what is due for removal, and which tenants are under legal hold.
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ if span.is_empty():
     st.info("Your principal may read no tenant's events yet.")
 else:
     st.dataframe(
-        span.with_columns(
-            pl.lit(data.RETENTION_SHORT).alias("retention"),
-            pl.lit(data.LEGAL_HOLDS_TEXT).alias("legal holds"),
-        ),
+        span.join(data.retention(viewer), on="tenant", how="left"),
         hide_index=True,
         key="compliance_retention",
     )
     st.caption(
-        f"Retention: {data.RETENTION_TEXT}. Legal holds: {data.LEGAL_HOLDS_TEXT}. "
-        "Nothing is deleted from the lake today."
+        "Events are removed only by `auditlake retention apply`: whole expired days, never "
+        "under a legal hold, each removal signed into the lake's own log first."
     )
 
 st.subheader("Who queried what")

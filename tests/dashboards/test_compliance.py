@@ -1,4 +1,4 @@
-"""Compliance: data held per tenant with the (not yet enforced) retention, the read audit
+"""Compliance: data held per tenant with its retention and holds, the read audit
 for those allowed it, and evidence packs that `auditlake verify-proof` accepts offline."""
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def test_an_auditor_sees_its_data_and_takes_an_evidence_pack(
     assert held["events"][0] == contoso.height
     assert held["oldest"][0].to_pydatetime() == contoso["time"].min()
     assert held["newest"][0].to_pydatetime() == contoso["time"].max()
-    assert held["legal holds"][0] == "none configured"
-    assert any("not enforced until `auditlake retention` lands" in c.value for c in at.caption)
+    assert held["legal holds"][0] == "none"
+    assert held["retention"][0] == "2557 days (default)"
+    assert any("retention apply" in c.value for c in at.caption)
     assert "read audit is shown to the operator" in at.info[0].value
     assert at.selectbox(key="pack_tenant").options == ["contoso"]
 
