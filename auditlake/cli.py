@@ -756,20 +756,59 @@ def checkpoint() -> None:
 
 
 @checkpoint.command("export")
-@tenant_option(required=True)
+@tenant_option(required=False)
+@click.option(
+    "--to",
+    "dest",
+    type=click.Path(file_okay=False),
+    help="Write every tenant's latest checkpoint under this directory (for cron), as "
+    "DIR/<lake>/<tenant>/<tree size>.txt; files are never overwritten.",
+)
 @pass_ctx
 @handle_errors
-def checkpoint_export(ctx: Ctx, tenant: str) -> None:
-    """Print the tenant's latest signed checkpoint; keep it to detect rollback later."""
+def checkpoint_export(ctx: Ctx, tenant: str | None, dest: str | None) -> None:
+    """Print the tenant's latest signed checkpoint; keep it to detect rollback later.
+
+    With --to DIR (e.g. a mount of an object-lock bucket, or another machine's share),
+    writes all tenants' latest checkpoints there; run it from cron:
+
+    
+      */5 * * * * auditlake checkpoint export --to /mnt/worm/auditlake
+      auditlake verify --since-checkpoint /mnt/worm/auditlake/<lake>/<tenant>/<size>.txt
+    """
     from lake.proof import latest_checkpoint
 
     lake = ctx.open()
-    ctx.who().require(Permission.READ_CHECKPOINTS, check_tenant(tenant))
-    try:
-        cp = latest_checkpoint(lake, tenant)
-    except ProofError as exc:
-        fail(str(exc))
-    sys.stdout.write(cp["note"])
+    if dest is None:
+        if tenant is None:
+            fail("give --tenant T (prints it), or --to DIR (writes every tenant's)")
+        assert tenant is not None
+        ctx.who().require(Permission.READ_CHECKPOINTS, check_tenant(tenant))
+        try:
+            cp = latest_checkpoint(lake, tenant)
+        except ProofError as exc:
+            fail(str(exc))
+        sys.stdout.write(cp["note"])
+        return
+    who = ctx.who()
+    tenants = [check_tenant(tenant)] if tenant else lake.tenants()
+    written = 0
+    for t in tenants:
+        if not who.may(Permission.READ_CHECKPOINTS, t):
+            continue
+        try:
+            cp = latest_checkpoint(lake, t)
+        except ProofError:
+            continue  # nothing sealed yet
+        path = Path(dest) / lake.name / t / f"{int(cp['tree_size'])}.txt"
+        if path.exists():
+            continue  # already exported: never overwrite what is kept outside
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(cp["note"])
+        tmp.replace(path)
+        written += 1
+    note(f"{written} new checkpoint(s) exported under {dest}")
 
 
 # -- collector ----------------------------------------------------------------------------

@@ -150,3 +150,19 @@ def test_the_collector_asks_witnesses_after_each_commit(
         log.close()
     strict = run("verify", "--tenant", "globex", "--witness-key", wkey, "--min-witnesses", "1")
     assert strict.returncode == 0, strict
+
+
+def test_checkpoint_export_to_a_directory_for_cron(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    out = tmp_path / "worm"
+    first = run("checkpoint", "export", "--to", out)
+    assert first.returncode == 0, first
+    files = sorted(out.rglob("*.txt"))
+    assert {f.parent.name for f in files} >= {"contoso", "globex", "northwind"}
+    assert all(f.read_text().startswith("auditlake/demo/") for f in files)
+    again = run("checkpoint", "export", "--to", out)
+    assert "0 new checkpoint(s)" in again.stderr  # nothing rewritten
+    cp = next(f for f in files if f.parent.name == "globex")
+    assert run("verify", "--since-checkpoint", cp).returncode == 0
+    run("checkpoint", "export").assert_usage_error("--to DIR")
