@@ -113,9 +113,9 @@ class LakeSession:
         try:
             tenants = session.scope(wanted, Permission.READ_EVENTS, table)
         except AccessDenied as exc:
-            session._record("events", asked, wanted, "failure", str(exc))
+            session.record("events", asked, wanted, "failure", str(exc))
             raise
-        session._record(
+        session.record(
             "events",
             asked,
             tenants,
@@ -183,7 +183,7 @@ class LakeSession:
         from lake.proof import prove
 
         self.principal.require(Permission.PROVE, tenant)
-        self.query._record("prove", f"id:{event_id}", [tenant], "success", None)
+        self.query.record("prove", f"id:{event_id}", [tenant], "success", None)
         local = [k.verifier_key for k in KeyStore(self.home).list()]
         return prove(self.lake, tenant, event_id, local)
 
@@ -199,7 +199,7 @@ class LakeSession:
 
         for tenant in {t for t, _ in events}:
             self.principal.require(Permission.PROVE, tenant)
-        self.query._record(
+        self.query.record(
             "evidence",
             " ".join(f"id:{e}" for _, e in events)[:4000],
             sorted({t for t, _ in events}),

@@ -250,6 +250,15 @@ class ReadAudit:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
+        try:
+            return self._write(pending)
+        except BaseException:
+            # Not written: back in front of the queue, so no read goes unaudited.
+            with self._lock:
+                self._pending = pending + self._pending
+            raise
+
+    def _write(self, pending: list[dict[str, Any]]) -> int:
         # A nonce keeps two identical queries in the same microsecond apart.
         namespace = hashlib.sha256(orjson.dumps(pending) + os.urandom(16)).digest()
         result = validate(pending, namespace=namespace, reserved_ok=True)
@@ -472,7 +481,7 @@ class QuerySession:
         try:
             tenants = self.scope(requested, Permission.READ_EVENTS, table)
         except AccessDenied as exc:
-            self._record("search", query_text, requested, "failure", str(exc))
+            self.record("search", query_text, requested, "failure", str(exc))
             raise
         fp = _fingerprint(filt, tenants)
         if page is not None and page.fingerprint != fp:
@@ -485,7 +494,7 @@ class QuerySession:
             for f in self._files(table, tenants)
             if (lo is None or f.event_date >= lo) and (hi is None or f.event_date <= hi)
         ]
-        self._record(
+        self.record(
             "search",
             query_text,
             tenants,
@@ -542,11 +551,11 @@ class QuerySession:
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:
-            self._record("sql", query, tenants, "failure", _first_line(exc))
+            self.record("sql", query, tenants, "failure", _first_line(exc))
             raise UsageError(f"SQL error: {_first_line(exc)}") from None
         if len(statements) != 1:
             reason = f"one statement at a time (got {len(statements)})"
-            self._record("sql", query, tenants, "failure", reason)
+            self.record("sql", query, tenants, "failure", reason)
             raise UsageError(f"refused: {reason}")
         kind = statements[0].type.name
         if kind == "EXPLAIN" and not _explains_a_select(con, query):
@@ -558,19 +567,19 @@ class QuerySession:
                 f"{kind} statements are not allowed: the query layer is read-only "
                 "(SELECT, WITH … SELECT, EXPLAIN, DESCRIBE, SUMMARIZE)"
             )
-            self._record("sql", query, tenants, "failure", reason)
+            self.record("sql", query, tenants, "failure", reason)
             raise UsageError(f"refused: {reason}")
         cur = con.cursor()
         try:
             rel = cur.sql(query)
         except duckdb.PermissionException as exc:
             reason = f"outside the principal's data: {_first_line(exc)}"
-            self._record("sql", query, tenants, "failure", reason)
+            self.record("sql", query, tenants, "failure", reason)
             raise AccessDenied(f"refused: {reason}") from None
         except duckdb.Error as exc:
-            self._record("sql", query, tenants, "failure", _first_line(exc))
+            self.record("sql", query, tenants, "failure", _first_line(exc))
             raise UsageError(f"SQL error: {_first_line(exc)}") from None
-        self._record("sql", query, tenants, "success", None)
+        self.record("sql", query, tenants, "success", None)
         if rel is None:  # EXPLAIN of a non-query, or a statement without a result
             return SearchResult(pa.schema([]), iter(()), None, 0, "")
         try:
@@ -582,7 +591,7 @@ class QuerySession:
 
     # -- bookkeeping --------------------------------------------------------------------------
 
-    def _record(
+    def record(
         self,
         interface_kind: str,
         query: str,
@@ -591,6 +600,7 @@ class QuerySession:
         reason: str | None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """Record a read in the read audit (interfaces that run their own SQL use this)."""
         if self.audit is None:
             return
         self.audit.record(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import DemoLake, Run
+from conftest import AUDITLAKE, DemoLake, Run
 
 BAD_RULE = """
 id: broken.rule
@@ -123,8 +123,6 @@ def test_watch_runs_until_sigterm(demo_copy: DemoLake, env: dict[str, str], tmp_
     import signal
     import subprocess
     import time
-
-    from conftest import AUDITLAKE
 
     state = demo_copy.lake / "_auditlake" / "detect" / "state.json"
     before = state.stat().st_mtime_ns

@@ -441,3 +441,17 @@ def test_sql_results_stream_as_arrow_and_polars(world: World) -> None:
     reader = bob.sql("SELECT event_id FROM events").reader()
     assert isinstance(reader, pa.RecordBatchReader)
     assert sum(b.num_rows for b in reader) > 0
+
+
+def test_a_failed_audit_write_keeps_the_records(world: World) -> None:
+    audit = ReadAudit(world.lake, world.signer, source="test", buffered=True)
+    bob = QuerySession(world.lake, world.policy.principal("bob"), audit, interface="test")
+    bob.search(parse_query("outcome:failure")).to_arrow()
+    events = Path(world.lake.base) / "events"
+    events.rename(events.with_name("events-away"))  # the lake cannot take the write
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whatever storage raises
+            audit.flush()
+    finally:
+        events.with_name("events-away").rename(events)
+    assert audit.flush() == 1  # the same record, written once the lake takes writes again
