@@ -304,19 +304,21 @@ def keys_revoke(ctx: Ctx, name: str, when: str) -> None:
 
 
 @keys.command("shred")
-@click.option("--tenant", required=True, help="Tenant whose data key to destroy.")
-@click.option(
-    "--yes", is_flag=True, help="Confirm: the tenant's encrypted fields become unreadable."
-)
+@click.option("--tenant", required=True, help="Tenant whose data keys to destroy.")
+@click.option("--subject", help="Only this actor's key (a GDPR erasure of one person).")
+@click.option("--yes", is_flag=True, help="Confirm: those encrypted fields become unreadable.")
 @pass_ctx
 @handle_errors
-def keys_shred(ctx: Ctx, tenant: str, yes: bool) -> None:
-    """Crypto-shred a tenant: destroy its data key (e.g. a GDPR erasure).
+def keys_shred(ctx: Ctx, tenant: str, subject: str | None, yes: bool) -> None:
+    """Crypto-shred a tenant, or one subject (actor) of it: destroy the data keys.
 
-    details, actor_ip and user_agent of its events become unreadable for good, while
+    details, actor_ip and user_agent of those events become unreadable for good, while
     every event, checkpoint and proof still verifies (the leaves cover the ciphertext).
-    Recorded as a signed key.shred event.
+    Recorded as a signed key.shred event (naming a subject only by its hash).
     """
+    import hashlib
+    from datetime import UTC, datetime
+
     from lake.crypto import encrypted, keyring_for
     from lake.retention import record_action
 
@@ -326,12 +328,16 @@ def keys_shred(ctx: Ctx, tenant: str, yes: bool) -> None:
     if not encrypted(lake):
         fail("this lake was not created with --encrypt: there is no data key to shred")
     if not yes:
-        fail("this destroys the tenant's encrypted fields for good; add --yes to confirm")
-    from datetime import UTC, datetime
-
-    record_action(lake, ctx.keys().active(), ctx.who(), "key.shred", tenant, {}, datetime.now(UTC))
-    keyring_for(lake, ctx.home).shred(tenant)
-    note(f"{tenant}: data key destroyed; its encrypted fields now read as unavailable (NULL)")
+        fail("this destroys encrypted fields for good; add --yes to confirm")
+    details = {}
+    if subject is not None:
+        details["subject_sha256"] = hashlib.sha256(f"{tenant}\0{subject}".encode()).hexdigest()
+    record_action(
+        lake, ctx.keys().active(), ctx.who(), "key.shred", tenant, details, datetime.now(UTC)
+    )
+    gone = keyring_for(lake, ctx.home).shred(tenant, subject)
+    who = f"subject of {tenant}" if subject else tenant
+    note(f"{who}: {gone} data key(s) destroyed; their encrypted fields now read as NULL")
 
 
 @keys.command("export")

@@ -1,14 +1,14 @@
 """Field-level encryption at rest, and crypto-shredding that keeps every proof valid.
 
 When a lake is created with encryption, `details`, `actor_ip` and `user_agent` are stored
-as AES-256-GCM ciphertext under a per-tenant data key (DEK). DEKs live in the lake only
-wrapped (AES-256-GCM) by a master key (KEK) that never enters the lake: the config home's
+as AES-256-GCM ciphertext under data keys (DEKs) per tenant and subject (actor). DEKs live
+in the lake only wrapped (AES-256-GCM) by a master key (KEK) that never enters it: the config home's
 `master.key` (0600) or `AUDITLAKE_MASTER_KEY` (base64). Each value is bound to its place
 by the associated data (tenant, event id, field), so ciphertexts cannot be swapped.
 
-The Merkle leaf covers the stored ciphertext. Destroying a tenant's DEK (`keys shred`,
-e.g. for a GDPR erasure) therefore leaves every checkpoint and proof valid while the
-fields become unreadable; reads return them as NULL. Queries decrypt transparently for
+The Merkle leaf covers the stored ciphertext. Destroying a subject's or a tenant's DEKs
+(`keys shred`, e.g. for a GDPR erasure) therefore leaves every checkpoint and proof valid
+while those fields become unreadable; reads return them as NULL. Queries decrypt transparently for
 principals allowed to read the tenant (a DuckDB function holding only their DEKs).
 
 Stored form of an encrypted value: `enc1:<key id>:<base64url(nonce || ciphertext+tag)>`.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,71 +73,114 @@ def encrypted(lake: Lake) -> bool:
 
 
 class Keyring:
-    """The DEKs of some tenants, unwrapped with the KEK; creates a tenant's DEK on demand."""
+    """Per-tenant key files of data keys, unwrapped with the KEK.
+
+    Each tenant's file `_auditlake/dek/<tenant>.json` holds `{"keys": {key_id: {"wrapped":
+    …, "subject": sha256(tenant, actor_id) | null}}}`. With subject keys (the default for
+    encrypted lakes) every actor of a tenant has its own data key, so one person's fields
+    can be shredded (a GDPR erasure) and everyone else's stay readable; shredding the
+    tenant destroys all its keys. Ciphertexts name their key id, so reading needs no
+    lookup by subject.
+    """
 
     def __init__(self, lake: Lake, kek: bytes) -> None:
         self.lake = lake
         self._kek = AESGCM(kek)
-        self._deks: dict[str, tuple[str, AESGCM] | None] = {}
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._ciphers: dict[tuple[str, str], AESGCM | None] = {}
+        self.per_subject = bool(lake.meta.get("encryption", {}).get("subject_keys", True))
 
     def _path(self, tenant: str) -> str:
         return f"{DEK_DIR}/{tenant}.json"
 
-    def dek(self, tenant: str, *, create: bool = False) -> tuple[str, AESGCM] | None:
-        """(key id, cipher) of the tenant's DEK; None once shredded (or never made)."""
-        if tenant in self._deks and (self._deks[tenant] is not None or not create):
-            return self._deks[tenant]
-        try:
-            doc = orjson.loads(self.lake.read_bytes(self._path(tenant)))
-        except FileNotFoundError:
-            doc = None
-        if doc is None or doc.get("shredded"):
-            if doc is not None or not create:
-                self._deks[tenant] = None
-                return None
-            key_id = os.urandom(8).hex()
-            raw = AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(12)
-            wrapped = nonce + self._kek.encrypt(nonce, raw, f"{tenant}\0{key_id}".encode())
-            doc = {"key_id": key_id, "wrapped": base64.b64encode(wrapped).decode()}
-            self.lake.write_bytes(self._path(tenant), orjson.dumps(doc))
-        try:
-            blob = base64.b64decode(doc["wrapped"])
-            raw = self._kek.decrypt(blob[:12], blob[12:], f"{tenant}\0{doc['key_id']}".encode())
-        except (InvalidTag, KeyError, ValueError):
-            raise StorageError(
-                f"the data key of tenant {tenant!r} does not open with this master key"
-            ) from None
-        self._deks[tenant] = (str(doc["key_id"]), AESGCM(raw))
-        return self._deks[tenant]
+    def _doc(self, tenant: str) -> dict[str, Any]:
+        if tenant not in self._docs:
+            try:
+                doc = orjson.loads(self.lake.read_bytes(self._path(tenant)))
+            except FileNotFoundError:
+                doc = {"keys": {}}
+            self._docs[tenant] = doc if isinstance(doc.get("keys"), dict) else {"keys": {}}
+        return self._docs[tenant]
 
-    def shred(self, tenant: str) -> None:
-        """Destroy the tenant's DEK: its encrypted fields become unreadable for good."""
-        self.lake.write_bytes(self._path(tenant), orjson.dumps({"shredded": True}))
-        self._deks[tenant] = None
+    def _save(self, tenant: str) -> None:
+        self.lake.write_bytes(self._path(tenant), orjson.dumps(self._docs[tenant]))
+
+    @staticmethod
+    def subject_id(tenant: str, subject: str) -> str:
+        return hashlib.sha256(f"{tenant}\0{subject}".encode()).hexdigest()
+
+    def cipher(self, tenant: str, key_id: str) -> AESGCM | None:
+        """The data key `key_id` of a tenant; None once shredded (or unknown)."""
+        if (tenant, key_id) not in self._ciphers:
+            entry = self._doc(tenant)["keys"].get(key_id)
+            if entry is None:
+                self._ciphers[(tenant, key_id)] = None
+            else:
+                try:
+                    blob = base64.b64decode(entry["wrapped"])
+                    raw = self._kek.decrypt(blob[:12], blob[12:], f"{tenant}\0{key_id}".encode())
+                except (InvalidTag, KeyError, ValueError):
+                    raise StorageError(
+                        f"a data key of tenant {tenant!r} does not open with this master key"
+                    ) from None
+                self._ciphers[(tenant, key_id)] = AESGCM(raw)
+        return self._ciphers[(tenant, key_id)]
+
+    def key_for(self, tenant: str, subject: str | None) -> tuple[str, AESGCM]:
+        """The key new values of (tenant, subject) are sealed with, made on first use."""
+        want = self.subject_id(tenant, subject) if self.per_subject and subject else None
+        doc = self._doc(tenant)
+        for key_id, entry in doc["keys"].items():
+            if entry.get("subject") == want:
+                found = self.cipher(tenant, key_id)
+                if found is not None:
+                    return key_id, found
+        key_id = os.urandom(8).hex()
+        raw = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(12)
+        wrapped = nonce + self._kek.encrypt(nonce, raw, f"{tenant}\0{key_id}".encode())
+        doc["keys"][key_id] = {"wrapped": base64.b64encode(wrapped).decode(), "subject": want}
+        self._save(tenant)
+        self._ciphers[(tenant, key_id)] = AESGCM(raw)
+        return key_id, AESGCM(raw)
+
+    def shred(self, tenant: str, subject: str | None = None) -> int:
+        """Destroy the tenant's data keys (or one subject's); returns how many went.
+
+        Those fields become unreadable for good; every proof still verifies.
+        """
+        doc = self._doc(tenant)
+        want = self.subject_id(tenant, subject) if subject is not None else None
+        gone = [k for k, e in doc["keys"].items() if subject is None or e.get("subject") == want]
+        for key_id in gone:
+            del doc["keys"][key_id]
+            self._ciphers[(tenant, key_id)] = None
+        self._save(tenant)
+        return len(gone)
 
     # -- values ---------------------------------------------------------------------------
 
     def encrypt_table(self, table: pa.Table) -> pa.Table:
-        """Encrypt FIELDS of validated events (needs tenant and event_id columns).
+        """Encrypt FIELDS of validated events (needs tenant, event_id and actor_id).
 
-        One AES-GCM call per non-null value (≈2-3 µs each, measured in the test suite's
-        benchmark note); only lakes created with encryption pay it.
+        One AES-GCM call per non-null value (≈2-3 µs each); only lakes created with
+        encryption pay it.
         """
         tenants = table.column("tenant").to_pylist()
         ids = table.column("event_id").to_pylist()
+        actors = table.column("actor_id").to_pylist()
+        keys = [self.key_for(t, a) for t, a in zip(tenants, actors, strict=True)]
         for name in FIELDS:
             if name not in table.column_names:
                 continue
             values = table.column(name).to_pylist()
             out: list[str | None] = []
-            for tenant, event_id, value in zip(tenants, ids, values, strict=True):
+            for tenant, event_id, value, (key_id, cipher) in zip(
+                tenants, ids, values, keys, strict=True
+            ):
                 if value is None:
                     out.append(None)
                     continue
-                dek = self.dek(tenant, create=True)
-                assert dek is not None
-                key_id, cipher = dek
                 nonce = os.urandom(12)
                 ct = cipher.encrypt(nonce, value.encode(), f"{tenant}\0{event_id}\0{name}".encode())
                 out.append(f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}")
@@ -154,13 +198,9 @@ class Keyring:
             if value is None or not str(value).startswith(PREFIX):
                 out.append(value)
                 continue
-            dek = self.dek(tenant) if tenant is not None else None
-            if dek is None:
-                out.append(None)
-                continue
-            key_id, cipher = dek
-            _, kid, blob = str(value).split(":", 2)
-            if kid != key_id:
+            _, key_id, blob = str(value).split(":", 2)
+            cipher = self.cipher(tenant, key_id) if tenant is not None else None
+            if cipher is None:
                 out.append(None)
                 continue
             raw = base64.urlsafe_b64decode(blob)

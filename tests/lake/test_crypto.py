@@ -81,6 +81,22 @@ def test_a_principal_gets_only_its_tenants_plaintext(enc: tuple[Lake, Path]) -> 
     assert {r["tenant"] for r in rows} == {"acme"} and rows[0]["actor_ip"].startswith("203.")
 
 
+def test_shredding_one_subject_leaves_everyone_else_readable(enc: tuple[Lake, Path]) -> None:
+    lake, home = enc
+    bystander = _events("acme", 2)
+    for event in bystander:
+        event["actor"] = {"id": "bystander@x", "ip": "192.0.2.9"}
+    append(lake, validate(bystander, namespace=b"other").table, KeyStore(home).active())
+    assert keyring_for(lake, home).shred("acme", "victim@x") == 1
+    fresh = Lake.open(lake.base)
+    assert verify_lake(fresh, TrustStore(home).keys()).ok
+    rows = al.open(fresh.base, home=home).sql(
+        "SELECT actor_id, bool_and(details IS NULL) AS gone FROM events "
+        "WHERE tenant = 'acme' GROUP BY 1 ORDER BY 1"
+    )
+    assert rows.rows() == [("bystander@x", False), ("victim@x", True)]
+
+
 def test_crypto_shredding_keeps_proofs_and_hides_the_fields(enc: tuple[Lake, Path]) -> None:
     lake, home = enc
     keyring_for(lake, home).shred("acme")
