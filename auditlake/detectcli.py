@@ -116,9 +116,8 @@ def _run_once(
     sink: tuple[str, ...],
     fmt: str,
 ) -> Any:
-    from detect.sinks import parse_sink
-
     from detect.runner import RunBusy, run
+    from detect.sinks import parse_sink
 
     lake = ctx.open()
     rules = _rules(ctx, rule_paths, no_builtin)
@@ -316,8 +315,8 @@ def alerts_list(
     `auditlake prove EVENT_ID --tenant T` proves any of an alert's event_ids.
     """
     import orjson
-    from detect.sinks import alert_json
 
+    from detect.sinks import alert_json
     from lake.query import ReadAudit
 
     lake = ctx.open()
