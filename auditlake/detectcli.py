@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
 from lake.access import Permission
 
@@ -75,14 +75,7 @@ def detect() -> None:
     help="Also send new alerts to: stdout, jsonl:PATH, webhook:URL, syslog:udp://HOST:PORT, "
     "syslog:tcp://HOST:PORT, syslog:/dev/log. Repeat for several.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format of the run summary.",
-)
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def detect_run(
@@ -156,14 +149,7 @@ def _run_once(
 
 @detect.command("list")
 @rules_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def detect_list(ctx: Ctx, rule_paths: tuple[str, ...], no_builtin: bool, fmt: str) -> None:
@@ -185,14 +171,7 @@ def detect_list(ctx: Ctx, rule_paths: tuple[str, ...], no_builtin: bool, fmt: st
 
 @detect.command("test")
 @rules_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def detect_test(ctx: Ctx, rule_paths: tuple[str, ...], no_builtin: bool, fmt: str) -> None:
@@ -292,14 +271,7 @@ def alerts() -> None:
     "--severity", multiple=True, help="Only these severities (info, low, medium, high, critical)."
 )
 @click.option("--since", help="Alerts last seen at or after this time (2026-11-01, 7d, ...).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "jsonl"]),
-    default="table",
-    show_default=True,
-    help="Output format; json objects carry DESIGN.md's alert keys.",
-)
+@format_option("table", "json", "jsonl")
 @pass_ctx
 @handle_errors
 def alerts_list(

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note, progress
 from lake.access import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role
 from lake.querystring import SearchFilter, parse_query, parse_time
@@ -282,14 +282,7 @@ def access_revoke(ctx: Ctx, principal: str, tenant: str | None) -> None:
 
 
 @access.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def access_list(ctx: Ctx, fmt: str) -> None:
@@ -320,14 +313,7 @@ def access_list(ctx: Ctx, fmt: str) -> None:
 @cli.command()
 @click.option("--tenant", multiple=True, help="Only this tenant (repeat for several).")
 @click.option("--no-zorder", is_flag=True, help="Compact only, keeping the rows' order.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def optimize(ctx: Ctx, tenant: tuple[str, ...], no_zorder: bool, fmt: str) -> None:

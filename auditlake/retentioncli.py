@@ -9,22 +9,11 @@ from typing import Any
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, note
 from lake.access import Permission
 
 PRESET_HELP = "sox (7 years), hipaa (6 years), pci-dss (12 months)"
-
-
-def _format_option(fn: Any) -> Any:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-        help="Output format.",
-    )(fn)
 
 
 @cli.group()
@@ -46,7 +35,7 @@ def retention() -> None:
 
 @retention.command("status")
 @click.option("--tenant", multiple=True, help="Only these tenants.")
-@_format_option
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def retention_status(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:
@@ -88,7 +77,7 @@ def retention_set(ctx: Ctx, tenant: str, days: int | None, preset: str | None) -
 @retention.command("apply")
 @click.option("--tenant", multiple=True, help="Only these tenants.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
-@_format_option
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def retention_apply(ctx: Ctx, tenant: tuple[str, ...], dry_run: bool, fmt: str) -> None:

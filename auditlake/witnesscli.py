@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
+from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note
 from lake.config import parse_verifier_keys
 
@@ -114,10 +114,7 @@ def witness_list(ctx: Ctx) -> None:
 
 @witness.command("ask")
 @click.option("--tenant", multiple=True, help="Only these tenants.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="Output format.",
-)  # fmt: skip
+@format_option("table", "json")
 @pass_ctx
 @handle_errors
 def witness_ask(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:

@@ -18,7 +18,6 @@ Layout of the zip:
 
 from __future__ import annotations
 
-import base64
 import io
 import zipfile
 from collections.abc import Sequence
@@ -28,10 +27,8 @@ from typing import Any, Final
 import orjson
 
 from lake.errors import ProofError, UsageError
-from lake.leaf import encode_leaf, leaf_hash_of
-from lake.merkle import inclusion_proof, verify_inclusion
 from lake.note import VerifierKey
-from lake.proof import check_proof, latest_checkpoint, row_to_json, verifier_key_for
+from lake.proof import check_proof, inclusion, latest_checkpoint, verifier_key_for
 from lake.storage import Lake, check_tenant
 from lake.tiles import TileLog
 
@@ -83,36 +80,9 @@ def prove_many(
     if missing:
         raise ProofError(f"no event {missing[0]!r} in tenant {tenant}")
     cp = latest_checkpoint(lake, tenant)
-    size = int(cp["tree_size"])
-    node = TileLog(lake, tenant).node_fn(size)
+    node = TileLog(lake, tenant).node_fn(int(cp["tree_size"]))
     key = verifier_key_for(lake, cp["key_name"], local_keys)
-    out = []
-    for event_id in event_ids:
-        row = rows[event_id]
-        index = int(row["seq"])
-        if index >= size:
-            raise ProofError(f"event {event_id} is not sealed yet; run `auditlake seal`")
-        leaf = encode_leaf(row)
-        if leaf_hash_of(leaf) != row["leaf_hash"]:
-            raise ProofError(
-                f"the stored event {event_id} does not match its leaf hash; run `auditlake verify`"
-            )
-        path = inclusion_proof(index, size, node)
-        verify_inclusion(leaf_hash_of(leaf), index, size, path, cp["root_hash"])
-        out.append(
-            {
-                "tenant": tenant,
-                "event_id": event_id,
-                "event": row_to_json(row),
-                "leaf": base64.b64encode(leaf).decode(),
-                "leaf_index": index,
-                "tree_size": size,
-                "inclusion_path": [h.hex() for h in path],
-                "checkpoint": cp["note"],
-                "verifier_key": key,
-            }
-        )
-    return out
+    return [inclusion(rows[event_id], cp, node, key) for event_id in event_ids]
 
 
 def build_pack(

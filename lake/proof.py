@@ -133,10 +133,18 @@ def verifier_key_for(lake: Lake, key_name: str, local: Sequence[str] = ()) -> st
     return None
 
 
-def prove(lake: Lake, tenant: str, event_id: str, local_keys: Sequence[str] = ()) -> dict[str, Any]:
-    """An inclusion proof of one event in the tenant's latest signed checkpoint."""
-    row = find_event(lake, tenant, event_id)
-    cp = latest_checkpoint(lake, tenant)
+def inclusion(
+    row: dict[str, Any],
+    cp: dict[str, Any],
+    node: Any,
+    verifier_key: str | None,
+) -> dict[str, Any]:
+    """The DESIGN.md inclusion proof of a stored row against a checkpoint row.
+
+    `node` is the tenant's tile node function at the checkpoint's size. Refuses rows that
+    are not sealed yet or do not match their stored leaf hash.
+    """
+    event_id = row["event_id"]
     size = int(cp["tree_size"])
     index = int(row["seq"])
     if index >= size:
@@ -149,10 +157,10 @@ def prove(lake: Lake, tenant: str, event_id: str, local_keys: Sequence[str] = ()
         raise ProofError(
             f"the stored event {event_id} does not match its leaf hash; run `auditlake verify`"
         )
-    path = inclusion_proof(index, size, TileLog(lake, tenant).node_fn(size))
+    path = inclusion_proof(index, size, node)
     verify_inclusion(leaf_hash_of(leaf), index, size, path, cp["root_hash"])
     return {
-        "tenant": tenant,
+        "tenant": row["tenant"],
         "event_id": event_id,
         "event": row_to_json(row),
         "leaf": base64.b64encode(leaf).decode(),
@@ -160,8 +168,16 @@ def prove(lake: Lake, tenant: str, event_id: str, local_keys: Sequence[str] = ()
         "tree_size": size,
         "inclusion_path": [h.hex() for h in path],
         "checkpoint": cp["note"],
-        "verifier_key": verifier_key_for(lake, cp["key_name"], local_keys),
+        "verifier_key": verifier_key,
     }
+
+
+def prove(lake: Lake, tenant: str, event_id: str, local_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """An inclusion proof of one event in the tenant's latest signed checkpoint."""
+    row = find_event(lake, tenant, event_id)
+    cp = latest_checkpoint(lake, tenant)
+    node = TileLog(lake, tenant).node_fn(int(cp["tree_size"]))
+    return inclusion(row, cp, node, verifier_key_for(lake, cp["key_name"], local_keys))
 
 
 def prove_consistency(
