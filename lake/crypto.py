@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lake.errors import ConfigError, StorageError
+from lake.schema import READ_AUDIT_TENANT
 from lake.storage import Lake
 
 FIELDS: Final = ("details", "actor_ip", "user_agent")
@@ -169,18 +170,22 @@ class Keyring:
         tenants = table.column("tenant").to_pylist()
         ids = table.column("event_id").to_pylist()
         actors = table.column("actor_id").to_pylist()
-        keys = [self.key_for(t, a) for t, a in zip(tenants, actors, strict=True)]
+        # The lake's own log (read audit, retention records) stays in the clear: verifiers
+        # without the master key must be able to read which seq ranges were removed.
+        keys = [
+            None if t == READ_AUDIT_TENANT else self.key_for(t, a)
+            for t, a in zip(tenants, actors, strict=True)
+        ]
         for name in FIELDS:
             if name not in table.column_names:
                 continue
             values = table.column(name).to_pylist()
             out: list[str | None] = []
-            for tenant, event_id, value, (key_id, cipher) in zip(
-                tenants, ids, values, keys, strict=True
-            ):
-                if value is None:
-                    out.append(None)
+            for tenant, event_id, value, key in zip(tenants, ids, values, keys, strict=True):
+                if value is None or key is None:
+                    out.append(value)
                     continue
+                key_id, cipher = key
                 nonce = os.urandom(12)
                 ct = cipher.encrypt(nonce, value.encode(), f"{tenant}\0{event_id}\0{name}".encode())
                 out.append(f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}")

@@ -116,3 +116,26 @@ def test_crypto_shredding_keeps_proofs_and_hides_the_fields(enc: tuple[Lake, Pat
 
     event_id = s.search("tenant:acme", limit=1).to_arrow().column("event_id")[0].as_py()
     assert "trusted key" in check_proof(prove(fresh, "acme", event_id), TrustStore(home).keys())
+
+
+def test_retention_on_an_encrypted_lake_stays_verifiable_without_the_master_key(
+    enc: tuple[Lake, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from lake.access import Principal
+    from lake.retention import apply, set_policy
+
+    lake, home = enc
+    operator = Principal("admin", {}, operator=True)
+    signer = KeyStore(home).active()
+    now = datetime(2026, 11, 10, tzinfo=UTC)
+    set_policy(lake, signer, operator, "acme", days=3, now=now)
+    assert [r.tenant for r in apply(lake, signer, operator, now=now)] == ["acme"]
+    # An outside verifier holds the public key only: no master key in its environment.
+    monkeypatch.delenv("AUDITLAKE_MASTER_KEY")
+    report = verify_lake(Lake.open(lake.base), TrustStore(home).keys())
+    assert report.ok, report.findings
+    audit = Lake.open(lake.base)
+    rows = audit.read_rows(audit.data_files(audit.events_table(), tenants={"auditlake"}))
+    assert not any(str(d).startswith(PREFIX) for d in rows.column("details").to_pylist())
