@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conftest import AUDITLAKE, DemoLake, Run
+# The console script beside this interpreter (tests import no conftest by name:
+# with several test folders, `conftest` is whichever pytest loaded last).
+AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
+
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import DemoLake, Run
+
 
 BAD_RULE = """
 id: broken.rule

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import DemoLake, Run
 
 
 def _ingest(run: Run, tmp_path: Path, tag: str, env: dict[str, str] | None = None) -> None:

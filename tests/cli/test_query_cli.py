@@ -6,10 +6,13 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DemoLake, Run
+
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import DemoLake, Run
 
 MINE = "contoso"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import DemoLake, Run
 
 
 def _dates(demo: DemoLake, tenant: str) -> set[str]:

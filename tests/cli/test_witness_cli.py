@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import AUDITLAKE, DemoLake, Run
+
+# The console script beside this interpreter (tests import no conftest by name:
+# with several test folders, `conftest` is whichever pytest loaded last).
+AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
+
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import DemoLake, Run
 
 
 def _free_port() -> int:

@@ -6,10 +6,10 @@ import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
-from conftest import Built
 
 import lake.api as al
 from lake.access import AccessDenied, AccessPolicy
@@ -19,6 +19,9 @@ from lake.errors import ProofError
 from lake.evidence import check_pack
 from lake.storage import Lake
 from lake.wire import validate
+
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import Built
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
-from conftest import Built
 
 from lake.access import AccessDenied, AccessPolicy, Principal
 from lake.append import append
@@ -25,6 +25,9 @@ from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE
 from lake.storage import Lake
 from lake.verify import verify_lake
 from lake.wire import check_event, validate
+
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
+    from conftest import Built
 
 MINE = "contoso"
 OTHERS = ("globex", "northwind")
