@@ -42,9 +42,6 @@ PRESETS: Final = {
     "hipaa": (2190, "HIPAA: 6 years"),
     "pci-dss": (365, "PCI DSS 10.5.1: 12 months, the last 3 immediately available"),
 }
-RECORD_ACTIONS: Final = (
-    "retention.set", "retention.apply", "hold.set", "hold.clear", "key.shred",
-)  # fmt: skip
 
 
 def _now(now: datetime | None) -> datetime:

@@ -327,22 +327,9 @@ class Lake:
         leaves Arrow scanner threads alive into interpreter shutdown, which aborts the
         process (delta-rs#2184, polars#24169) and would break our exit codes.
         """
-        table = self.checkpoints_table()
-        actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
-        parts = []
-        for row in actions:
-            tenant = row["partition.tenant"]
-            if tenants is not None and tenant not in tenants:
-                continue
-            part = pq.read_table(
-                self._full(f"checkpoints/{row['path']}"),
-                columns=[n for n in CHECKPOINTS_SCHEMA.names if n != "tenant"],
-                filesystem=self.fs,
-            )
-            parts.append(part.append_column("tenant", pa.array([tenant] * part.num_rows)))
-        if not parts:
-            return CHECKPOINTS_SCHEMA.empty_table()
-        out = pa.concat_tables(parts, promote_options="permissive").select(CHECKPOINTS_SCHEMA.names)
+        out = self._read_by_tenant(
+            self.checkpoints_table(), "checkpoints", CHECKPOINTS_SCHEMA, tenants
+        )
         return out.sort_by([("tenant", "ascending"), ("tree_size", "ascending")])
 
     def read_alerts(self, tenants: set[str] | None = None) -> pa.Table:
@@ -351,21 +338,26 @@ class Lake:
             table = DeltaTable(self.alerts_uri)
         except TableNotFoundError:
             return ALERTS_SCHEMA.empty_table()
+        return self._read_by_tenant(table, "alerts", ALERTS_SCHEMA, tenants).cast(ALERTS_SCHEMA)
+
+    def _read_by_tenant(
+        self, table: DeltaTable, rel: str, schema: pa.Schema, tenants: set[str] | None
+    ) -> pa.Table:
+        """A small tenant-partitioned table, file by file, with its tenant column restored."""
         parts = []
         for row in pa.table(table.get_add_actions(flatten=True)).to_pylist():
             tenant = row["partition.tenant"]
             if tenants is not None and tenant not in tenants:
                 continue
             part = pq.read_table(
-                self._full(f"alerts/{row['path']}"),
-                columns=[n for n in ALERTS_SCHEMA.names if n != "tenant"],
+                self._full(f"{rel}/{row['path']}"),
+                columns=[n for n in schema.names if n != "tenant"],
                 filesystem=self.fs,
             )
             parts.append(part.append_column("tenant", pa.array([tenant] * part.num_rows)))
         if not parts:
-            return ALERTS_SCHEMA.empty_table()
-        out = pa.concat_tables(parts, promote_options="permissive").select(ALERTS_SCHEMA.names)
-        return out.cast(ALERTS_SCHEMA)
+            return schema.empty_table()
+        return pa.concat_tables(parts, promote_options="permissive").select(schema.names)
 
     def read_rows(self, files: list[DataFile], columns: list[str] | None = None) -> pa.Table:
         """Read several data files into one table (errors propagate to the caller)."""
