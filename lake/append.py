@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -362,37 +362,66 @@ def seal(
             tiles = TileLog(lake, tenant)
             tiles.extend(sealed, hashes)
             root = tree_root(size, tiles.node_fn(size))
-            note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), [signer])
-            rows.append(
-                {
-                    "tenant": tenant,
-                    "tree_size": size,
-                    "root_hash": root,
-                    "batch_id": last_batch,
-                    "note": note,
-                    "key_name": signer.name,
-                    "sealed_at": datetime.now(UTC),
-                }
-            )
-            results.append(SealResult(tenant, size, root, note))
-            txns.append(Transaction(app_id=seal_app_id(tenant), version=size))
+            row, txn = checkpoint_row(lake, tenant, size, root, [signer], last_batch)
+            rows.append(row)
+            results.append(SealResult(tenant, size, root, str(row["note"])))
+            txns.append(txn)
         if not rows:
             return []
-        try:
-            write_deltalake(
-                checkpoints,
-                pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
-                mode="append",
-                partition_by=CHECKPOINTS_PARTITIONS,
-                commit_properties=CommitProperties(
-                    custom_metadata={"auditlake.kind": "checkpoints"},
-                    app_transactions=txns,
-                    max_commit_retries=0,
-                ),
-            )
-        except CommitFailedError:
-            _backoff(attempt)
+        if not commit_checkpoints(checkpoints, rows, txns, "checkpoints", attempt):
             continue
         progress("seal", 1, 1)
         return results
     raise ConcurrentAppendError(f"gave up sealing after {MAX_ATTEMPTS} attempts")
+
+
+def checkpoint_row(
+    lake: Lake,
+    tenant: str,
+    size: int,
+    root: bytes,
+    signers: Sequence[NoteSigner],
+    batch_id: str,
+) -> tuple[dict[str, object], Transaction]:
+    """A signed checkpoint row of the tenant's log at `size`, and its seal transaction.
+
+    All signers sign the same note (a key rotation's old and new key); the last one's
+    name is recorded as the row's key.
+    """
+    note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), list(signers))
+    row: dict[str, object] = {
+        "tenant": tenant,
+        "tree_size": size,
+        "root_hash": root,
+        "batch_id": batch_id,
+        "note": note,
+        "key_name": signers[-1].name,
+        "sealed_at": datetime.now(UTC),
+    }
+    return row, Transaction(app_id=seal_app_id(tenant), version=size)
+
+
+def commit_checkpoints(
+    checkpoints: DeltaTable,
+    rows: list[dict[str, object]],
+    txns: list[Transaction],
+    kind: str,
+    attempt: int,
+) -> bool:
+    """Commit checkpoint rows against this snapshot; False (after a pause) on a conflict."""
+    try:
+        write_deltalake(
+            checkpoints,
+            pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
+            mode="append",
+            partition_by=CHECKPOINTS_PARTITIONS,
+            commit_properties=CommitProperties(
+                custom_metadata={"auditlake.kind": kind},
+                app_transactions=txns,
+                max_commit_retries=0,
+            ),
+        )
+    except CommitFailedError:
+        _backoff(attempt)
+        return False
+    return True

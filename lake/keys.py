@@ -17,16 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pyarrow as pa
-from deltalake import CommitProperties, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError
-
+from lake.append import checkpoint_row, commit_checkpoints
 from lake.config import KeyStore, TrustStore
 from lake.errors import ConcurrentAppendError, SigningKeyError
 from lake.merkle import tree_root
-from lake.note import Checkpoint, sign_checkpoint
-from lake.schema import CHECKPOINTS_PARTITIONS, CHECKPOINTS_SCHEMA
-from lake.storage import Lake, seal_app_id
+from lake.storage import Lake
 from lake.tiles import TileLog
 
 ATTEMPTS = 8
@@ -52,44 +47,22 @@ def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rot
     for attempt in range(ATTEMPTS):
         checkpoints = lake.checkpoints_table()
         rows, txns = [], []
+        announced = {}
         for tenant in lake.tenants():
             size = Lake.sealed_size(checkpoints, tenant)
             if size == 0:
                 continue
             root = tree_root(size, TileLog(lake, tenant).node_fn(size))
-            note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), [old, new])
-            rows.append(
-                {
-                    "tenant": tenant,
-                    "tree_size": size,
-                    "root_hash": root,
-                    "batch_id": f"key-rotation:{new_name}",
-                    "note": note,
-                    "key_name": new_name,
-                    "sealed_at": datetime.now(UTC),
-                }
+            row, txn = checkpoint_row(
+                lake, tenant, size, root, [old, new], f"key-rotation:{new_name}"
             )
-            txns.append(Transaction(app_id=seal_app_id(tenant), version=size))
+            rows.append(row)
+            txns.append(txn)
             announced[tenant] = size
-        if not rows:
+        if not rows or commit_checkpoints(checkpoints, rows, txns, "key-rotation", attempt):
             break
-        try:
-            write_deltalake(
-                checkpoints,
-                pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
-                mode="append",
-                partition_by=CHECKPOINTS_PARTITIONS,
-                commit_properties=CommitProperties(
-                    custom_metadata={"auditlake.kind": "key-rotation"},
-                    app_transactions=txns,
-                    max_commit_retries=0,
-                ),
-            )
-            break
-        except CommitFailedError:
-            announced = {}
-            if attempt == ATTEMPTS - 1:
-                raise ConcurrentAppendError("gave up announcing the new key") from None
+    else:
+        raise ConcurrentAppendError("gave up announcing the new key")
     store.activate(new_name)
     trust.set_attr(old.verifier_key, "not-after", datetime.now(UTC))
     return Rotation(old.name, new_name, announced, new.verifier_key.encode())
