@@ -967,8 +967,9 @@ def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> No
     )
 
 
-# The query and detection commands live in their own modules; importing them registers
-# them on `cli`.
+# The other command groups live in their own modules; importing them registers them on
+# `cli`. They import this module, never each other.
+from auditlake import accesscli as _accesscli  # noqa: E402
 from auditlake import dashcli as _dashcli  # noqa: E402
 from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
@@ -976,7 +977,7 @@ from auditlake import retentioncli as _retentioncli  # noqa: E402
 from auditlake import tuicli as _tuicli  # noqa: E402
 from auditlake import witnesscli as _witnesscli  # noqa: E402
 
-del _querycli, _detectcli, _tuicli, _dashcli, _retentioncli, _witnesscli
+del _accesscli, _querycli, _detectcli, _tuicli, _dashcli, _retentioncli, _witnesscli
 
 
 def main() -> None:

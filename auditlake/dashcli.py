@@ -19,8 +19,6 @@ import click
 
 from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
 from auditlake.output import fail, note
-from auditlake.querycli import access
-from lake.access import AccessPolicy
 from lake.signin import SigninStore
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
@@ -90,31 +88,3 @@ def dashboard(ctx: Ctx, host: str, port: int) -> None:
     # Streamlit becomes this process: signals and the exit code are its own, with no
     # idle parent left to forward them.
     os.execve(sys.executable, streamlit_argv(APP, host, port), env)
-
-
-@access.command("token")
-@click.argument("principal")
-@click.option("--revoke", is_flag=True, help="Instead: remove every sign-in token of PRINCIPAL.")
-@pass_ctx
-@handle_errors
-def access_token(ctx: Ctx, principal: str, revoke: bool) -> None:
-    """Print a new dashboard sign-in token for PRINCIPAL; it is shown only once.
-
-    The config home keeps only its SHA-256. Whoever holds the token signs in as
-    PRINCIPAL and sees what PRINCIPAL's grants allow (`auditlake access grant`).
-    """
-    ctx.require_operator("access token")
-    store = SigninStore(ctx.home)
-    if revoke:
-        removed = store.revoke(principal)
-        if not removed:
-            fail(f"{principal} holds no sign-in token")
-        note(f"{principal}: {removed} sign-in token(s) revoked")
-        return
-    who = AccessPolicy(ctx.home).principal(principal)
-    if not who.operator and not who.grants:
-        note(
-            f"warning: {principal} holds no grant yet and will see nothing until "
-            "`auditlake access grant`"
-        )
-    click.echo(store.create(principal))

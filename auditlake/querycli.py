@@ -1,4 +1,4 @@
-"""`auditlake search`, `sql`, `access` and `optimize`: CLI wiring of the query layer.
+"""`auditlake search`, `sql`, `optimize` and `evidence`: CLI wiring of the query layer.
 
 Registered on the `cli` group by `auditlake.cli`; every read goes through
 `lake.query.QuerySession`, so it is scoped to the principal and recorded in the read
@@ -15,7 +15,6 @@ import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note, progress
-from lake.access import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role
 from lake.querystring import SearchFilter, parse_query, parse_time
 
 if TYPE_CHECKING:
@@ -103,35 +102,29 @@ def _emit(result: SearchResult, fmt: str, output: str, columns: Iterable[str] | 
         return write_batches(iter(result), fmt, stream, schema=result.schema)
 
 
+# Each repeatable search option and the SearchFilter field it fills.
+OPTION_FIELDS = {
+    "tenant": "tenants",
+    "actor": "actors",
+    "action": "actions",
+    "category": "categories",
+    "outcome": "outcomes",
+    "severity": "severities",
+    "ip": "ips",
+    "target": "targets",
+    "source": "sources",
+    "text": "text",
+}
+
+
 def _filter_from_options(
-    query: str | None,
-    tenant: tuple[str, ...],
-    actor: tuple[str, ...],
-    action: tuple[str, ...],
-    category: tuple[str, ...],
-    outcome: tuple[str, ...],
-    severity: tuple[str, ...],
-    ip: tuple[str, ...],
-    target: tuple[str, ...],
-    source: tuple[str, ...],
-    text: tuple[str, ...],
-    since: str | None,
-    until: str | None,
+    query: str | None, since: str | None, until: str | None, options: dict[str, Any]
 ) -> SearchFilter:
     filt = parse_query(query) if query else SearchFilter()
     # The options build a query string of their own, so both paths share one parser
     # and one set of checks (and the read audit records one canonical form).
     from_options = SearchFilter(
-        tenants=tenant,
-        actors=actor,
-        actions=action,
-        categories=category,
-        outcomes=outcome,
-        severities=severity,
-        ips=ip,
-        targets=target,
-        sources=source,
-        text=text,
+        **{field: tuple(options[name]) for name, field in OPTION_FIELDS.items()},
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,
     )
@@ -166,23 +159,15 @@ def _filter_from_options(
 @handle_errors
 def search(
     ctx: Ctx,
+    /,
     query: str | None,
-    tenant: tuple[str, ...],
-    actor: tuple[str, ...],
-    action: tuple[str, ...],
-    category: tuple[str, ...],
-    outcome: tuple[str, ...],
-    severity: tuple[str, ...],
-    ip: tuple[str, ...],
-    target: tuple[str, ...],
-    source: tuple[str, ...],
-    text: tuple[str, ...],
     since: str | None,
     until: str | None,
     limit: int,
     cursor: str | None,
     fmt: str,
     output: str,
+    **options: tuple[str, ...],
 ) -> None:
     """Events matching filters, newest first, from the tenants you may read.
 
@@ -201,10 +186,7 @@ def search(
     the cursor printed on stderr continues on the same snapshot, so appends meanwhile
     neither shift nor repeat rows. Every search is recorded in the read audit.
     """
-    filt = _filter_from_options(
-        query, tenant, actor, action, category, outcome, severity, ip, target, source, text,
-        since, until,
-    )  # fmt: skip
+    filt = _filter_from_options(query, since, until, options)
     session = _session(ctx)
     # A table shows a few columns: read only those (the other formats carry every column).
     columns = TABLE_COLUMNS if fmt == "table" else None
@@ -234,77 +216,6 @@ def sql_cmd(ctx: Ctx, query: str, fmt: str, output: str) -> None:
     session = _session(ctx)
     result = session.sql(query)
     _emit(result, fmt, output, None)
-
-
-# -- access -------------------------------------------------------------------------------
-
-
-@cli.group()
-def access() -> None:
-    """Principals and their per-tenant roles (kept in the config home).
-
-    \b
-    Roles, each including the one before:
-      viewer        read events (search, sql, tui)
-      investigator  + alerts, inclusion proofs, evidence export
-      auditor       + checkpoints, verify
-      admin         + retention and legal holds, keys
-    Grant on tenant '*' for every tenant; the read audit (tenant 'auditlake') needs its
-    own grant. The local operator, admin, holds every role.
-    """
-
-
-@access.command("grant")
-@click.argument("principal")
-@click.option("--tenant", required=True, help="Tenant id, or '*' for every tenant.")
-@click.option("--role", required=True, type=click.Choice(list(ROLES)), help="Role to give.")
-@pass_ctx
-@handle_errors
-def access_grant(ctx: Ctx, principal: str, tenant: str, role: str) -> None:
-    """Give PRINCIPAL a role on a tenant (replacing its role there)."""
-    ctx.require_operator("access grant")
-    AccessPolicy(ctx.home).grant(principal, tenant, role)
-    note(f"{principal}: {role} on {tenant}")
-
-
-@access.command("revoke")
-@click.argument("principal")
-@click.option("--tenant", help="Only this tenant (default: every grant of PRINCIPAL).")
-@pass_ctx
-@handle_errors
-def access_revoke(ctx: Ctx, principal: str, tenant: str | None) -> None:
-    """Take PRINCIPAL's role on a tenant (or all its roles) away."""
-    ctx.require_operator("access revoke")
-    removed = AccessPolicy(ctx.home).revoke(principal, tenant)
-    if not removed:
-        fail(f"{principal} holds no such grant")
-    note(f"{principal}: {removed} grant(s) revoked")
-
-
-@access.command("list")
-@format_option("table", "json")
-@pass_ctx
-@handle_errors
-def access_list(ctx: Ctx, fmt: str) -> None:
-    """Every grant: principal, tenant, role and what the role allows."""
-    grants = AccessPolicy(ctx.home).list()
-    rows = [
-        {
-            "principal": p,
-            "tenant": t,
-            "role": str(r),
-            "permissions": sorted(str(x) for x in ROLE_PERMISSIONS[Role(r)]),
-        }
-        for p, t, r in grants
-    ]
-    if fmt == "json":
-        emit_json(rows)
-        return
-    emit_table(
-        None,
-        ["principal", "tenant", "role", "may"],
-        [[r["principal"], r["tenant"], r["role"], ", ".join(r["permissions"])] for r in rows],
-    )
 
 
 # -- optimize -----------------------------------------------------------------------------
