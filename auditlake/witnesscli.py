@@ -5,7 +5,6 @@ Registered on the `cli` group by auditlake.cli.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -41,21 +40,16 @@ def witness() -> None:
 )
 def witness_keygen(name: str, out: str) -> None:
     """Create a witness key; prints its public cosigner key (give it to log verifiers)."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from lake.config import write_private_key
     from lake.witness import Cosigner
 
     path = Path(out)
     if path.exists():
         fail(f"{out} exists; refusing to overwrite a key")
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_private_key(path, key)
     click.echo(Cosigner(name, key).key.encode())
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from lake.config import read_private_key
 from lake.errors import UsageError
 from lake.note import VerifierKey
 from lake.witness import MAX_BODY, Cosigner, Witness, WitnessError
@@ -26,13 +25,7 @@ def load_cosigner(name: str, key_file: Path) -> Cosigner:
         raise UsageError(
             f"no witness key at {key_file}; create one with `auditlake witness keygen`"
         )
-    if key_file.stat().st_mode & 0o077:
-        raise UsageError(
-            f"the witness key {key_file} is readable by others; run: chmod 600 {key_file}"
-        )
-    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"{key_file} is not an Ed25519 key")
+    key = read_private_key(key_file, "witness key")
     return Cosigner(name, key)
 
 

@@ -53,6 +53,36 @@ class KeyInfo:
     active: bool
 
 
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write an Ed25519 key as PKCS#8 PEM: created 0600, never over an existing file."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_private_key(path: Path, what: str) -> Ed25519PrivateKey:
+    """Read an Ed25519 PEM key, refusing a file that other users can access (as ssh does)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SigningKeyError(
+            f"the {what} {path} is accessible by other users (mode {mode:o}); run: chmod 600 {path}"
+        )
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError):
+        raise SigningKeyError(f"the {what} {path} could not be read") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise SigningKeyError(f"the {what} {path} is not an Ed25519 key")
+    return private
+
+
 class KeyStore:
     """Signing keys in `<home>/keys`, one PEM file per key, plus the name of the active key."""
 
@@ -75,16 +105,7 @@ class KeyStore:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir.chmod(0o700)
         private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_private_key(path, private)
         signer = NoteSigner(name, private)
         (self.dir / f"{name}.pub").write_text(signer.verifier_key.encode() + "\n")
         if activate:
@@ -109,18 +130,7 @@ class KeyStore:
         path = self._key_path(name)
         if not path.is_file():
             raise SigningKeyError(f"no signing key named {name!r} in {self.dir}")
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise SigningKeyError(
-                f"the signing key {path} is accessible by other users (mode {mode:o}); "
-                f"run: chmod 600 {path}"
-            )
-        try:
-            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError):
-            raise SigningKeyError(f"the signing key {path} could not be read") from None
-        if not isinstance(private, Ed25519PrivateKey):
-            raise SigningKeyError(f"the signing key {path} is not an Ed25519 key")
+        private = read_private_key(path, "signing key")
         return NoteSigner(name, private)
 
     def active(self) -> NoteSigner:
