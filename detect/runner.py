@@ -39,6 +39,7 @@ from detect.engine import Bounds, alerts, buckets_touched, scan_range
 from detect.model import Rule
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
+from lake.query import sql_literal
 from lake.schema import ALERTS_PARTITIONS, ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
 from lake.storage import Lake
 
@@ -210,7 +211,7 @@ class Runner:
         if not files:
             self.con.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM _empty_events")
             return
-        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in files)
+        listing = ", ".join(map(sql_literal, files))
         source = f"read_parquet([{listing}], {_HIVE})"
         cols = decrypted_select(EVENTS_SCHEMA.names, "e") if encrypted(self.lake) else "e.*"
         self.con.execute(

@@ -79,7 +79,7 @@ def _view_sql(schema: pa.Schema, files: Sequence[str], decrypt: bool = False) ->
     """A view over tenant-partitioned Parquet files, in the contract's column order."""
     if not files:
         return _empty_select(schema)
-    listing = ", ".join(map(_sql_literal, files))
+    listing = ", ".join(map(sql_literal, files))
     hive = _HIVE if "event_date" in schema.names else _HIVE_TENANT
     cols = decrypted_select(schema.names) if decrypt else _select_list(schema)
     return f"SELECT {cols} FROM read_parquet([{listing}], {hive})"
@@ -94,7 +94,8 @@ class _Layout:
     tenants: tuple[str, ...]
 
 
-def _sql_literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """A SQL string literal (for file paths in view definitions; values use parameters)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -437,7 +438,7 @@ class QuerySession:
         con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts)}")
         allowed = layout.events + layout.audit + layout.checkpoints + layout.alerts
         if allowed:
-            con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, allowed))}]")
+            con.execute(f"SET allowed_paths = [{', '.join(map(sql_literal, allowed))}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
@@ -536,7 +537,7 @@ class QuerySession:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         self._decrypting(con)
-        con.execute(f"SET allowed_paths = [{', '.join(map(_sql_literal, files))}]")
+        con.execute(f"SET allowed_paths = [{', '.join(map(sql_literal, files))}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con
