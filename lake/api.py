@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deltalake import DeltaTable
-
 from lake.access import LOCAL_OPERATOR, AccessDenied, AccessPolicy, Permission, Principal
 from lake.config import KeyStore, TrustStore, config_home
 from lake.crypto import FIELDS, encrypted, keyring_for
@@ -79,7 +77,7 @@ class LakeSession:
             return version
         if as_of.tzinfo is None:
             raise UsageError("as_of needs a time zone (e.g. datetime(..., tzinfo=UTC))")
-        table = DeltaTable(self.lake.events_uri)
+        table = self.lake.events_table()
         table.load_as_version(as_of)
         return int(table.version())
 
@@ -123,7 +121,9 @@ class LakeSession:
             None,
             {"version": table.version()},
         )
-        files = [session._path(f) for f in session._files(table, tenants)]
+        files = list(
+            session.local_files([session._path(f) for f in session._files(table, tenants)])
+        )
         if not files:
             empty = pl.from_arrow(EVENTS_SCHEMA.empty_table())
             assert isinstance(empty, pl.DataFrame)
@@ -232,9 +232,15 @@ def open(
     home: str | os.PathLike[str] | None = None,
     interface: str = "notebook",
     buffered: bool = False,
+    storage_options: dict[str, str] | None = None,
 ) -> LakeSession:
-    """Open a lake as a principal (default: $AUDITLAKE_PRINCIPAL, else the operator)."""
+    """Open a lake as a principal (default: $AUDITLAKE_PRINCIPAL, else the operator).
+
+    `storage_options` (delta-rs names: endpoint, region, credentials, ...) configure an
+    object-store lake beyond what the environment says.
+    """
     where = Path(home) if home is not None else config_home()
     name = as_ or os.environ.get("AUDITLAKE_PRINCIPAL") or LOCAL_OPERATOR
     principal = AccessPolicy(where).principal(name)
-    return LakeSession(Lake.open(path), principal, where, interface=interface, buffered=buffered)
+    lake = Lake.open(path, storage_options=storage_options)
+    return LakeSession(lake, principal, where, interface=interface, buffered=buffered)

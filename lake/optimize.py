@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from deltalake import ColumnProperties, DeltaTable, WriterProperties
+from deltalake import ColumnProperties, WriterProperties
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lake.errors import ConcurrentAppendError, StorageError
@@ -122,5 +122,5 @@ def optimize(
         result.files_removed += int(metrics.get("numFilesRemoved", 0))
         result.files_added += int(metrics.get("numFilesAdded", 0))
     progress("optimize", len(wanted), len(wanted))
-    result.version_after = DeltaTable(lake.events_uri).version()
+    result.version_after = lake.events_table().version()
     return result

@@ -18,6 +18,9 @@ principal's data is the only data it can reach:
 - user SQL must be one SELECT (or EXPLAIN) statement: DDL, `SET`, `PRAGMA` and the rest
   are refused before DuckDB sees them, so the views cannot be redefined.
 
+On an object-store lake the same views read local copies of exactly those files
+(lake/cache.py): fetched for the principal's tenants only, and listed in `allowed_paths`.
+
 Every search and SQL query is recorded before any row is returned, as an `audit.query`
 event in the reserved tenant (`READ_AUDIT_TENANT`), signed and sealed like any other
 event: who asked, through which interface, what, over which tenants. A refused query is
@@ -34,17 +37,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 import orjson
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import DeltaError
 
 from lake.access import AccessDenied, Permission, Principal
 from lake.append import append
+from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
 from lake.note import NoteSigner
@@ -293,9 +296,8 @@ class QuerySession:
         interface: str = "cli",
         version: int | None = None,
     ) -> None:
-        if "://" in lake.root:
-            raise UsageError("the query layer reads local lakes only (object stores: #11)")
         self.lake = lake
+        self._copies = TableFiles(lake)  # local lakes: the files themselves, nothing copied
         self.principal = principal
         self.audit = audit
         self.interface = interface
@@ -303,6 +305,7 @@ class QuerySession:
         self._conn_layout: _Layout | None = None
         self._dt: DeltaTable | None = None
         self._pinned: dict[int, DeltaTable] = {}
+        self._side: dict[str, DeltaTable] = {}  # checkpoints, alerts: refreshed, not reopened
         self.version = version  # a fixed snapshot (time travel), or None for the newest
         self._lock = threading.Lock()
 
@@ -314,7 +317,7 @@ class QuerySession:
         if version in self._pinned:
             return self._pinned[version]
         try:
-            table = DeltaTable(self.lake.events_uri, version=version)
+            table = self.lake.delta_table(self.lake.events_uri, version)
             self._pinned = {version: table}  # the one a paging client is on
             return table
         except (DeltaError, OSError, ValueError) as exc:
@@ -355,7 +358,13 @@ class QuerySession:
         return self.lake.data_files(table, tenants=set(tenants)) if tenants else []
 
     def _path(self, f: DataFile) -> str:
-        return str(Path(self.lake.base) / "events" / f.path)
+        return self._copies.path(f"events/{f.path}", f.size)
+
+    def local_files(self, paths: Sequence[str]) -> Sequence[str]:
+        """Make the files behind `_path()` results readable locally (object stores: fetch
+        the principal's copies); returns the paths. Local lakes: nothing to do."""
+        self._copies.fetch(paths)
+        return paths
 
     def latest(self) -> DeltaTable:
         """The newest snapshot of the events table (one object, refreshed incrementally)."""
@@ -382,23 +391,29 @@ class QuerySession:
         return _Layout(
             events=tuple(x for t in event_tenants for x in by_tenant.get(t, ())),
             audit=tuple(x for t in audit_tenants for x in by_tenant.get(t, ())),
-            checkpoints=tuple(self._side_files(self.lake.checkpoints_uri, cp_tenants)),
-            alerts=tuple(self._side_files(self.lake.alerts_uri, alert_tenants)),
+            checkpoints=tuple(self._side_files("checkpoints", cp_tenants)),
+            alerts=tuple(self._side_files("alerts", alert_tenants)),
             tenants=tuple(event_tenants),
         )
 
-    @staticmethod
-    def _side_files(uri: str, tenants: set[str]) -> list[str]:
+    def _side_files(self, name: str, tenants: set[str]) -> list[str]:
         """Files of a small tenant-partitioned table (checkpoints, alerts) for these tenants."""
         if not tenants:
             return []
-        try:
-            table = DeltaTable(uri)
-        except TableNotFoundError:
-            return []
-        actions = pa.table(table.get_add_actions(flatten=True)).select(["path", "partition.tenant"])
+        table = self._side.get(name)
+        if table is not None:
+            table.update_incremental()  # only the new log entries: on S3, 2 requests not ~20
+        else:
+            table = (
+                self.lake.checkpoints_table() if name == "checkpoints" else self.lake.alerts_table()
+            )
+            if table is None:
+                return []
+            self._side[name] = table
+        actions = pa.table(table.get_add_actions(flatten=True))
+        actions = actions.select(["path", "partition.tenant", "size_bytes"])
         return [
-            str(Path(uri) / row["path"])
+            self._copies.path(f"{name}/{row['path']}", row["size_bytes"])
             for row in actions.to_pylist()
             if row["partition.tenant"] in tenants
         ]
@@ -410,13 +425,30 @@ class QuerySession:
         is: its views and allowed paths depend only on the principal's files.
         """
         with self._lock:
-            layout = self._layout(self.latest())
+            table = self.latest()
+            layout = self._layout(table)
+            if self._copies.remote:
+                self._copies.fetch(
+                    layout.events + layout.audit + layout.checkpoints + layout.alerts
+                )
             if self._conn is None or layout != self._conn_layout:
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = self._build(layout)
                 self._conn_layout = layout
+                if self._copies.remote and self.version is None:
+                    self._prune(layout, self.lake.tenants(table))
             return self._conn
+
+    def _prune(self, layout: _Layout, existing: list[str]) -> None:
+        """Drop cached copies of the principal's tenants that left the newest snapshot."""
+        p = self.principal
+        self._copies.prune(
+            "events", p.tenants(Permission.READ_EVENTS, existing), layout.events + layout.audit
+        )
+        cp = p.tenants(Permission.READ_CHECKPOINTS, existing)
+        self._copies.prune("checkpoints", cp, layout.checkpoints)
+        self._copies.prune("alerts", p.tenants(Permission.READ_ALERTS, existing), layout.alerts)
 
     def _decrypting(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Register al_decrypt with the DEKs of the principal's tenants (encrypted lakes)."""
@@ -529,11 +561,15 @@ class QuerySession:
     def _search_connection(self, files: list[str]) -> duckdb.DuckDBPyConnection:
         # The principal's connection already may read these files, unless the page is on
         # an older snapshot whose files were since compacted away: then a connection of
-        # its own, locked down the same way, allowed exactly those files.
-        con = self.connection()
-        layout = self._conn_layout
-        if layout is not None and set(files) <= set(layout.events) | set(layout.audit):
-            return con
+        # its own, locked down the same way, allowed exactly those files. On an object
+        # store always the latter: only the files of this search are fetched.
+        if self._copies.remote:
+            self._copies.fetch(files)
+        else:
+            con = self.connection()
+            layout = self._conn_layout
+            if layout is not None and set(files) <= set(layout.events) | set(layout.audit):
+                return con
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         self._decrypting(con)

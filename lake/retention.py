@@ -25,7 +25,6 @@ from typing import Any, Final
 import numpy as np
 import orjson
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from lake.access import Principal
 from lake.append import append
@@ -296,9 +295,7 @@ def _delete_partitions(lake: Lake, tenant: str, cutoff: date) -> None:
     finally:
         lake.events_table().alter.set_table_properties(APPEND_ONLY, raise_if_not_exists=False)
     # Physically remove the deleted files (and older rewritten ones): the only vacuum.
-    DeltaTable(lake.events_uri).vacuum(
-        retention_hours=0, enforce_retention_duration=False, dry_run=False
-    )
+    lake.events_table().vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
 
 
 def removed_ranges(lake: Lake) -> dict[str, list[tuple[int, int]]]:
