@@ -14,6 +14,11 @@ What "incremental" means here:
   by id and rows that did not change are not rewritten, so reruns, overlaps and a crash
   between the alert commit and the watermark write add nothing.
 - **One run at a time**: an exclusive lock file in the lake; a second run exits at once.
+  On an object store (no file locks) the alerts commit is the fence instead: a run commits
+  its alerts only against the alerts snapshot it started from (Delta's put-if-absent of
+  the next log entry, no retries), so of two overlapping runs the later one to commit
+  fails with RunBusy and writes nothing (sinks may have seen its alerts: at least once).
+- **Object stores**: DuckDB reads local copies of the files a run needs (lake/cache.py).
 - **Sinks first, at least once**: new and changed alerts go to the sinks before the
   alerts table and the watermark move; if a sink fails, the next run sends them again.
 """
@@ -32,16 +37,17 @@ from typing import Any, Final
 import duckdb
 import orjson
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from detect.engine import Bounds, alerts, buckets_touched, scan_range
 from detect.model import Rule
+from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
 from lake.query import sql_literal
-from lake.schema import ALERTS_PARTITIONS, ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
-from lake.storage import Lake
+from lake.schema import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
+from lake.storage import DataFile, Lake
 
 STATE_PATH: Final = "_auditlake/detect/state.json"
 LOCK_PATH: Final = "_auditlake/detect/run.lock"
@@ -89,8 +95,8 @@ class RunResult:
 @contextmanager
 def run_lock(lake: Lake) -> Iterator[None]:
     """Hold the lake's detection lock, or raise RunBusy at once."""
-    if "://" in lake.root:
-        yield  # object stores: one scheduler per lake is the operator's job (documented)
+    if not lake.is_local:
+        yield  # object stores: no file locks; the alerts commit fences runs (write_alerts)
         return
     path = Path(lake.base) / LOCK_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,20 +178,31 @@ def _spans(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[_Span
 class Runner:
     """One detection run over a lake snapshot."""
 
-    def __init__(self, lake: Lake, rules: Sequence[Rule], *, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        rules: Sequence[Rule],
+        *,
+        now: datetime | None = None,
+        files: Sequence[DataFile] | None = None,
+    ) -> None:
+        """`files`: the snapshot's data files as another process listed them (an engine's
+        worker evaluates over the driver's snapshot instead of listing a newer one)."""
         self.lake = lake
         self.rules = [r for r in rules if r.enabled]
         self.now = now or datetime.now(UTC)
         self.table = lake.events_table()
         self.version = self.table.version()
-        self.files = lake.data_files(self.table)
+        self.files = lake.data_files(self.table) if files is None else list(files)
+        self.copies = TableFiles(lake)  # object stores: local copies for DuckDB
+        self.sizes = {f.path: f.size for f in self.files}
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
         if encrypted(lake):  # the operator's job: every tenant's data key
             register_decrypt(self.con, keyring_for(lake), {f.tenant for f in self.files})
 
     def _full(self, path: str) -> str:
-        return str(Path(self.lake.base) / "events" / path)
+        return self.copies.path(f"events/{path}", self.sizes.get(path))
 
     def _view(self, ranges: Sequence[tuple[str, datetime, datetime]], by: str = "time") -> None:
         """Point the `events` view at these (tenant, start, end) ranges of event time."""
@@ -208,6 +225,7 @@ class Runner:
             }
         )
         self.con.register("_scan", scan)
+        self.copies.fetch(files)
         if not files:
             self.con.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM _empty_events")
             return
@@ -239,6 +257,22 @@ class Runner:
         return alerts(self.con, rule, bounds=bounds, now=self.now), len(bounds)
 
 
+Work = Sequence[tuple[Rule, Sequence[_Span] | None]]
+# (runner, [(rule, spans)], progress) -> [(alerts, tenants evaluated)], one per work item
+Evaluate = Callable[[Runner, Work, Progress], list[tuple[pa.Table, int]]]
+
+
+def evaluate_here(
+    runner: Runner, work: Work, progress: Progress = _no_progress
+) -> list[tuple[pa.Table, int]]:
+    """Evaluate each (rule, spans) in this process, one rule after another."""
+    out = []
+    for i, (rule, spans) in enumerate(work):
+        progress("rules", i, len(work))
+        out.append(runner.evaluate(rule, spans))
+    return out
+
+
 def _empty_events(con: duckdb.DuckDBPyConnection) -> None:
     from lake.schema import EVENTS_SCHEMA
 
@@ -263,28 +297,44 @@ def _diff(
     return new, changed
 
 
-def write_alerts(lake: Lake, rows: list[dict[str, Any]]) -> None:
-    """Upsert alerts by (tenant, alert_id) into the `alerts` Delta table."""
+_LOST_RACE: Final = (
+    "another `auditlake detect run` wrote alerts while this one ran; this one wrote "
+    "nothing (the next run finds its alerts again)"
+)
+
+
+def write_alerts(lake: Lake, rows: list[dict[str, Any]], table: DeltaTable | None) -> None:
+    """Upsert alerts by (tenant, alert_id) into the `alerts` Delta table.
+
+    `table` is the alerts snapshot the run started from (None: there was no table). The
+    merge commits against it without retries, so if another run committed meanwhile this
+    one raises RunBusy instead of writing alerts computed from stale state.
+    """
     if not rows:
         return
     data = pa.Table.from_pylist(rows, schema=ALERTS_SCHEMA)
+    if table is None:
+        try:
+            table = lake.create_alerts_table()
+        except DeltaError:
+            if lake.alerts_table() is not None:  # another run created it first
+                raise RunBusy(_LOST_RACE) from None
+            raise
     try:
-        table = DeltaTable(lake.alerts_uri)
-    except TableNotFoundError:
-        table = DeltaTable.create(
-            lake.alerts_uri, schema=ALERTS_SCHEMA, partition_by=ALERTS_PARTITIONS
+        (
+            table.merge(
+                data,
+                predicate="t.tenant = s.tenant AND t.alert_id = s.alert_id",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(max_commit_retries=0),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
         )
-    (
-        table.merge(
-            data,
-            predicate="t.tenant = s.tenant AND t.alert_id = s.alert_id",
-            source_alias="s",
-            target_alias="t",
-        )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
+    except CommitFailedError:
+        raise RunBusy(_LOST_RACE) from None
 
 
 def run(
@@ -297,9 +347,15 @@ def run(
     now: datetime | None = None,
     sinks: Sequence[Any] = (),
     progress: Progress = _no_progress,
+    evaluate: Evaluate | None = None,
 ) -> RunResult:
-    """Run the rules: incrementally from each rule's watermark, or over [since, until)."""
+    """Run the rules: incrementally from each rule's watermark, or over [since, until).
+
+    `evaluate` computes the rules' alerts somewhere else (detect/distributed.py: on Ray);
+    everything around it (watermarks, diff, sinks, alerts commit) stays here.
+    """
     with run_lock(lake):
+        alerts_snapshot = lake.alerts_table()  # the fence for this run's alerts commit
         runner = Runner(lake, rules, now=now)
         _empty_events(runner.con)
         state = load_state(lake)
@@ -312,14 +368,15 @@ def run(
             if version not in spans_cache:
                 added = _added_since(lake, runner.table, version) if version >= 0 else None
                 files = all_files if added is None else [runner._full(p) for p in added]
+                runner.copies.fetch(files)
                 spans_cache[version] = _spans(runner.con, files)
             return spans_cache[version]
 
-        existing_rows = lake.read_alerts().to_pylist()
+        existing_rows = lake.read_alerts(table=alerts_snapshot).to_pylist()
         existing = {r["alert_id"]: r for r in existing_rows}
         found_all: list[pa.Table] = []
-        for i, rule in enumerate(runner.rules):
-            progress("rules", i, len(runner.rules))
+        plans: list[tuple[Rule, str, list[_Span] | None]] = []
+        for rule in runner.rules:
             ours = state["rules"].get(rule.id, {})
             if backfill:
                 lo = since or datetime(1970, 1, 1, tzinfo=UTC)
@@ -331,14 +388,22 @@ def run(
                 fresh = ours.get("fingerprint") == rule.fingerprint()
                 start = int(ours["version"]) if fresh and "version" in ours else -1
                 if start >= runner.version and rule.kind != "silence":
-                    result.rules.append(RuleRun(rule.id, "idle"))
+                    plans.append((rule, "idle", None))
                     continue
                 spans, newest = spans_since(start)
                 if newest and (result.received_at is None or newest > result.received_at):
                     result.received_at = newest
                 spans = [s for s in spans if not tenants or s.tenant in tenants]
                 mode = "incremental" if start >= 0 else "full"
-            found, n_tenants = runner.evaluate(rule, spans)
+            plans.append((rule, mode, spans))
+        # Every rule's evaluation at once, so that an engine can spread them (by tenant).
+        work = [(rule, spans) for rule, mode, spans in plans if mode != "idle"]
+        evaluated = iter((evaluate or evaluate_here)(runner, work, progress))
+        for rule, mode, _ in plans:
+            if mode == "idle":
+                result.rules.append(RuleRun(rule.id, "idle"))
+                continue
+            found, n_tenants = next(evaluated)
             found_all.append(found)
             new, changed = _diff(found, existing)
             result.new += new
@@ -350,7 +415,7 @@ def run(
         out = result.new + result.changed
         for sink in sinks:
             sink.send(out)
-        write_alerts(lake, out)
+        write_alerts(lake, out, alerts_snapshot)
         if not backfill:
             for rule in runner.rules:
                 state["rules"][rule.id] = {

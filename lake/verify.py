@@ -15,6 +15,20 @@ For each tenant:
    of the newest batches, which leaves the lake self-consistent.
 
 A damaged lake never raises: an unreadable data file is itself a finding.
+
+**Ranges.** The row work of a tenant is split into `RangeTask`s over aligned ranges of
+`seq` (2**k events, k >= 8 so a range is whole tiles), so memory is bounded by the range
+size, not by the tenant, and an engine can spread one big tenant over many workers. A
+task reads only the data files whose seq statistics meet its range, checks what it can
+see alone (rows against the tiles, duplicates, dates, gaps) and returns the hashes of the
+complete subtrees inside its range that the driver needs; the driver (`_tenant_steps`)
+combines them into the roots at every checkpoint size and the upper tiles, and merges
+the findings in the order a single pass over the tenant would emit them, so the report
+is the same whatever the range size. A tenant is checked as one range instead when a
+data file has no seq statistics, when a file holds a seq outside its statistics (a file
+rewritten by an attacker: the statistics cannot be trusted to find its rows), or when
+rows must be re-hashed into a tree and some seq is negative. Engines: in this process,
+a local process pool (`verify_lake(workers=...)`), or Ray (`lake/distributed.py`).
 """
 
 from __future__ import annotations
@@ -22,11 +36,12 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import orjson
@@ -36,16 +51,18 @@ import pyarrow.compute as pc
 from lake.config import KeyWindow
 from lake.errors import LakeError, NoteError, StorageError, UsageError
 from lake.leaf import hash_leaves, hashes_to_bytes
-from lake.merkle import MerkleLevels
+from lake.merkle import MerkleLevels, frontier, tree_root
 from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import LEAF_FIELDS
-from lake.storage import Lake
-from lake.tiles import TILE_HEIGHT, TileLog
+from lake.storage import DataFile, Lake
+from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog
 
 MAX_FINDINGS_PER_KIND = 50
 READ_THREADS = 4
 # Below this many events a process pool costs more (interpreter start, imports) than it saves.
 PARALLEL_MIN_EVENTS = 300_000
+# Events per range task (rounded down to a power of two, at least one tile of 256).
+RANGE_EVENTS = 1 << 17
 ROW_COLUMNS = [*LEAF_FIELDS, "event_date", "seq", "batch_id", "leaf_hash"]
 
 Progress = Callable[[int, int], None]
@@ -173,12 +190,16 @@ def verify_lake(
     witness_keys: Sequence[Any] = (),
     min_witnesses: int = 0,
     windows: Mapping[str, KeyWindow] | None = None,
+    range_events: int = RANGE_EVENTS,
+    runner: TaskRunner | None = None,
 ) -> Report:
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
     With `workers` > 1, lakes of PARALLEL_MIN_EVENTS or more are verified in that many
-    processes, a tenant at a time ("spawn": a calling script needs the usual
-    `if __name__ == "__main__":` guard; the CLI passes one worker per core).
+    processes, range task by range task ("spawn": a calling script needs the usual
+    `if __name__ == "__main__":` guard; the CLI passes one worker per core). `runner`
+    runs the range tasks elsewhere instead (e.g. on Ray, see `lake.distributed`);
+    `range_events` sizes them. The report does not depend on either.
     """
     report = Report(lake.root)
     events_table = lake.events_table()
@@ -195,59 +216,38 @@ def verify_lake(
         # A misspelt tenant must not make a cron job pass: say so instead of "ok".
         raise UsageError(f"no events or checkpoints for tenant(s): {', '.join(unknown)}")
     total = sum(f.num_records or 0 for f in all_files if f.tenant in set(wanted))
-    done = 0
     published = _published(lake)
     from lake.retention import removed_ranges
 
     removed = removed_ranges(lake)
     events_of = {t: sum(f.num_records or 0 for f in all_files if f.tenant == t) for t in wanted}
-    workers = min(workers, len(wanted)) if total >= PARALLEL_MIN_EVENTS else 1
-    reports: dict[str, TenantReport] = {}
-    if workers > 1 and len(wanted) > 1:
-        # One process per core, tenants largest first: leaf and tree hashing hold the GIL.
+    reports = {t: TenantReport(t) for t in wanted}
+    steps = {
+        t: _tenant_steps(
+            lake,
+            t,
+            [f for f in all_files if f.tenant == t],
+            cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
+            trusted,
+            published,
+            exported.get(t, []),
+            reports[t],
+            removed.get(t, []),
+            windows,
+            range_events,
+        )
+        # largest first, so that the big tenants do not finish last on a busy pool
+        for t in sorted(wanted, key=lambda t: -events_of[t])
+    }
+    if runner is not None:
+        drive(steps, runner, events_of, total, progress)
+    elif workers > 1 and total >= PARALLEL_MIN_EVENTS:
+        # One process per core: leaf and tree hashing hold the GIL.
         ctx = multiprocessing.get_context("spawn")
-        keys = [k.encode() for k in trusted]
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {
-                t: pool.submit(
-                    _verify_in_worker,
-                    lake.root,
-                    t,
-                    keys,
-                    exported.get(t, []),
-                    [f for f in all_files if f.tenant == t],
-                    cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
-                    removed.get(t, []),
-                    dict(windows or {}),
-                )
-                for t in sorted(wanted, key=lambda t: -events_of[t])
-            }
-            for t, fut in futures.items():
-                reports[t] = fut.result()
-                done += events_of[t]
-                if progress:
-                    progress(done, total)
+            drive(steps, PoolRunner(pool), events_of, total, progress)
     else:
-        for tenant in wanted:
-            tr = TenantReport(tenant)
-            files = [f for f in all_files if f.tenant == tenant]
-            cps = cps_all.filter(pc.equal(cps_all.column("tenant"), tenant))
-            _verify_tenant(
-                lake,
-                tenant,
-                files,
-                cps,
-                trusted,
-                published,
-                exported.get(tenant, []),
-                tr,
-                removed.get(tenant, []),
-                windows,
-            )
-            reports[tenant] = tr
-            done += events_of[tenant]
-            if progress:
-                progress(done, total)
+        drive(steps, InlineRunner(), events_of, total, progress)
     for tenant in wanted:
         tr = reports[tenant]
         for f in since_findings:
@@ -266,26 +266,781 @@ def verify_lake(
     return report
 
 
-def _verify_in_worker(
-    root: str,
-    tenant: str,
-    trusted: list[str],
-    exported: list[Checkpoint],
-    files: list[Any],
-    cps: pa.Table,
-    removed: list[tuple[int, int]],
-    windows: dict[str, KeyWindow],
-) -> TenantReport:
-    """Verify one tenant in a worker process (top-level so it can be pickled).
+# -- engines ----------------------------------------------------------------------------------
 
-    The parent's snapshot (file list, checkpoints) is passed in, so every worker checks
-    the same version of the lake and none re-reads the Delta log.
+
+class TaskRunner(Protocol):
+    """Where range tasks run: in this process, a process pool, a Ray cluster..."""
+
+    def submit(self, task: RangeTask) -> Any:
+        """Start a task; returns a handle."""
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        """Block until at least one of the handles is done; return the done ones."""
+
+    def result(self, handle: Any) -> RangeResult:
+        """The result of a done task (its exception, if it raised)."""
+
+
+class _Done:
+    __slots__ = ("result",)
+
+    def __init__(self, result: RangeResult) -> None:
+        self.result = result
+
+
+class InlineRunner:
+    """Runs each task at once, in this process."""
+
+    def submit(self, task: RangeTask) -> Any:
+        return _Done(run_task(task))
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        return handles
+
+    def result(self, handle: Any) -> RangeResult:
+        assert isinstance(handle, _Done)
+        return handle.result
+
+
+class PoolRunner:
+    """Runs tasks in a `concurrent.futures` executor (a process pool)."""
+
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+
+    def submit(self, task: RangeTask) -> Any:
+        return self.pool.submit(run_task, task)
+
+    def wait(self, handles: list[Any]) -> list[Any]:
+        return list(wait_futures(handles, return_when=FIRST_COMPLETED).done)
+
+    def result(self, handle: Any) -> RangeResult:
+        assert isinstance(handle, Future)
+        out = handle.result()
+        assert isinstance(out, RangeResult)
+        return out
+
+
+def drive(
+    steps: Mapping[str, Steps],
+    runner: TaskRunner,
+    events_of: Mapping[str, int],
+    total: int,
+    progress: Progress | None,
+) -> None:
+    """Run every tenant's steps to the end, each round of tasks as soon as it is asked for.
+
+    Tenants move independently: one tenant's second round (if it needs one) starts while
+    the others' first rounds still run.
     """
-    lake = Lake.open(root)
-    keys = [VerifierKey.parse(k) for k in trusted]
-    tr = TenantReport(tenant)
-    _verify_tenant(lake, tenant, files, cps, keys, _published(lake), exported, tr, removed, windows)
-    return tr
+    waiting: dict[Any, tuple[str, int]] = {}
+    batches: dict[str, list[RangeResult | None]] = {}
+    counted = dict.fromkeys(steps, 0)
+    done = 0
+
+    def advance(tenant: str, results: list[RangeResult] | None) -> None:
+        nonlocal done
+        try:
+            tasks = steps[tenant].send(results)  # type: ignore[arg-type]
+        except StopIteration:
+            done += events_of.get(tenant, 0) - counted[tenant]
+            counted[tenant] = events_of.get(tenant, 0)
+            if progress:
+                progress(min(done, total), total)
+            return
+        batches[tenant] = [None] * len(tasks)
+        for i, task in enumerate(tasks):
+            waiting[runner.submit(task)] = (tenant, i)
+
+    for tenant in steps:
+        advance(tenant, None)
+        while tenant in batches and not batches[tenant]:  # a round of no tasks
+            del batches[tenant]
+            advance(tenant, [])
+    while waiting:
+        for handle in runner.wait(list(waiting)):
+            tenant, i = waiting.pop(handle)
+            result = runner.result(handle)
+            batch = batches[tenant]
+            batch[i] = result
+            step = min(result.rows, events_of.get(tenant, 0) - counted[tenant])
+            if step > 0 and progress:
+                counted[tenant] += step
+                done += step
+                progress(min(done, total), total)
+            if all(r is not None for r in batch):
+                del batches[tenant]
+                advance(tenant, [r for r in batch if r is not None])
+                while tenant in batches and not batches[tenant]:
+                    del batches[tenant]
+                    advance(tenant, [])
+
+
+# -- range tasks --------------------------------------------------------------------------------
+
+Pos = tuple[int, int]  # (the file's position in the tenant's file list, row in the file)
+
+
+@dataclass(frozen=True)
+class RangeTask:
+    """One piece of one tenant's check; picklable, so an engine may run it anywhere.
+
+    `mode`: "tiles" checks rows against the stored level-0 tiles and returns the tiles'
+    subtree hashes; "rows" (no usable tiles) returns the rows' own subtree hashes;
+    "homes" finds where leaves with the `wanted` hashes sit in the tiles. The range holds
+    the leaves [start, stop); the first range (start 0) also takes rows with a negative
+    seq, and stop None means unbounded. `bits` is log2 of the range size; None means one
+    range for the whole tenant (no statistics are trusted then).
+    """
+
+    lake: Lake
+    tenant: str
+    mode: str
+    start: int
+    stop: int | None
+    bits: int | None
+    files: tuple[tuple[int, DataFile], ...] = ()
+    sealed: int = 0
+    sizes: tuple[int, ...] = ()
+    wanted: tuple[bytes, ...] = ()
+
+
+@dataclass
+class Pending:
+    """A row that matches no sealed leaf at its seq: reordered if its leaf is elsewhere."""
+
+    leaf: bytes
+    where: dict[str, Any]
+
+
+@dataclass
+class RangeResult:
+    """What one range task found and the subtree hashes the driver needs."""
+
+    start: int
+    rows: int = 0
+    top: int = 0  # max seq + 1 over the range's rows (0 when none)
+    negative: bool = False
+    fallback: str | None = None  # why the tenant must be checked as one range
+    tile_error: str | None = None
+    unreadable: list[tuple[int, str, Finding]] = field(default_factory=list)
+    misplaced: list[tuple[Pos, Finding]] = field(default_factory=list)
+    mismatch: list[tuple[Pos, Finding | None]] = field(default_factory=list)
+    dup: list[tuple[Any, Finding]] = field(default_factory=list)
+    bad: list[tuple[Pos, Finding | Pending]] = field(default_factory=list)
+    absent: list[tuple[int, int]] = field(default_factory=list)  # runs, both ends included
+    impossible: list[tuple[Pos, Finding]] = field(default_factory=list)
+    beyond: dict[str | None, tuple[int, int]] = field(default_factory=dict)
+    nodes: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    levels: dict[int, bytes] = field(default_factory=dict)
+    homes: dict[bytes, int] = field(default_factory=dict)
+
+
+def run_task(task: RangeTask) -> RangeResult:
+    """Run one range task (top-level so that process pools and Ray can ship it)."""
+    if task.mode == "homes":
+        return _find_homes(task)
+    return _check_range(task)
+
+
+def _tile_leaves(tiles: TileLog, first: int, last: int, sealed: int) -> bytes:
+    """Level-0 tile hashes of leaves [first, last) of the tree of `sealed` leaves.
+
+    `first` is a multiple of the tile width; tiles are read with the widths a read of the
+    whole level would use, so a missing or short tile fails with the same message.
+    """
+    out = []
+    for index in range(first // TILE_WIDTH, -(-last // TILE_WIDTH)):
+        out.append(tiles.read(0, index, min(TILE_WIDTH, sealed - index * TILE_WIDTH)))
+    return b"".join(out)
+
+
+def _find_homes(task: RangeTask) -> RangeResult:
+    out = RangeResult(task.start)
+    last = task.sealed if task.stop is None else min(task.stop, task.sealed)
+    if last <= task.start:
+        return out
+    leaves = np.frombuffer(
+        _tile_leaves(TileLog(task.lake, task.tenant), task.start, last, task.sealed), np.uint8
+    ).reshape(-1, 32)
+    wanted = set(task.wanted)
+    heads = np.frombuffer(b"".join(w[:8] for w in wanted), np.uint64)
+    near = np.flatnonzero(np.isin(np.ascontiguousarray(leaves[:, :8]).view(np.uint64), heads))
+    for k in near:  # ascending: a leaf sealed twice keeps its last seq, as a dict would
+        leaf = leaves[k].tobytes()
+        if leaf in wanted:
+            out.homes[leaf] = task.start + int(k)
+    return out
+
+
+def _read_range(task: RangeTask, out: RangeResult) -> tuple[pa.Table | None, np.ndarray]:
+    """The range's rows and their positions, files read concurrently (decoding drops the GIL)."""
+    lake, tenant = task.lake, task.tenant
+
+    def one(item: tuple[int, DataFile]) -> pa.Table | Finding:
+        f = item[1]
+        try:
+            return lake.read_file(f, ROW_COLUMNS)
+        except (OSError, pa.ArrowException, LakeError) as exc:
+            reason = (
+                "is missing" if isinstance(exc, FileNotFoundError) else f"is unreadable ({exc})"
+            )
+            return Finding(tenant, "unreadable_file", f"data file {f.path} {reason}", file=f.path)
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        results = list(pool.map(one, task.files))
+    parts, where = [], []
+    for (position, f), got in zip(task.files, results, strict=True):
+        if isinstance(got, Finding):
+            out.unreadable.append((position, f.path, got))
+            continue
+        if task.bits is None:
+            parts.append(got)
+            where.append(np.stack([np.full(got.num_rows, position), np.arange(got.num_rows)], 1))
+            continue
+        column = got.column("seq")
+        seq = column.to_numpy(zero_copy_only=False)
+        if column.null_count or (
+            len(seq) and (seq.min() < (f.min_seq or 0) or seq.max() > (f.max_seq or 0))
+        ):
+            out.fallback = f"data file {f.path} holds seqs outside its statistics"
+            return None, np.zeros((0, 2), np.int64)
+        keep = seq < task.stop if task.stop is not None else np.ones(len(seq), bool)
+        if task.start > 0:
+            keep &= seq >= task.start
+        rows = np.flatnonzero(keep)
+        parts.append(got.take(pa.array(rows)) if len(rows) < got.num_rows else got)
+        where.append(np.stack([np.full(len(rows), position), rows], 1))
+    if not parts:
+        return None, np.zeros((0, 2), np.int64)
+    try:
+        table = pa.concat_tables(parts, promote_options="permissive")
+    except pa.ArrowException as exc:
+        if task.bits is not None:
+            out.fallback = "data files do not share a schema"
+        else:
+            out.unreadable.append(
+                (
+                    len(task.files),
+                    "",
+                    Finding(tenant, "unreadable_file", f"data files do not share a schema ({exc})"),
+                )
+            )
+        return None, np.zeros((0, 2), np.int64)
+    return table, np.concatenate(where).astype(np.int64)
+
+
+def _check_range(task: RangeTask) -> RangeResult:
+    tenant, start = task.tenant, task.start
+    out = RangeResult(start)
+    rows, where = _read_range(task, out)
+    if out.fallback:
+        return out
+    n = rows.num_rows if rows is not None else 0
+    out.rows = n
+    if rows is not None and n:
+        computed = np.frombuffer(hash_leaves(rows.select(list(LEAF_FIELDS))), np.uint8).reshape(
+            n, 32
+        )
+        stored = _hash_matrix(rows.column("leaf_hash"))
+        seq = rows.column("seq").to_numpy(zero_copy_only=False).astype(np.int64)
+        event_ids = rows.column("event_id")
+        batches = rows.column("batch_id")
+        out.misplaced = [(_pos(where, i), f) for i, f in _misplaced(rows, tenant)]
+    else:
+        computed = np.zeros((0, 32), np.uint8)
+        stored = computed
+        seq = np.zeros(0, np.int64)
+        event_ids = pa.array([], pa.string())
+        batches = pa.array([], pa.string())
+    out.top = int(seq.max()) + 1 if n else 0
+    out.negative = bool(n and seq.min() < 0)
+
+    def locate(i: int) -> dict[str, Any]:
+        return {
+            "seq": int(seq[i]),
+            "event_id": event_ids[i].as_py(),
+            "batch_id": batches[i].as_py(),
+        }
+
+    sealed = task.sealed
+    beyond = np.flatnonzero(seq >= sealed)
+    if len(beyond):
+        found = Counter(batches[int(i)].as_py() for i in beyond)
+        for batch_id, count in found.items():
+            first = int(min(seq[i] for i in beyond if batches[int(i)].as_py() == batch_id))
+            out.beyond[batch_id] = (count, first)
+
+    if task.mode == "rows":
+        _rows_tree(task, out, seq, computed, locate, where)
+        return out
+
+    last = sealed if task.stop is None else min(task.stop, sealed)
+    try:
+        leaves = _tile_leaves(TileLog(task.lake, tenant), start, last, sealed)
+    except (StorageError, OSError) as exc:
+        out.tile_error = str(exc)
+        return out
+    _export_nodes(out, MerkleLevels.from_concatenated(leaves), task, tiles=True)
+    expected = np.frombuffer(leaves, np.uint8).reshape(-1, 32)
+
+    # Rows whose stored leaf_hash is not the hash of the row itself.
+    for i in np.flatnonzero((computed != stored).any(axis=1))[: MAX_FINDINGS_PER_KIND * 4]:
+        s = int(seq[i])
+        ok = start <= s < last and bool((computed[i] == expected[s - start]).all())
+        finding = (
+            Finding(tenant, "modified", "stored leaf_hash does not match the row", **locate(int(i)))
+            if ok
+            else None  # reported below against the expected leaf
+        )
+        out.mismatch.append((_pos(where, int(i)), finding))
+
+    inside = (seq >= start) & (seq < last)
+    idx = np.flatnonzero(inside)
+    match = np.zeros(len(seq), dtype=bool)
+    match[idx] = (computed[idx] == expected[seq[idx] - start]).all(axis=1)
+    width = max(last - start, 0)
+    counts = np.bincount(seq[match] - start, minlength=width) if width else np.zeros(0, np.int64)
+    # duplicates: more than one authentic copy of a seq
+    if (counts > 1).any():
+        seen: set[int] = set()
+        for i in np.flatnonzero(match):
+            s = int(seq[i])
+            if counts[s - start] > 1:
+                if s in seen:
+                    out.dup.append(
+                        (
+                            _pos(where, int(i)),
+                            Finding(
+                                tenant,
+                                "duplicate",
+                                "event is stored more than once",
+                                **locate(int(i)),
+                            ),
+                        )
+                    )
+                seen.add(s)
+    for i in np.flatnonzero(inside & ~match):
+        s = int(seq[i])
+        if counts[s - start] >= 1:
+            item: Finding | Pending = Finding(
+                tenant,
+                "inserted",
+                "a row claims a seq that already holds an authentic event",
+                **locate(int(i)),
+            )
+        else:
+            item = Pending(computed[i].tobytes(), locate(int(i)))
+        out.bad.append((_pos(where, int(i)), item))
+    present = np.zeros(width, dtype=bool)
+    present[seq[inside] - start] = True
+    out.absent = _runs(np.flatnonzero(~present) + start)
+    for i in np.flatnonzero(~inside & (seq < 0))[:5]:
+        s = int(seq[i])
+        out.impossible.append(
+            (
+                _pos(where, int(i)),
+                Finding(tenant, "inserted", f"a row has an impossible seq {s}", seq=s),
+            )
+        )
+    return out
+
+
+def _rows_tree(
+    task: RangeTask,
+    out: RangeResult,
+    seq: np.ndarray,
+    computed: np.ndarray,
+    locate: Callable[[int], dict[str, Any]],
+    where: np.ndarray,
+) -> None:
+    """No trustworthy tiles: the range's duplicate seqs, gaps and the tree of its rows."""
+    start = task.start
+    order = np.argsort(seq, kind="stable")
+    s_sorted = seq[order]
+    for k in np.flatnonzero(np.diff(s_sorted) == 0) + 1:
+        i = int(order[k])
+        finding = Finding(task.tenant, "duplicate", "two rows share one seq", **locate(i))
+        out.dup.append(((int(seq[i]), _pos(where, i)), finding))
+    cap = task.stop if task.stop is not None else max(out.top, task.sealed)
+    width = max(cap - start, 0)
+    present = np.zeros(width, dtype=bool)
+    held = s_sorted[(s_sorted >= start) & (s_sorted < cap)]
+    present[held - start] = True
+    out.absent = _runs(np.flatnonzero(~present) + start)
+    # Gaps past the range's last row may be past the log's end (the last range): the
+    # driver decides. A gap before it, or a duplicate, means no tree is rebuilt at all.
+    if out.dup or any(lo < out.top for lo, _ in out.absent):
+        return
+    _export_nodes(out, MerkleLevels.from_concatenated(computed[order].tobytes()), task, tiles=False)
+
+
+def _export_nodes(out: RangeResult, levels: MerkleLevels, task: RangeTask, *, tiles: bool) -> None:
+    """The complete subtrees inside the range that roots and upper tiles need.
+
+    Leaf i of `levels` is leaf start + i of the tenant's tree. Returned: the range's root
+    (when full), the frontier nodes of every wanted tree size that ends inside it, and for
+    tiles the whole levels 8, 16, ... below the range's top (to check the upper tiles).
+    """
+    start, bits, m = task.start, task.bits, levels.size
+    for size in task.sizes:
+        if not start < size <= start + m:
+            continue
+        for level, index in frontier(size):
+            if (bits is None or level < bits) and index << level >= start:
+                out.nodes[(level, index)] = levels.node(level, index - (start >> level))
+    if bits is not None and m == 1 << bits:
+        out.nodes[(bits, start >> bits)] = levels.root()
+    if tiles:
+        level = TILE_HEIGHT
+        while (bits is None or level < bits) and level < levels.height:
+            out.levels[level] = levels.level(level)
+            level += TILE_HEIGHT
+
+
+def _pos(where: np.ndarray, i: int) -> Pos:
+    return int(where[i, 0]), int(where[i, 1])
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted integers as runs of consecutive values, (first, last)."""
+    if not len(values):
+        return []
+    breaks = np.flatnonzero(np.diff(values) != 1) + 1
+    return [(int(run[0]), int(run[-1])) for run in np.split(values, breaks)]
+
+
+class _RangeTree:
+    """A tenant's tree assembled from range results: complete nodes and whole tile levels."""
+
+    def __init__(self, size: int, bits: int | None, results: Sequence[RangeResult]) -> None:
+        self.size = size
+        self.bits = bits
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        for r in results:
+            self.nodes.update(r.nodes)
+        ordered = sorted(results, key=lambda r: r.start)
+        self.parts = {
+            level: b"".join(r.levels.get(level, b"") for r in ordered)
+            for level in {lv for r in results for lv in r.levels}
+        }
+        tops = b""
+        if bits is not None:
+            tops = b"".join(self.nodes[(bits, j)] for j in range(size >> bits))
+        self.upper = MerkleLevels.from_concatenated(tops)
+
+    def node(self, level: int, index: int) -> bytes:
+        if self.bits is not None and level >= self.bits:
+            return self.upper.node(level - self.bits, index)
+        return self.nodes[(level, index)]
+
+    def root(self, size: int) -> bytes:
+        return tree_root(size, self.node)
+
+    def level(self, level: int) -> bytes:
+        if self.bits is not None and level >= self.bits:
+            return self.upper.level(level - self.bits)
+        return self.parts.get(level, b"")
+
+
+Steps = Generator[list[RangeTask], list[RangeResult], None]
+_Plan = list[tuple[int, int | None, int | None, list[tuple[int, DataFile]]]]
+
+
+def _plan(files: Sequence[DataFile], sealed: int, range_events: int) -> _Plan:
+    """Ranges of 2**bits seqs covering the sealed log and every file's seq statistics.
+
+    One range for the whole tenant when that is all there is, or when the statistics
+    cannot place the files (missing, or absurdly wide).
+    """
+    whole: _Plan = [(0, None, None, list(enumerate(files)))]
+    bits = max(TILE_HEIGHT, range_events.bit_length() - 1)
+    size = 1 << bits
+    if any(f.min_seq is None or f.max_seq is None for f in files):
+        return whole
+    # A forged statistic must not make us plan a range per seq up to 2**63.
+    budget = (sum(f.num_records or 0 for f in files) + sealed) // size + 2 * len(files) + 2
+    ranges: dict[int, list[tuple[int, DataFile]]] = {j: [] for j in range(-(-sealed // size))}
+    for position, f in enumerate(files):
+        first, last = max(f.min_seq or 0, 0) // size, max(f.max_seq or 0, 0) // size
+        if last - first > budget:
+            return whole
+        for j in range(first, last + 1):
+            ranges.setdefault(j, []).append((position, f))
+        if len(ranges) > budget:
+            return whole
+    if len(ranges) <= 1:
+        return whole
+    return [(j * size, (j + 1) * size, bits, ranges[j]) for j in sorted(ranges)]
+
+
+def _tenant_steps(
+    lake: Lake,
+    tenant: str,
+    files: list[DataFile],
+    cps_table: pa.Table,
+    trusted: Sequence[VerifierKey],
+    published: Sequence[VerifierKey],
+    exported: list[Checkpoint],
+    tr: TenantReport,
+    removed: Sequence[tuple[int, int]] = (),
+    windows: Mapping[str, KeyWindow] | None = None,
+    range_events: int = RANGE_EVENTS,
+) -> Steps:
+    """One tenant's check as rounds of range tasks; fills `tr` in a single pass's order.
+
+    The driver sends each round's results back in; most tenants need one round, a tenant
+    whose tiles do not vouch for the checkpoints a second one (rows), and rows that match
+    no sealed leaf at their seq a lookup of their leaves in the tiles (homes).
+    """
+    cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr, windows)
+    tr.checkpoints = len(cps)
+    tr.key_names = sorted({c.key_name for c in cps})
+    sealed = max((c.size for c in cps), default=0)
+    tr.sealed_size = sealed
+    sizes = tuple(sorted({c.size for c in cps} | {e.tree_size for e in exported} | {sealed}))
+    plan = _plan(files, sealed, range_events)
+
+    def tasks(mode: str, wanted: tuple[bytes, ...] = ()) -> list[RangeTask]:
+        return [
+            RangeTask(lake, tenant, mode, start, stop, bits, tuple(fs), sealed, sizes, wanted)
+            if mode != "homes"
+            else RangeTask(lake, tenant, mode, start, stop, bits, (), sealed, (), wanted)
+            for start, stop, bits, fs in plan
+        ]
+
+    def whole() -> None:
+        nonlocal plan
+        plan = [(0, None, None, list(enumerate(files)))]
+
+    mode = "tiles" if sealed else "rows"
+    results = (yield tasks(mode)) if files or sealed else []
+    if any(r.fallback for r in results):
+        whole()
+        results = yield tasks(mode)
+    results.sort(key=lambda r: r.start)
+    _add_read_findings(results, tr)
+    n = sum(r.rows for r in results)
+    tr.events = n
+    bits = plan[0][2]
+
+    tree: _RangeTree | None = None
+    if sealed:
+        error = next((r.tile_error for r in results if r.tile_error), None)
+        if error is not None:
+            tr.add(Finding(tenant, "bad_tiles", f"stored hash tiles are unusable ({error})"))
+        else:
+            tree = _RangeTree(sealed, bits, results)
+            if all(tree.root(c.size) == c.root for c in cps):
+                try:
+                    _check_upper_tiles(tenant, TileLog(lake, tenant), tree, sealed, tr)
+                except (StorageError, OSError) as exc:
+                    tr.add(Finding(tenant, "bad_tiles", f"stored hash tiles are unusable ({exc})"))
+            else:
+                tr.add(
+                    Finding(
+                        tenant,
+                        "bad_tiles",
+                        "stored hash tiles disagree with the signed checkpoints",
+                    )
+                )
+                tree = None
+
+    if tree is not None:
+        mismatch = sorted((x for r in results for x in r.mismatch), key=lambda x: x[0])
+        for _, finding in mismatch[: MAX_FINDINGS_PER_KIND * 4]:
+            if finding is not None:
+                tr.add(finding)
+        for _, finding in sorted((x for r in results for x in r.dup), key=lambda x: x[0]):
+            tr.add(finding)
+        bad = sorted((x for r in results for x in r.bad), key=lambda x: x[0])
+        wanted = tuple(sorted({b.leaf for _, b in bad if isinstance(b, Pending)}))
+        homes: dict[bytes, int] = {}
+        if wanted:
+            for r in (yield tasks("homes", wanted)):
+                for leaf, home in r.homes.items():
+                    homes[leaf] = max(home, homes.get(leaf, home))
+        for _, item in bad:
+            if isinstance(item, Finding):
+                tr.add(item)
+            elif item.leaf in homes:
+                tr.add(
+                    Finding(
+                        tenant,
+                        "reordered",
+                        f"event is stored at seq {item.where['seq']} but was sealed at seq "
+                        f"{homes[item.leaf]}",
+                        **item.where,
+                    )
+                )
+            else:
+                tr.add(
+                    Finding(
+                        tenant, "modified", "event content differs from what was sealed",
+                        **item.where,
+                    )
+                )  # fmt: skip
+        _report_missing_runs(tenant, _lawful_gaps(results, plan, sealed, removed), tr)
+        impossible = sorted((x for r in results for x in r.impossible), key=lambda x: x[0])
+        for _, finding in impossible[:5]:
+            tr.add(finding)
+    else:
+        if sealed and files:
+            results = sorted((yield tasks("rows")), key=lambda r: r.start)
+        if n and bits is not None and any(r.negative for r in results):
+            whole()  # leaves of a tree rebuilt from rows are rows in order, not seqs
+            results = yield tasks("rows")
+            bits = None
+        tree = _compare_ranges_without_tiles(tenant, n, results, plan, bits, cps, tr, removed)
+
+    beyond: dict[str | None, tuple[int, int]] = {}
+    for r in results:
+        for batch_id, (count, first) in r.beyond.items():
+            was = beyond.get(batch_id)
+            beyond[batch_id] = (
+                (count, first) if was is None else (was[0] + count, min(was[1], first))
+            )
+    for batch_id, (count, first) in sorted(beyond.items(), key=lambda kv: str(kv[0])):
+        tr.add(
+            Finding(
+                tenant,
+                "unsealed",
+                f"{count} event(s) from seq {first} are not covered by any signed checkpoint",
+                seq=first,
+                batch_id=batch_id,
+            )
+        )
+
+    for cp in exported:
+        if cp.tree_size > sealed:
+            tr.add(
+                Finding(
+                    tenant,
+                    "rollback",
+                    f"an exported checkpoint has {cp.tree_size} events but the lake's log is "
+                    f"sealed at {sealed}: newer batches were removed",
+                    tree_size=cp.tree_size,
+                )
+            )
+        elif tree is None or tree.root(cp.tree_size) != cp.root_hash:
+            tr.add(
+                Finding(
+                    tenant,
+                    "rollback",
+                    f"the lake's log at size {cp.tree_size} differs from the exported checkpoint",
+                    tree_size=cp.tree_size,
+                )
+            )
+
+
+def _add_read_findings(results: Sequence[RangeResult], tr: TenantReport) -> None:
+    """Unreadable files (each once, in file order), then misplaced rows in row order."""
+    seen: set[str] = set()
+    for _, path, finding in sorted((x for r in results for x in r.unreadable), key=lambda x: x[0]):
+        if path and path in seen:
+            continue
+        seen.add(path)
+        tr.add(finding)
+    for _, finding in sorted((x for r in results for x in r.misplaced), key=lambda x: x[0]):
+        tr.add(finding)
+
+
+def _gaps(results: Sequence[RangeResult], plan: _Plan, bound: int) -> list[tuple[int, int]]:
+    """Seqs in [0, bound) that no row holds, as runs: the ranges' own, and unplanned ranges."""
+    runs: list[tuple[int, int]] = []
+    covered = 0
+    by_start = {r.start: r for r in results}
+    for start, stop, _, _ in plan:
+        if start > covered:
+            runs.append((covered, start - 1))
+        r = by_start.get(start)
+        if r is not None:
+            runs += r.absent
+        elif stop is not None:  # a range past the sealed log without files: nothing there
+            runs.append((start, stop - 1))
+        covered = stop if stop is not None else max(bound, start)
+    if bound > covered:
+        runs.append((covered, bound - 1))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        hi = min(hi, bound - 1)
+        if lo > hi:
+            continue
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _lawful_gaps(
+    results: Sequence[RangeResult],
+    plan: _Plan,
+    bound: int,
+    removed: Sequence[tuple[int, int]],
+) -> list[tuple[int, int]]:
+    """Gaps not explained by a signed retention record: the missing events."""
+    out = []
+    cuts = sorted((max(lo, 0), hi) for lo, hi in removed if hi >= lo)
+    for lo, hi in _gaps(results, plan, bound):
+        cur = lo
+        for c_lo, c_hi in cuts:
+            if c_hi < cur or c_lo > hi:
+                continue
+            if c_lo > cur:
+                out.append((cur, c_lo - 1))
+            cur = max(cur, c_hi + 1)
+        if cur <= hi:
+            out.append((cur, hi))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in out:
+        if merged and lo == merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _compare_ranges_without_tiles(
+    tenant: str,
+    n: int,
+    results: Sequence[RangeResult],
+    plan: _Plan,
+    bits: int | None,
+    cps: list[_Cp],
+    tr: TenantReport,
+    removed: Sequence[tuple[int, int]],
+) -> _RangeTree | None:
+    """No trustworthy tiles: rebuild the log from rows in seq order and compare roots."""
+    if not n:
+        for c in cps:
+            if c.size:
+                _report_missing_runs(tenant, [(0, c.size - 1)], tr)
+                break
+        return None
+    dups = sorted((x for r in results for x in r.dup), key=lambda x: x[0])
+    for _, finding in dups:
+        tr.add(finding)
+    top = max(r.top for r in results if r.rows)
+    sealed = max((c.size for c in cps), default=0)
+    bound = max(top, sealed)
+    _report_missing_runs(tenant, _lawful_gaps(results, plan, bound, removed), tr)
+    if dups or _gaps(results, plan, bound):
+        return None  # removed rows cannot be re-hashed: the roots need the tiles
+    levels = _RangeTree(n, bits, results)
+    for c in cps:
+        if c.size <= levels.size and levels.root(c.size) != c.root:
+            tr.add(
+                Finding(
+                    tenant,
+                    "root_mismatch",
+                    f"the events do not hash to the signed root of size {c.size}",
+                    tree_size=c.size,
+                    batch_id=c.batch_id,
+                )
+            )
+    return levels
 
 
 def _published(lake: Lake) -> list[VerifierKey]:
@@ -448,154 +1203,12 @@ def _check_signatures(
     return out
 
 
-def _read_rows(lake: Lake, files: list[Any], tenant: str, tr: TenantReport) -> pa.Table | None:
-    """Read a tenant's data files concurrently (Parquet decoding releases the GIL)."""
-
-    def one(f: Any) -> pa.Table | Finding:
-        try:
-            return lake.read_file(f, ROW_COLUMNS)
-        except (OSError, pa.ArrowException, LakeError) as exc:
-            reason = (
-                "is missing" if isinstance(exc, FileNotFoundError) else f"is unreadable ({exc})"
-            )
-            return Finding(tenant, "unreadable_file", f"data file {f.path} {reason}", file=f.path)
-
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        results = list(pool.map(one, files))
-    parts = [r for r in results if isinstance(r, pa.Table)]
-    for r in results:
-        if isinstance(r, Finding):
-            tr.add(r)
-    if not parts:
-        return None
-    try:
-        return pa.concat_tables(parts, promote_options="permissive")
-    except pa.ArrowException as exc:
-        tr.add(Finding(tenant, "unreadable_file", f"data files do not share a schema ({exc})"))
-        return None
-
-
-def _verify_tenant(
-    lake: Lake,
-    tenant: str,
-    files: list[Any],
-    cps_table: pa.Table,
-    trusted: Sequence[VerifierKey],
-    published: Sequence[VerifierKey],
-    exported: list[Checkpoint],
-    tr: TenantReport,
-    removed: Sequence[tuple[int, int]] = (),
-    windows: Mapping[str, KeyWindow] | None = None,
-) -> None:
-    cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr, windows)
-    tr.checkpoints = len(cps)
-    tr.key_names = sorted({c.key_name for c in cps})
-    sealed = max((c.size for c in cps), default=0)
-    tr.sealed_size = sealed
-
-    rows = _read_rows(lake, files, tenant, tr)
-    n = rows.num_rows if rows is not None else 0
-    tr.events = n
-    if rows is not None and n:
-        computed = np.frombuffer(hash_leaves(rows.select(list(LEAF_FIELDS))), np.uint8).reshape(
-            n, 32
-        )
-        stored = _hash_matrix(rows.column("leaf_hash"))
-        seq = rows.column("seq").to_numpy(zero_copy_only=False).astype(np.int64)
-        event_ids = rows.column("event_id")
-        batches = rows.column("batch_id")
-        _check_dates(rows, tenant, tr)
-    else:
-        computed = np.zeros((0, 32), np.uint8)
-        stored = computed
-        seq = np.zeros(0, np.int64)
-        event_ids = pa.array([], pa.string())
-        batches = pa.array([], pa.string())
-
-    def locate(i: int) -> dict[str, Any]:
-        return {
-            "seq": int(seq[i]),
-            "event_id": event_ids[i].as_py(),
-            "batch_id": batches[i].as_py(),
-        }
-
-    # The expected leaves: stored tiles, if every checkpoint vouches for them.
-    expected: np.ndarray | None = None
-    levels: MerkleLevels | None = None
-    if sealed:
-        try:
-            tiles = TileLog(lake, tenant)
-            t0 = tiles.level0(sealed)
-            lv = MerkleLevels.from_concatenated(t0)
-            if all(lv.root(c.size) == c.root for c in cps):
-                expected = np.frombuffer(t0, np.uint8).reshape(sealed, 32)
-                levels = lv
-                _check_upper_tiles(tenant, tiles, lv, sealed, tr)
-            else:
-                tr.add(
-                    Finding(
-                        tenant,
-                        "bad_tiles",
-                        "stored hash tiles disagree with the signed checkpoints",
-                    )
-                )
-        except (StorageError, OSError) as exc:
-            tr.add(Finding(tenant, "bad_tiles", f"stored hash tiles are unusable ({exc})"))
-
-    # Rows whose stored leaf_hash is not the hash of the row itself.
-    for i in np.flatnonzero((computed != stored).any(axis=1))[: MAX_FINDINGS_PER_KIND * 4]:
-        if expected is None or not (
-            0 <= seq[i] < sealed and (computed[i] == expected[seq[i]]).all()
-        ):
-            continue  # reported below against the expected leaf
-        tr.add(
-            Finding(tenant, "modified", "stored leaf_hash does not match the row", **locate(int(i)))
-        )
-
-    if expected is not None:
-        _compare_rows(tenant, sealed, seq, computed, expected, locate, tr, removed)
-    else:
-        levels = _compare_without_tiles(tenant, seq, computed, cps, locate, tr, removed)
-
-    beyond = np.flatnonzero(seq >= sealed)
-    if len(beyond):
-        by_batch = Counter(batches[int(i)].as_py() for i in beyond)
-        for batch_id, count in sorted(by_batch.items(), key=lambda kv: str(kv[0])):
-            first = int(min(seq[i] for i in beyond if batches[int(i)].as_py() == batch_id))
-            tr.add(
-                Finding(
-                    tenant,
-                    "unsealed",
-                    f"{count} event(s) from seq {first} are not covered by any signed checkpoint",
-                    seq=first,
-                    batch_id=batch_id,
-                )
-            )
-
-    for cp in exported:
-        if cp.tree_size > sealed:
-            tr.add(
-                Finding(
-                    tenant,
-                    "rollback",
-                    f"an exported checkpoint has {cp.tree_size} events but the lake's log is "
-                    f"sealed at {sealed}: newer batches were removed",
-                    tree_size=cp.tree_size,
-                )
-            )
-        elif levels is None or levels.root(cp.tree_size) != cp.root_hash:
-            tr.add(
-                Finding(
-                    tenant,
-                    "rollback",
-                    f"the lake's log at size {cp.tree_size} differs from the exported checkpoint",
-                    tree_size=cp.tree_size,
-                )
-            )
+class _Levels(Protocol):
+    def level(self, level: int) -> bytes: ...
 
 
 def _check_upper_tiles(
-    tenant: str, tiles: TileLog, levels: MerkleLevels, size: int, tr: TenantReport
+    tenant: str, tiles: TileLog, levels: _Levels, size: int, tr: TenantReport
 ) -> None:
     """Stored tiles above the leaves must match the rebuilt tree: `prove` reads them."""
     tile_level = 1
@@ -619,93 +1232,31 @@ def _hash_matrix(column: pa.ChunkedArray) -> np.ndarray:
     return np.frombuffer(hashes_to_bytes(column), np.uint8).reshape(-1, 32)
 
 
-def _check_dates(rows: pa.Table, tenant: str, tr: TenantReport) -> None:
+def _misplaced(rows: pa.Table, tenant: str) -> list[tuple[int, Finding]]:
+    """Rows stored in the partition of another date than their time's, by row index."""
     day = pc.cast(rows.column("time"), pa.date32())
     wrong = pc.not_equal(day, rows.column("event_date"))
-    if pc.any(wrong).as_py():
-        for i in np.flatnonzero(wrong.to_numpy(zero_copy_only=False)):
-            tr.add(
-                Finding(
-                    tenant,
-                    "misplaced",
-                    "event is stored in the partition of another date",
-                    seq=rows.column("seq")[int(i)].as_py(),
-                    event_id=rows.column("event_id")[int(i)].as_py(),
-                )
-            )
+    if not pc.any(wrong).as_py():
+        return []
+    return [
+        (
+            int(i),
+            Finding(
+                tenant,
+                "misplaced",
+                "event is stored in the partition of another date",
+                seq=rows.column("seq")[int(i)].as_py(),
+                event_id=rows.column("event_id")[int(i)].as_py(),
+            ),
+        )
+        for i in np.flatnonzero(wrong.to_numpy(zero_copy_only=False))
+    ]
 
 
-def _compare_rows(
-    tenant: str,
-    sealed: int,
-    seq: np.ndarray,
-    computed: np.ndarray,
-    expected: np.ndarray,
-    locate: Callable[[int], dict[str, Any]],
-    tr: TenantReport,
-    removed: Sequence[tuple[int, int]] = (),
-) -> None:
-    inside = (seq >= 0) & (seq < sealed)
-    idx = np.flatnonzero(inside)
-    match = np.zeros(len(seq), dtype=bool)
-    match[idx] = (computed[idx] == expected[seq[idx]]).all(axis=1)
-    matched_seq = seq[match]
-    counts = np.bincount(matched_seq, minlength=sealed) if sealed else np.zeros(0, np.int64)
-    # duplicates: more than one authentic copy of a seq
-    if (counts > 1).any():
-        seen: set[int] = set()
-        for i in np.flatnonzero(match):
-            s = int(seq[i])
-            if counts[s] > 1:
-                if s in seen:
-                    tr.add(
-                        Finding(
-                            tenant, "duplicate", "event is stored more than once", **locate(int(i))
-                        )
-                    )
-                seen.add(s)
-    bad = np.flatnonzero(inside & ~match)
-    index: dict[bytes, int] | None = None
-    for i in bad:
-        s = int(seq[i])
-        if counts[s] >= 1:
-            tr.add(
-                Finding(
-                    tenant,
-                    "inserted",
-                    "a row claims a seq that already holds an authentic event",
-                    **locate(int(i)),
-                )
-            )
-            continue
-        if index is None:
-            index = {expected[k].tobytes(): k for k in range(sealed)}
-        home = index.get(computed[i].tobytes())
-        if home is not None:
-            tr.add(
-                Finding(
-                    tenant,
-                    "reordered",
-                    f"event is stored at seq {s} but was sealed at seq {home}",
-                    **locate(int(i)),
-                )
-            )
-        else:
-            tr.add(
-                Finding(
-                    tenant,
-                    "modified",
-                    "event content differs from what was sealed",
-                    **locate(int(i)),
-                )
-            )
-    present = np.zeros(sealed, dtype=bool)
-    present[seq[inside]] = True
-    _mark_removed(present, removed)
-    _report_missing(tenant, np.flatnonzero(~present), tr)
-    bad_range = seq[~inside & (seq < 0)]
-    for s in bad_range[:5]:
-        tr.add(Finding(tenant, "inserted", f"a row has an impossible seq {int(s)}", seq=int(s)))
+def _report_missing_runs(tenant: str, runs: Iterable[tuple[int, int]], tr: TenantReport) -> None:
+    for lo, hi in runs:
+        what = f"seq {lo}" if lo == hi else f"seq {lo}..{hi} ({hi - lo + 1} events)"
+        tr.add(Finding(tenant, "missing", f"{what} missing from the lake", seq=lo))
 
 
 def _follow_announcements(
@@ -787,70 +1338,6 @@ def _check_witnesses(
                 tree_size=sealed,
             )
         )
-
-
-def _mark_removed(present: np.ndarray, removed: Sequence[tuple[int, int]]) -> None:
-    """Seqs removed by a signed retention record count as accounted for, not missing."""
-    for lo, hi in removed:
-        present[max(lo, 0) : min(hi + 1, len(present))] = True
-
-
-def _report_missing(tenant: str, missing: np.ndarray, tr: TenantReport) -> None:
-    if not len(missing):
-        return
-    breaks = np.flatnonzero(np.diff(missing) != 1) + 1
-    for run in np.split(missing, breaks):
-        lo, hi = int(run[0]), int(run[-1])
-        what = f"seq {lo}" if lo == hi else f"seq {lo}..{hi} ({hi - lo + 1} events)"
-        tr.add(Finding(tenant, "missing", f"{what} missing from the lake", seq=lo))
-
-
-def _compare_without_tiles(
-    tenant: str,
-    seq: np.ndarray,
-    computed: np.ndarray,
-    cps: list[_Cp],
-    locate: Callable[[int], dict[str, Any]],
-    tr: TenantReport,
-    removed: Sequence[tuple[int, int]] = (),
-) -> MerkleLevels | None:
-    """No trustworthy tiles: rebuild the log from rows in seq order and compare roots."""
-    if not len(seq):
-        for c in cps:
-            if c.size:
-                _report_missing(tenant, np.arange(c.size), tr)
-                break
-        return None
-    order = np.argsort(seq, kind="stable")
-    s_sorted = seq[order]
-    top = int(s_sorted[-1]) + 1
-    dup = np.flatnonzero(np.diff(s_sorted) == 0) + 1
-    for k in dup:
-        tr.add(Finding(tenant, "duplicate", "two rows share one seq", **locate(int(order[k]))))
-    present = np.zeros(max(top, 0), dtype=bool)
-    present[s_sorted[s_sorted >= 0]] = True
-    sealed = max((c.size for c in cps), default=0)
-    if sealed > top:
-        present = np.concatenate([present, np.zeros(sealed - top, dtype=bool)])
-    lawful = present.copy()
-    _mark_removed(lawful, removed)
-    missing = np.flatnonzero(~lawful)
-    _report_missing(tenant, missing, tr)
-    if len(dup) or len(missing) or not present.all():
-        return None  # removed rows cannot be re-hashed: the roots need the tiles
-    levels = MerkleLevels.from_concatenated(computed[order].tobytes())
-    for c in cps:
-        if c.size <= levels.size and levels.root(c.size) != c.root:
-            tr.add(
-                Finding(
-                    tenant,
-                    "root_mismatch",
-                    f"the events do not hash to the signed root of size {c.size}",
-                    tree_size=c.size,
-                    batch_id=c.batch_id,
-                )
-            )
-    return levels
 
 
 VERIFY_LOG: Final = "_auditlake/verify/last.json"
