@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ingest.tokens import TokenGrant, TokenStore, lookup
-from ingest.wal import WalError, WriteAheadLog
+from ingest.wal import WalError, WalStats, WriteAheadLog
 from lake.append import append, seal
 from lake.config import KeyStore
 from lake.errors import Issue, LakeError, StorageError
@@ -66,6 +66,9 @@ class CollectorConfig:
     fsync: bool = True
     # Validation is CPU-bound Python: processes, not threads, use both cores (0 = in-process).
     validate_workers: int = 0
+    # Publish to this NATS JetStream instead of the WAL and lake (ingest/jetstream.py).
+    forward_nats: str | None = None
+    forward_stream: str = "AUDIT"
 
 
 @dataclass
@@ -201,6 +204,9 @@ class Collector:
 
     def overloaded(self) -> bool:
         return self._pending_events >= self.config.max_pending_events
+
+    def wal_stats(self) -> WalStats:
+        return self.wal.stats()
 
     def accept(self, table: pa.Table) -> int:
         """Make a validated table durable, then hand it to the batcher. Blocks on fsync.
@@ -403,7 +409,11 @@ def create_app(collector: Collector) -> Starlette:
             log(event="forbidden", token=auth.name, status=403)
             return _error(403, "token not allowed for these tenants; nothing was kept", denied)
         if table.num_rows:
-            await anyio.to_thread.run_sync(collector.accept, table)
+            try:
+                await anyio.to_thread.run_sync(collector.accept, table)
+            except StorageError as exc:  # forwarding: the broker did not take them all
+                log(event="unavailable", token=auth.name, error=str(exc), status=503)
+                return _error(503, f"{exc}; nothing was accepted", headers={"Retry-After": "1"})
         collector.metrics.add("auditlake_events_accepted_total", table.num_rows)
         collector.metrics.add("auditlake_requests_accepted_total")
         ms = (time.perf_counter() - started) * 1000
@@ -411,7 +421,7 @@ def create_app(collector: Collector) -> Starlette:
         return JSONResponse({"accepted": table.num_rows}, status_code=202)
 
     async def health(request: Request) -> Response:
-        stats = collector.wal.stats()
+        stats = collector.wal_stats()
         status = "failing" if collector.failed else "ok"
         return JSONResponse(
             {
@@ -424,7 +434,7 @@ def create_app(collector: Collector) -> Starlette:
         )
 
     async def metrics(request: Request) -> Response:
-        stats = collector.wal.stats()
+        stats = collector.wal_stats()
         collector.metrics.set("auditlake_wal_records", stats.records)
         collector.metrics.set("auditlake_wal_bytes", stats.bytes)
         return PlainTextResponse(collector.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -467,7 +477,12 @@ def serve(config: CollectorConfig, host: str, port: int) -> None:
     """Run the collector until SIGTERM/SIGINT, then flush, seal, commit and return."""
     import uvicorn
 
-    collector = Collector(config)
+    if config.forward_nats:
+        from ingest.jetstream import ForwardingCollector
+
+        collector: Collector = ForwardingCollector(config)
+    else:
+        collector = Collector(config)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(collector),

@@ -8,6 +8,10 @@ from a fresh snapshot. Delta records app transactions but does not enforce them
 (FACTS.md), so the check-then-commit on one snapshot is what keeps logs from forking; it
 works on object storage, where file locks do not.
 
+A streaming source (ingest/source.py) also records how far it got, per tenant, as app
+transactions `auditlake/source/<source>/<tenant>` in the same commit as the events: what
+is in the lake and how far the source was read can never disagree after a crash.
+
 Sealing is a second, idempotent step serialised the same way on the checkpoints table
 (`auditlake/seal/<tenant>` = sealed size). A crash between the two commits leaves events
 `unsealed` (verify reports it) until the next append or `seal` completes the checkpoint.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -53,6 +57,7 @@ from lake.tiles import TileLog
 
 Progress = Callable[[str, int, int], None]
 MAX_ATTEMPTS = 40
+SOURCE_APP_PREFIX = "auditlake/source/"
 
 
 # ZSTD, and no dictionary for columns whose every value is unique (a dictionary there only
@@ -78,6 +83,16 @@ def _crash_point(name: str) -> None:
     """
     if os.environ.get("AUDITLAKE_CRASH_AT") == name:
         os._exit(86)
+
+
+def source_app_id(source: str, tenant: str) -> str:
+    """Delta app-transaction id whose version is how far `source` was read for `tenant`."""
+    return f"{SOURCE_APP_PREFIX}{source}/{check_tenant(tenant)}"
+
+
+def source_position(table: DeltaTable, source: str, tenant: str) -> int:
+    """The source position recorded with the tenant's events in this snapshot (0: none)."""
+    return int(table.transaction_version(source_app_id(source, tenant)) or 0)
 
 
 def new_batch_id() -> str:
@@ -153,6 +168,24 @@ def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray
     return np.asarray(pc.is_in(want, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
 
 
+def _repeated_mask(batch: pa.Table) -> np.ndarray:
+    """Rows whose (tenant, event_id) already came earlier in the same batch.
+
+    One request never holds a repeated id (validation refuses it), but a collector batch
+    joins several requests, and a client's retry can sit in the same batch as its first
+    attempt: the first occurrence is kept, as it would be across batches.
+    """
+    sep = pa.scalar("\x00", pa.string())
+    keys = pc.binary_join_element_wise(batch.column("tenant"), batch.column("event_id"), sep)
+    if len(pc.unique(keys)) == batch.num_rows:  # the usual case: one hash pass, no sort
+        return np.zeros(batch.num_rows, dtype=bool)
+    rows = pa.table({"k": keys, "i": pa.array(np.arange(batch.num_rows))})
+    first = rows.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
+    repeated = np.ones(batch.num_rows, dtype=bool)
+    repeated[first.to_numpy()] = False
+    return repeated
+
+
 def _sequence(batch: pa.Table, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """seq for every row (input order within a tenant) and each tenant's row positions.
 
@@ -197,6 +230,7 @@ def append(
     batch_id: str | None = None,
     received_at: datetime | None = None,
     dedupe: bool = True,
+    source_positions: Mapping[str, int] | None = None,
     progress: Progress = _no_progress,
 ) -> AppendResult:
     """Append validated events (wire.OUTPUT_SCHEMA) as one batch, then seal each tenant.
@@ -208,6 +242,10 @@ def append(
     (`dedupe=False` skips that check for writers whose ids are fresh by construction,
     such as the read audit).
     The batch is all or nothing: one Delta commit for all its rows.
+
+    `source_positions` maps app ids (`source_app_id`) to positions recorded in that same
+    commit; a position never goes back (the larger of it and the snapshot's is kept). A
+    batch whose events are all duplicates commits nothing, so records no position.
     """
     batch_id = batch_id or new_batch_id()
     result = AppendResult(batch_id)
@@ -237,7 +275,9 @@ def append(
         table = lake.events_table()
         sizes = {t: Lake.tree_size(table, t) for t in tenants}
         dup = (
-            _existing_mask(lake, table, events) if dedupe else np.zeros(events.num_rows, dtype=bool)
+            _existing_mask(lake, table, events) | _repeated_mask(events)
+            if dedupe
+            else np.zeros(events.num_rows, dtype=bool)
         )
         keep = ~dup
         batch = events.filter(pa.array(keep)) if dup.any() else events
@@ -262,6 +302,10 @@ def append(
         rows = _storage_order(rows)
         new_sizes = {t: sizes[t] + len(positions.get(t, ())) for t in tenants}
         txns = [Transaction(app_id=seq_app_id(t), version=new_sizes[t]) for t in positions]
+        txns += [
+            Transaction(app_id=app, version=max(pos, int(table.transaction_version(app) or 0)))
+            for app, pos in (source_positions or {}).items()
+        ]
         progress("write", 0, batch.num_rows)
         try:
             write_deltalake(

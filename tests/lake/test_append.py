@@ -15,7 +15,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from ingest.demo import generate
-from lake.append import append, seal
+from lake.append import append, seal, source_app_id, source_position
 from lake.config import KeyStore, TrustStore
 from lake.storage import Lake, seq_app_id
 from lake.verify import verify_lake
@@ -68,6 +68,20 @@ def test_partly_new_batch_appends_only_the_new_events(fresh) -> None:  # type: i
     assert verify_lake(lake, trusted).ok
 
 
+def test_a_retry_in_the_same_batch_as_its_first_attempt_is_kept_once(fresh) -> None:  # type: ignore[no-untyped-def]
+    # A collector batch joins several requests: a client's retry can sit beside the
+    # request it retries. The first occurrence is kept, as across batches.
+    lake, signer, trusted, _ = fresh
+    batch = events(6)
+    retried = pa.concat_tables([batch, batch.slice(10, 5), batch.slice(0, 1)])
+    result = append(lake, retried, signer)
+    assert result.appended == batch.num_rows and result.duplicates == 6
+    stored = lake.read_rows(lake.data_files(lake.events_table()), ["tenant", "event_id"])
+    keys = list(zip(stored["tenant"].to_pylist(), stored["event_id"].to_pylist(), strict=True))
+    assert len(keys) == len(set(keys)) == batch.num_rows
+    assert verify_lake(lake, trusted).ok
+
+
 def test_one_checkpoint_per_tenant_per_batch_with_growing_sizes(fresh) -> None:  # type: ignore[no-untyped-def]
     lake, signer, trusted, _ = fresh
     for seed in (3, 4, 5):
@@ -75,6 +89,30 @@ def test_one_checkpoint_per_tenant_per_batch_with_growing_sizes(fresh) -> None: 
     cps = lake.read_checkpoints({"northwind"})
     sizes = cps.column("tree_size").to_pylist()
     assert len(sizes) == 3 and sizes == sorted(sizes) and len(set(sizes)) == 3
+    assert verify_lake(lake, trusted).ok
+
+
+def test_source_positions_commit_with_the_events_and_never_go_back(fresh) -> None:  # type: ignore[no-untyped-def]
+    lake, signer, trusted, _ = fresh
+    src = "jetstream/S@1"
+    app = source_app_id(src, "northwind")
+    batch = events(6, per_day=10)
+    append(lake, batch.slice(0, 20), signer, source_positions={app: 7})
+    table = lake.events_table()
+    assert source_position(table, src, "northwind") == 7
+    # One commit: the snapshot before it has neither the events nor the position.
+    before = DeltaTable(lake.events_uri, version=table.version() - 1)
+    assert source_position(before, src, "northwind") == 0
+    assert Lake.tree_size(before, "northwind") == 0
+    # A stale writer's lower position does not move it back.
+    append(lake, batch.slice(20), signer, source_positions={app: 3})
+    assert source_position(lake.events_table(), src, "northwind") == 7
+    # A batch of duplicates commits nothing, so records nothing.
+    version = lake.events_table().version()
+    result = append(lake, batch, signer, source_positions={app: 99})
+    assert result.appended == 0 and lake.events_table().version() == version
+    assert source_position(lake.events_table(), src, "northwind") == 7
+    assert source_position(lake.events_table(), src, "contoso") == 0
     assert verify_lake(lake, trusted).ok
 
 
