@@ -7,28 +7,63 @@ Parquet) may use nested columns (`actor.id`) or the stored flat names (`actor_id
 
 The input's SHA-256 seeds the ids given to events that arrive without one, so ingesting
 the same file twice yields the same ids, and the lake keeps one copy.
+
+Memory stays bounded by the chunk and batch sizes, not by the input, in two passes:
+
+1. `open_input` reads JSON Lines a chunk at a time (CHUNK_BYTES), hashes it, validates
+   each chunk (in worker processes for large inputs) and spools the valid rows to an
+   anonymous temporary Arrow IPC file (0600, gone when closed, even after a crash). It
+   keeps only the rejects and, per event with a client id, a 64-bit fingerprint of
+   (tenant, id): 8 bytes per event is all that grows with the input. Fingerprints that
+   repeat are checked exactly against the spool, which names each duplicate.
+2. `Spooled.batches` reads the spool back in batches, assigns the missing ids (they
+   depend on the whole input's digest, known only now) and drops the duplicates.
+
+So every problem of an input is known before anything is written. JSON arrays, CSV and
+Parquet are still read whole (a parser per format would be needed to stream them), then
+spooled like the rest.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import csv
 import hashlib
 import io
 import multiprocessing
+import os
+import secrets
 import sys
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.errors import Issue, UsageError, ValidationError
-from lake.wire import Validated, merge, parse_json_array, parse_jsonl, validate
+from lake.wire import (
+    OUTPUT_SCHEMA,
+    Rejected,
+    Scanned,
+    Validated,
+    assign_missing_ids,
+    parse_json_array,
+    scan_jsonl,
+    validate,
+)
+
+Progress = Callable[[str, int, int], None]
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
 _EXTENSIONS = {
@@ -52,17 +87,6 @@ _FLAT = {
 _RENAME = {"event_id": "id"}
 
 
-@dataclass
-class Input:
-    """One input, read and validated."""
-
-    name: str
-    format: str
-    digest: str
-    validated: Validated
-    total: int
-
-
 def detect_format(name: str, explicit: str | None, head: bytes = b"") -> str:
     """The input format: explicit, else by extension, else sniffed (stdin)."""
     if explicit:
@@ -82,19 +106,180 @@ def detect_format(name: str, explicit: str | None, head: bytes = b"") -> str:
     return "json" if head.lstrip()[:1] == b"[" else "jsonl"
 
 
-def read_bytes(name: str) -> bytes:
-    """Read a file, or stdin for '-', with a clear error when it cannot be read."""
-    if name == "-":
-        return sys.stdin.buffer.read()
-    path = Path(name)
+# JSON Lines are read, validated and spooled in chunks of about this many bytes (cut at a
+# line end). AUDITLAKE_INGEST_CHUNK_BYTES overrides it, for tests of many-chunk inputs.
+CHUNK_BYTES = int(os.environ.get("AUDITLAKE_INGEST_CHUNK_BYTES", 8 * 1024 * 1024))
+# Below this size one process is faster than starting workers (interpreter + imports).
+PARALLEL_MIN_BYTES = 96 * 1024 * 1024
+# Chunks handed to the workers ahead of the one being spooled, per worker: enough to keep
+# them busy, few enough to bound memory (each is CHUNK_BYTES of input and its rows).
+AHEAD_PER_WORKER = 2
+# Columns the spool keeps beside the events: input position (ids, duplicates) and line.
+_POSITION, _LINE = "_position", "_line"
+_ROWS_SCHEMA = pa.schema([f.with_nullable(True) for f in OUTPUT_SCHEMA])
+SPOOL_SCHEMA = _ROWS_SCHEMA.append(pa.field(_POSITION, pa.int64())).append(
+    pa.field(_LINE, pa.int64())
+)
+
+
+@dataclass
+class Input:
+    """One input, read and validated, held in memory (see `load`)."""
+
+    name: str
+    format: str
+    digest: str
+    validated: Validated
+    total: int
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        return self.validated.rejected
+
+
+class Spooled:
+    """One input, validated and spooled to disk: `batches` yields its valid events.
+
+    A context manager: closing it removes the spool.
+    """
+
+    def __init__(self, name: str, fmt: str, spool: IO[bytes]) -> None:
+        self.name = name
+        self.format = fmt
+        self.digest = ""
+        self.total = 0  # events in the input, valid or not
+        self.rows = 0  # valid events, duplicates included until `_drop` is known
+        self.rejected: list[Rejected] = []
+        self.spool_batches = 0  # record batches written to the spool
+        self._spool = spool
+        self._drop = np.zeros(0, dtype=np.int64)  # input positions of duplicates
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [issue for r in self.rejected for issue in r.issues]
+
+    def __enter__(self) -> Spooled:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def batches(self, size: int) -> Iterator[pa.Table]:
+        """The valid events in input order, `size` at a time (the last may be smaller).
+
+        Ids are assigned here, where the input's digest is known; duplicates are dropped.
+        Only one batch (and one spooled chunk) is in memory at a time.
+        """
+        namespace = self.digest.encode()
+        pending: list[pa.RecordBatch] = []
+        count = 0
+        for batch in self._spooled():
+            if self._drop.size:
+                keep = ~np.isin(batch.column(_POSITION).to_numpy(), self._drop)
+                batch = batch.filter(pa.array(keep))
+            while batch.num_rows:
+                take = min(size - count, batch.num_rows)
+                pending.append(batch.slice(0, take))
+                batch = batch.slice(take)
+                count += take
+                if count == size:
+                    table, pending, count = _finish(pending, namespace), [], 0
+                    yield table
+        if pending:
+            yield _finish(pending, namespace)
+
+    def read_all(self) -> pa.Table:
+        """Every valid event as one table (for callers that want it in memory)."""
+        parts = list(self.batches(max(self.rows, 1)))
+        return parts[0] if parts else _ROWS_SCHEMA.empty_table()
+
+    def _spooled(self) -> Iterator[pa.RecordBatch]:
+        self._spool.seek(0)
+        if self.spool_batches == 0:
+            return
+        # Read through the file object, not a memory map: pages of a mapped spool would
+        # count in the process's memory until the whole map was released.
+        reader = pa.ipc.open_file(self._spool)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
+
+
+def _finish(batches: list[pa.RecordBatch], namespace: bytes) -> pa.Table:
+    """Spooled batches → one table of events with ids (its chunks are the batches: no copy)."""
+    table = pa.Table.from_batches(batches)
+    positions = table.column(_POSITION).to_numpy()
+    table = table.select(_ROWS_SCHEMA.names)
+    return assign_missing_ids(table, namespace, positions)
+
+
+def spool_dir_for(lake: str) -> Path | None:
+    """Where to spool for a lake: beside it when it is on local disk, else $TMPDIR.
+
+    Beside the lake rather than in /tmp, which is often a RAM disk: the spool is about
+    as large as the valid part of the input, in Arrow form.
+    """
+    if "://" in lake:
+        return None
+    return Path(lake).resolve().parent
+
+
+def _temporary(spool_dir: Path | None) -> IO[bytes]:
+    """An anonymous file (0600, unlinked already): nothing is left behind, even on a kill."""
+    if spool_dir is not None:
+        try:
+            return tempfile.TemporaryFile(prefix=".auditlake-spool-", dir=spool_dir)
+        except OSError:
+            pass  # not writable there: fall back to the system's temporary directory
+    return tempfile.TemporaryFile(prefix="auditlake-spool-")
+
+
+def open_input(
+    name: str,
+    fmt: str | None = None,
+    *,
+    data: bytes | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+    spool_dir: Path | None = None,
+) -> Spooled:
+    """Read, validate and spool one input (a path, or '-' for stdin).
+
+    With `workers` > 1, JSON Lines inputs of PARALLEL_MIN_BYTES and more are validated in
+    that many processes. They are started with "spawn", so a calling script needs the
+    usual `if __name__ == "__main__":` guard; the CLI passes one worker per core.
+    `data` stands in for the input's bytes (tests, callers holding it already).
+    """
+    label = "stdin" if name == "-" else name
+    stream, size = _open_stream(name, data)
+    spooled: Spooled | None = None
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{name}: is a directory") from None
-    except PermissionError:
-        raise UsageError(f"{name}: permission denied") from None
+        head = stream.read(64)
+        kind = detect_format(name, fmt, head)
+        spooled = Spooled(label, kind, _temporary(spool_dir))
+        try:
+            if kind == "jsonl":
+                _spool_jsonl(spooled, stream, head, size, name, data, workers, progress, spool_dir)
+            else:
+                _spool_whole(spooled, head + stream.read(), label)
+        except ValidationError as exc:
+            exc.source = label
+            raise
+    except BaseException:
+        if spooled is not None:
+            spooled.close()
+        raise
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    return spooled
 
 
 def load(
@@ -102,112 +287,312 @@ def load(
     fmt: str | None = None,
     data: bytes | None = None,
     workers: int = 1,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Input:
-    """Read and validate one input (a path, or '-' for stdin).
+    """Read and validate one input into memory: `open_input`, then its events as a table.
 
-    With `workers` > 1, large JSON Lines inputs are validated in that many processes.
-    They are started with "spawn", so a calling script needs the usual
-    `if __name__ == "__main__":` guard; the CLI passes one worker per core.
+    For inputs that fit in memory (tests, benchmarks); the CLI streams with `open_input`.
     """
-    raw = read_bytes(name) if data is None else data
-    kind = detect_format(name, fmt, raw[:64])
-    digest = hashlib.sha256(raw).hexdigest()
-    namespace = f"{digest}".encode()
-    label = "stdin" if name == "-" else name
+    with open_input(name, fmt, data=data, workers=workers, progress=progress) as spooled:
+        table = spooled.read_all()
+        validated = Validated(table=table, rejected=spooled.rejected)
+        return Input(spooled.name, spooled.format, spooled.digest, validated, spooled.total)
+
+
+def _open_stream(name: str, data: bytes | None) -> tuple[IO[bytes], int | None]:
+    """The input as a binary stream, and its size when known."""
+    if data is not None:
+        return io.BytesIO(data), len(data)
+    if name == "-":
+        return sys.stdin.buffer, None
+    path = Path(name)
     try:
-        if kind == "jsonl":
-            validated = _validate_jsonl(raw, namespace, workers, progress)
-        elif kind == "json":
-            records = parse_json_array(raw)
-            validated = validate(records, namespace=namespace)
-        elif kind == "csv":
-            records, lines, issues = _csv_records(raw)
-            validated = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
-        else:
-            records, issues = _parquet_records(raw, label)
-            validated = validate(records, namespace=namespace, pre_issues=issues)
-    except ValidationError as exc:
-        exc.source = label
-        raise
-    total = len(validated.lines) if validated.lines is not None else len(records)
-    return Input(label, kind, digest, validated, total)
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory") from None
+    except PermissionError:
+        raise UsageError(f"{name}: permission denied") from None
+    return fh, os.fstat(fh.fileno()).st_size
 
 
-# JSON Lines are validated in chunks of about this many bytes: a smaller live set of
-# Python objects per step is faster (12.4 s against 15.9 s for 1M events in one piece,
-# measured), and chunks are what worker processes share out.
-CHUNK_BYTES = 8 * 1024 * 1024
-# Below this size one process is faster than starting workers (interpreter + imports).
-PARALLEL_MIN_BYTES = 96 * 1024 * 1024
-
-
-def _validate_chunk(
-    data: bytes, namespace: bytes, first_line: int, offset: int, check_ids: bool = True
-) -> Validated:
-    """Parse and validate one chunk of a JSON Lines input (maybe in a worker process)."""
-    records, lines, issues = parse_jsonl(data, first_line)
-    return validate(
-        records,
-        namespace=namespace,
-        lines=lines,
-        pre_issues=issues,
-        index_offset=offset,
-        check_ids=check_ids,
+def _spool_whole(spooled: Spooled, raw: bytes, label: str) -> None:
+    """JSON arrays, CSV and Parquet: read whole, validated as before, then spooled."""
+    spooled.digest = hashlib.sha256(raw).hexdigest()
+    namespace = spooled.digest.encode()
+    if spooled.format == "json":
+        records = parse_json_array(raw)
+        validated = validate(records, namespace=namespace)
+    elif spooled.format == "csv":
+        records, lines, issues = _csv_records(raw)
+        validated = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
+    else:
+        records, issues = _parquet_records(raw, label)
+        validated = validate(records, namespace=namespace, pre_issues=issues)
+    del raw
+    table = validated.table
+    positions = validated.positions if validated.positions is not None else np.zeros(0)
+    table = table.append_column(_POSITION, pa.array(positions, pa.int64())).append_column(
+        _LINE, pa.nulls(table.num_rows, pa.int64())
     )
+    with pa.ipc.new_file(spooled._spool, SPOOL_SCHEMA) as writer:
+        if table.num_rows:
+            writer.write_table(table.cast(SPOOL_SCHEMA))
+            spooled.spool_batches = 1
+    spooled.total = len(records)
+    spooled.rows = table.num_rows
+    spooled.rejected = validated.rejected
 
 
-def _spans(raw: bytes, size: int) -> list[tuple[int, int]]:
-    """Cut `raw` into pieces of about `size` bytes, each ending at a newline."""
-    spans = []
-    start = 0
-    while start < len(raw):
-        cut = raw.find(b"\n", start + size)
-        end = len(raw) if cut < 0 else cut + 1
-        spans.append((start, end))
-        start = end
-    return spans
+@dataclass
+class _Chunk:
+    """What a worker sends back for one chunk of JSON Lines."""
+
+    scanned: Scanned
+    fingerprints: np.ndarray
 
 
-def _validate_jsonl(
-    raw: bytes,
-    namespace: bytes,
+def _scan_chunk(data: bytes, first_line: int, seed: int) -> _Chunk:
+    """Validate one chunk of JSON Lines (maybe in a worker process)."""
+    scanned = scan_jsonl(data, first_line)
+    table = scanned.table
+    return _Chunk(scanned, fingerprints(table.column("tenant"), table.column("event_id"), seed))
+
+
+def _chunks(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
+    """The stream in pieces of about CHUNK_BYTES, each ending at a line end (but the last)."""
+    rest = head
+    while True:
+        block = stream.read(CHUNK_BYTES)
+        if not block:
+            if rest:
+                yield rest
+            return
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data  # one line longer than a chunk: keep reading
+            continue
+        yield data[: cut + 1]
+        rest = data[cut + 1 :]
+
+
+def _spool_jsonl(
+    spooled: Spooled,
+    stream: IO[bytes],
+    head: bytes,
+    size: int | None,
+    name: str,
+    data: bytes | None,
     workers: int,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> Validated:
-    """Validate JSON Lines chunk by chunk, in worker processes when the input is large.
+    progress: Progress | None,
+    spool_dir: Path | None,
+) -> None:
+    """Pass 1 over JSON Lines: hash, validate and spool chunk by chunk, in input order.
 
-    Each chunk knows its first line and how many events precede it, so the result is
-    identical however the work is split (ids, indexes, lines, rejects); ids are checked
-    for duplicates once, across the whole input, in `merge`.
+    Chunks are validated independently (each knows its first line; event indexes are
+    shifted here, as results come back in order), so the outcome is the same however
+    the input is cut and whichever process validates each piece.
     """
-    spans = _spans(raw, CHUNK_BYTES)
-    if len(spans) <= 1:
-        return _validate_chunk(raw, namespace, 1, 0)
-    jobs = []
-    line, events = 1, 0
-    for a, b in spans:
-        jobs.append((a, b, line, events))
-        part = raw[a:b]
-        line += part.count(b"\n")
-        events += sum(1 for text in part.split(b"\n") if text.strip())
     report = progress or (lambda stage, done, total: None)
-    parts = []
-    if workers <= 1 or len(raw) < PARALLEL_MIN_BYTES:
-        for a, b, ln, ev in jobs:
-            parts.append(_validate_chunk(raw[a:b], namespace, ln, ev, False))
-            report("validate", b, len(raw))
-        return merge(parts)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(_validate_chunk, raw[a:b], namespace, ln, ev, False)
-            for a, b, ln, ev in jobs
-        ]
-        for (_, b, _, _), future in zip(jobs, futures, strict=True):
-            parts.append(future.result())
-            report("validate", b, len(raw))
-    return merge(parts)
+    seed = secrets.randbits(64)
+    digest = hashlib.sha256()
+    prints: list[np.ndarray] = []
+    ahead: deque[tuple[Future[_Chunk], int]] = deque()  # (work, input bytes up to its end)
+    read, line = 0, 1
+    with contextlib.ExitStack() as cleanup:
+        # stdin cannot be read twice: keep a copy, in case a duplicate must be quoted.
+        copy = None
+        if name == "-" and data is None:
+            copy = cleanup.enter_context(_temporary(spool_dir))
+        pool: ProcessPoolExecutor | None = None
+        writer = cleanup.enter_context(pa.ipc.new_file(spooled._spool, SPOOL_SCHEMA))
+
+        def spool(chunk: _Chunk, done: int) -> None:
+            scanned, offset = chunk.scanned, spooled.total
+            table = scanned.table.append_column(
+                _POSITION, pa.array(scanned.positions + offset, pa.int64())
+            ).append_column(_LINE, pa.array(scanned.lines, pa.int64()))
+            for batch in table.to_batches():
+                writer.write_batch(batch)
+                spooled.spool_batches += 1
+            spooled.rows += table.num_rows
+            spooled.rejected += [_shifted(r, offset) for r in scanned.rejected]
+            spooled.total += scanned.events
+            prints.append(chunk.fingerprints)
+            report("validate", done, size or read)
+
+        for piece in _chunks(stream, head):
+            digest.update(piece)
+            if copy is not None:
+                copy.write(piece)
+            first_line, line = line, line + piece.count(b"\n")
+            read += len(piece)
+            if pool is None and workers > 1 and max(read, size or 0) >= PARALLEL_MIN_BYTES:
+                context = multiprocessing.get_context("spawn")
+                pool = ProcessPoolExecutor(workers, mp_context=context)
+                cleanup.callback(pool.shutdown, cancel_futures=True)
+            if pool is None:
+                spool(_scan_chunk(piece, first_line, seed), read)
+                continue
+            ahead.append((pool.submit(_scan_chunk, piece, first_line, seed), read))
+            del piece
+            while len(ahead) > AHEAD_PER_WORKER * workers:
+                work, done = ahead.popleft()
+                spool(work.result(), done)
+        while ahead:
+            work, done = ahead.popleft()
+            spool(work.result(), done)
+        writer.close()
+        spooled.digest = digest.hexdigest()
+        _reject_duplicates(spooled, prints, seed, copy, name, data)
+
+
+def _shifted(r: Rejected, offset: int) -> Rejected:
+    if not offset:
+        return r
+    issues = [Issue(i.index + offset, i.field, i.message, i.line) for i in r.issues]
+    return Rejected(r.index + offset, r.raw, issues, r.line)
+
+
+# -- Duplicate ids across a whole input, in bounded memory ------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def fingerprints(
+    tenant: pa.Array | pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray, seed: int
+) -> np.ndarray:
+    """A 64-bit fingerprint of (tenant, id) for each row with an id, in row order.
+
+    Equal keys give equal fingerprints; different keys collide with probability 2^-64
+    per pair, and every collision is checked exactly (`_reject_duplicates`). Valid
+    tenants and ids are printable ASCII, so the keys padded to one width form a matrix of
+    64-bit words that numpy mixes column by column, without a Python step per event.
+    `seed` (random per ingest) keeps crafted inputs from colliding on purpose.
+    """
+    has_id = pc.is_valid(ids)
+    if not _all(has_id):
+        tenant, ids = pc.filter(tenant, has_id), pc.filter(ids, has_id)
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    keys = pc.binary_join_element_wise(tenant, ids, pa.scalar("\x00", pa.string()))
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False).astype(np.uint64)
+    width = (int(lengths.max()) + 7) // 8 * 8
+    padded = pc.utf8_rpad(keys, width=width, padding="\x00")
+    n = len(keys)
+    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset :][: n + 1]
+    start = int(offsets[0])
+    if int(offsets[-1]) - start != n * width:
+        # Some key is not ASCII (validated rows never are): fingerprint one at a time.
+        salt = seed.to_bytes(8, "little")
+        return np.array(
+            [
+                int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, salt=salt).digest())
+                for k in keys.to_pylist()
+            ],
+            dtype=np.uint64,
+        )
+    words = (
+        np.frombuffer(padded.buffers()[2], dtype=np.uint8, count=n * width, offset=start)
+        .view(np.uint64)
+        .reshape(n, width // 8)
+    )
+    h: np.ndarray = lengths * _GOLDEN ^ np.uint64(seed)
+    for k in range(width // 8):
+        h = (h ^ words[:, k]) * _MIX1
+        h ^= h >> np.uint64(32)
+    h ^= h >> np.uint64(33)
+    h *= _MIX2
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def _all(mask: pa.Array | pa.ChunkedArray) -> bool:
+    return bool(pc.all(mask).as_py())
+
+
+def _reject_duplicates(
+    spooled: Spooled,
+    prints: list[np.ndarray],
+    seed: int,
+    copy: IO[bytes] | None,
+    name: str,
+    data: bytes | None,
+) -> None:
+    """Two events of one tenant in one input may not share an id (as `lake.wire.validate`).
+
+    Only ids whose fingerprint repeats are looked at again, exactly, in the spool; each
+    repeat after the first is rejected, quoted as it was sent.
+    """
+    every = np.concatenate(prints) if prints else np.zeros(0, dtype=np.uint64)
+    del prints[:]
+    every.sort()
+    repeated = np.unique(every[1:][every[1:] == every[:-1]])
+    del every
+    if not repeated.size:
+        return
+    first: dict[tuple[str, str], int] = {}
+    found: list[tuple[int, int, str]] = []  # (position, line, message)
+    for batch in spooled._spooled():
+        suspects = np.isin(
+            fingerprints(batch.column("tenant"), batch.column("event_id"), seed), repeated
+        )
+        if not suspects.any():
+            continue
+        with_id = batch.filter(pc.is_valid(batch.column("event_id"))).filter(pa.array(suspects))
+        for tenant, event_id, position, line in zip(
+            *(with_id.column(c).to_pylist() for c in ("tenant", "event_id", _POSITION, _LINE)),
+            strict=True,
+        ):
+            seen = first.setdefault((tenant, event_id), position)
+            if seen != position:
+                message = f"duplicate id {event_id!r}: event {seen} of this input already uses it"
+                found.append((position, line, message))
+    if not found:
+        return
+    sent = _lines_as_sent({line for _, line, _ in found}, copy, name, data)
+    extra = [
+        Rejected(position, orjson.loads(sent[line]), [Issue(position, "id", message, line)], line)
+        for position, line, message in found
+    ]
+    spooled._drop = np.array(sorted(p for p, _, _ in found), dtype=np.int64)
+    spooled.rows -= len(extra)
+    spooled.rejected = sorted(spooled.rejected + extra, key=lambda r: r.index)
+
+
+def _lines_as_sent(
+    wanted: set[int], copy: IO[bytes] | None, name: str, data: bytes | None
+) -> dict[int, bytes]:
+    """The given lines of the input, read again (stdin from its copy)."""
+    todo = sorted(wanted)
+    out: dict[int, bytes] = {}
+    line = 1
+    with contextlib.ExitStack() as stack:
+        if copy is not None:
+            copy.seek(0)
+            stream: IO[bytes] = copy
+        elif data is not None:
+            stream = io.BytesIO(data)
+        else:
+            stream = stack.enter_context(Path(name).open("rb"))
+        for piece in _chunks(stream, b""):
+            ends = piece.count(b"\n")
+            # Pieces end at a line end, but the last may end without one.
+            whole = ends if piece.endswith(b"\n") else ends + 1
+            lo, hi = bisect.bisect_left(todo, line), bisect.bisect_left(todo, line + whole)
+            if hi > lo:
+                texts = piece.split(b"\n")
+                for n in todo[lo:hi]:
+                    out[n] = texts[n - line]
+            line += ends
+            if len(out) == len(todo):
+                break
+    return out
 
 
 def _nest(
@@ -293,13 +678,13 @@ def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
     return records, issues
 
 
-def write_rejects(path: Path, inp: Input, *, append: bool = False) -> int:
+def write_rejects(path: Path, inp: Input | Spooled, *, append: bool = False) -> int:
     """Write rejected events, each with its reasons, as JSON Lines beside the input.
 
     With `append`, several inputs share one rejects file (each line names its input).
     """
     with path.open("ab" if append else "wb") as fh:
-        for r in inp.validated.rejected:
+        for r in inp.rejected:
             fh.write(
                 orjson.dumps(
                     {
@@ -313,4 +698,4 @@ def write_rejects(path: Path, inp: Input, *, append: bool = False) -> int:
                 )
                 + b"\n"
             )
-    return len(inp.validated.rejected)
+    return len(inp.rejected)

@@ -1,10 +1,13 @@
 """Wire events (JSON objects) → a validated, normalised Arrow table.
 
-Validation is column-wise: each field is pulled out of all events at once with C-level
-comprehensions, then checked with vectorised pyarrow kernels (regexes, enums, timestamp
-casts). Only when a column fails does the slow path walk it event by event, so that every
-rejection names the event (index), the field and the reason. The one unavoidable per-event
-step is canonicalising `details` (sorted keys, compact) with orjson.
+Validation is column-wise, in two tiers. The fast path converts blocks of plain events to
+Arrow in one C++ pass and checks every rule with vectorised kernels (regexes, enums,
+timestamp casts); it can only say "all valid". Any block it declines, or that holds an
+invalid event, goes through the reference validator (`_validate_exact`), which pulls each
+field out with C-level comprehensions and, where a column fails, walks it event by event
+so that every rejection names the event (index), the field and the reason. Property tests
+hold the two to identical output. The one unavoidable per-event step is canonicalising
+`details` (sorted keys, compact) with orjson.
 
 Output columns are the stored columns without `received_at`, `seq`, `batch_id` and
 `leaf_hash`: those belong to the moment of appending, not to validation.
@@ -12,6 +15,7 @@ Output columns are the stored columns without `received_at`, `seq`, `batch_id` a
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import re
@@ -112,7 +116,7 @@ class Validated:
     table: pa.Table
     rejected: list[Rejected] = field(default_factory=list)
     # Input index of each row of `table`, and line numbers of all records, when known:
-    # what `merge` needs to check ids across separately validated parts of one input.
+    # what a caller needs to check ids across separately validated parts of one input.
     positions: np.ndarray | None = None
     lines: list[int] | None = None
 
@@ -389,15 +393,21 @@ def _inexact_number(value: Any, path: str) -> str | None:
 def _parse_times(arr: pa.StringArray, issues: _Collector) -> pa.TimestampArray:
     """RFC 3339 strings with offsets → timestamp[us, UTC]; bad values are reported, not guessed."""
     well_formed = pc.fill_null(pc.match_substring_regex(arr, TIME_PATTERN), False)
-    for i in _true_positions(pc.and_(pc.is_valid(arr), pc.invert(well_formed))):
+    malformed = _true_positions(pc.and_(pc.is_valid(arr), pc.invert(well_formed)))
+    for i in malformed:
         issues.add(i, "time", TIME_SHAPE_MESSAGE.format(value=_shorten(arr[i].as_py())))
-    sub_micro = pc.and_(well_formed, pc.match_substring_regex(arr, SUBMICRO_PATTERN))
-    for i in _true_positions(sub_micro):
-        issues.add(i, "time", SUBMICRO_MESSAGE)
-    usable = pc.and_(well_formed, pc.invert(sub_micro))
-    text = pc.if_else(usable, arr, pa.scalar(None, pa.string()))
-    text = pc.replace_substring_regex(text, r"(\.[0-9]{6})[0-9]+", r"\1")
-    text = pc.utf8_upper(text)
+    # Digits past microseconds are rare, and the regexes that handle them cost more than
+    # the rest together: run them only where a fraction has seven digits or more.
+    text = pc.if_else(well_formed, arr, pa.scalar(None, pa.string())) if malformed else arr
+    long_fraction = pc.and_(well_formed, pc.match_substring_regex(arr, r"\.[0-9]{7}"))
+    if _any_true(long_fraction):
+        sub_micro = pc.and_(long_fraction, pc.match_substring_regex(arr, SUBMICRO_PATTERN))
+        for i in _true_positions(sub_micro):
+            issues.add(i, "time", SUBMICRO_MESSAGE)
+        usable = pc.and_(well_formed, pc.invert(sub_micro))
+        text = pc.if_else(usable, arr, pa.scalar(None, pa.string()))
+        text = pc.replace_substring_regex(text, r"(\.[0-9]{6})[0-9]+", r"\1")
+    text = pc.ascii_upper(text)  # only well-formed, hence ASCII, values are left
     try:
         return pc.cast(text, UTC_US)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -449,6 +459,148 @@ def assign_ids(times: pa.TimestampArray, namespace: bytes, start_index: int = 0)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
 
 
+def _check_records(
+    records: Sequence[Any],
+    lines: Sequence[int] | None,
+    pre_issues: Sequence[Issue],
+    reserved_ok: bool,
+) -> tuple[pa.Table, np.ndarray, list[Rejected]]:
+    """Every check of `validate` but ids: the good rows, their record indexes, the rejects."""
+    issues = _Collector(lines)
+    for issue in pre_issues:
+        issues.add_issue(issue)
+    with _gc_paused():
+        table = _validate_columns(records, issues, reserved_ok)
+    bad = issues.bad_mask(len(records))
+    if bad.any():
+        table = table.filter(pa.array(~bad))
+    rejected = [
+        Rejected(index=i, raw=_raw(records[i]), issues=found, line=lines[i] if lines else None)
+        for i, found in sorted(issues.by_index.items())
+    ]
+    return table, np.flatnonzero(~bad), rejected
+
+
+@dataclass
+class Scanned:
+    """A piece of JSON Lines, parsed and checked; ids are not assigned yet.
+
+    Indexes count the events of this piece (see `validate` for `index_offset` semantics);
+    `assign_missing_ids` and a duplicate check over the whole input finish the job.
+    """
+
+    table: pa.Table  # the valid events, in input order; `event_id` null where none was sent
+    positions: np.ndarray  # index of each row's event among the events of the piece
+    lines: np.ndarray  # line number of each row
+    rejected: list[Rejected]
+    events: int  # events in the piece (blank lines are not events)
+
+
+def scan_jsonl(data: bytes, first_line: int = 1, *, reserved_ok: bool = False) -> Scanned:
+    """`parse_jsonl` and the checks of `validate` in one pass, FAST_ROWS lines at a time.
+
+    Equal to `parse_jsonl` followed by `validate` (rows, rejects, lines) except that ids
+    are left unassigned and not checked for duplicates: a streaming caller does both
+    once it has seen the whole input. Parsing a block right before converting it keeps
+    its objects in the CPU caches, which is most of the fast path's gain.
+    """
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the text after the last newline: no line at all
+    loads = orjson.loads
+    # Per block: (first line index, event offset, _FastBlock) or (..., Scanned exact part).
+    blocks: list[tuple[int, int, _FastBlock | Scanned]] = []
+    events = 0
+    with _gc_paused():
+        for j in range(0, len(lines), FAST_ROWS):
+            block = lines[j : j + FAST_ROWS]
+            got: _FastBlock | Scanned | None = None
+            try:
+                records = list(map(loads, block))
+            except orjson.JSONDecodeError:
+                pass  # a blank or malformed line: the exact path says which
+            else:
+                got = _fast_block(records)
+                del records  # freed while the cyclic GC is paused: no full collection later
+            if got is None:
+                got = _scan_exact(block, first_line + j, reserved_ok)
+            blocks.append((j, events, got))
+            events += got.events if isinstance(got, Scanned) else len(block)
+        fast = [b for _, _, b in blocks if isinstance(b, _FastBlock)]
+        table, bad_rows = _fast_table(fast, reserved_ok) if fast else (None, np.zeros(0, np.int64))
+    bounds = np.cumsum([0, *(len(b.events) for b in fast)])
+    bad = set((np.searchsorted(bounds, bad_rows, side="right") - 1).tolist())
+    tables: list[pa.Table] = []
+    positions: list[np.ndarray] = []
+    line_numbers: list[np.ndarray] = []
+    rejected: list[Rejected] = []
+    run = [0, 0]  # rows [run[0], run[1]) of `table`: consecutive good blocks, sliced once
+    k = 0
+    for j, offset, got in blocks:
+        if isinstance(got, _FastBlock):
+            n = len(got.events)
+            if k in bad:
+                got = _scan_exact(lines[j : j + n], first_line + j, reserved_ok)
+            else:
+                if run[1] != bounds[k]:
+                    run = _flush(table, run, tables, int(bounds[k]))
+                run[1] = int(bounds[k]) + n
+                positions.append(np.arange(offset, offset + n, dtype=np.int64))
+                line_numbers.append(np.arange(first_line + j, first_line + j + n, dtype=np.int64))
+            k += 1
+        if isinstance(got, Scanned):
+            run = _flush(table, run, tables, run[1])
+            tables.append(got.table)
+            positions.append(got.positions + offset)
+            line_numbers.append(got.lines)
+            rejected += [_shift(r, offset) for r in got.rejected] if offset else got.rejected
+    _flush(table, run, tables, run[1])
+    if not tables:
+        return _scan_exact([], first_line, reserved_ok)
+    return Scanned(
+        table=_joined(tables),
+        positions=np.concatenate(positions),
+        lines=np.concatenate(line_numbers),
+        rejected=rejected,
+        events=events,
+    )
+
+
+def _flush(table: pa.Table | None, run: list[int], tables: list[pa.Table], at: int) -> list[int]:
+    """Append rows run[0]:run[1] of `table` to `tables` if any; start a new run at `at`."""
+    lo, hi = run
+    if table is not None and hi > lo:
+        tables.append(table if hi - lo == table.num_rows else table.slice(lo, hi - lo))
+    return [at, at]
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    """One table from parts, compacted: a slice would carry (and pickle) its whole parent."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def _scan_exact(block: list[bytes], first_line: int, reserved_ok: bool) -> Scanned:
+    records, lines, pre_issues = parse_jsonl(b"\n".join(block), first_line)
+    table, kept, rejected = _check_records(records, lines, pre_issues, reserved_ok)
+    return Scanned(table, kept, np.asarray(lines, dtype=np.int64)[kept], rejected, len(records))
+
+
+def assign_missing_ids(table: pa.Table, namespace: bytes, positions: np.ndarray) -> pa.Table:
+    """Fill in `event_id` where an event came without one (see `assign_ids`).
+
+    `positions` are the rows' indexes in the whole input: ids depend on where an event
+    stood, not on which events before it were rejected.
+    """
+    ids = table.column("event_id").combine_chunks()
+    if not ids.null_count:
+        return table
+    assigned = _assign_by_position(table.column("time").combine_chunks(), namespace, positions)
+    ids = pc.coalesce(ids, assigned)
+    return table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
+
+
 def validate(
     records: Sequence[Any],
     *,
@@ -469,41 +621,23 @@ def validate(
         pre_issues: issues found while parsing (e.g. lines that are not JSON).
         index_offset: index of `records[0]` in the whole input, when validating one chunk
             of it; indexes in issues and assigned ids are then those of the whole input.
-        check_ids: reject a second event of a tenant with the same id; chunks leave this
-            to `merge`, which sees the whole input.
+        check_ids: reject a second event of a tenant with the same id; callers that
+            validate an input in chunks leave this to a check over the whole input.
         reserved_ok: accept events for the reserved read-audit tenant (only the query
             layer's own audit writer sets this).
 
     Returns:
         The valid events as a table and every rejected event with all its issues.
     """
-    n = len(records)
-    issues = _Collector(lines)
-    for issue in pre_issues:
-        issues.add_issue(issue)
-    with _gc_paused():
-        table = _validate_columns(records, issues, reserved_ok)
-    bad = issues.bad_mask(n)
-    if bad.any():
-        table = table.filter(pa.array(~bad))
-    ids = table.column("event_id").combine_chunks()
-    if ids.null_count:
-        # Assign ids by input position so the same input always yields the same ids.
-        # Keyed by original input position, so --skip-invalid does not shift them.
-        positions = np.flatnonzero(~bad) + index_offset
-        assigned = _assign_by_position(table.column("time").combine_chunks(), namespace, positions)
-        ids = pc.coalesce(ids, assigned)
-        table = table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
-    kept = np.flatnonzero(~bad)
+    table, kept, rejected = _check_records(records, lines, pre_issues, reserved_ok)
+    # Assign ids by input position so the same input always yields the same ids.
+    # Keyed by original input position, so --skip-invalid does not shift them.
+    table = assign_missing_ids(table, namespace, kept + index_offset)
     dup_issues: list[Issue] = []
     if check_ids:
         table, dup_issues = _reject_duplicate_ids(table, kept, lines, index_offset)
     if dup_issues:
         kept = np.setdiff1d(kept, [d.index for d in dup_issues])
-    rejected = [
-        Rejected(index=i, raw=_raw(records[i]), issues=found, line=lines[i] if lines else None)
-        for i, found in sorted(issues.by_index.items())
-    ]
     if dup_issues:
         rejected = sorted(
             rejected
@@ -526,32 +660,6 @@ def validate(
 def _shift(r: Rejected, offset: int) -> Rejected:
     issues = [Issue(i.index + offset, i.field, i.message, i.line) for i in r.issues]
     return Rejected(r.index + offset, r.raw, issues, r.line)
-
-
-def merge(parts: Sequence[Validated]) -> Validated:
-    """Join separately validated, consecutive chunks of one input into one result.
-
-    Ids are checked once more across chunks: the same tenant and id in two chunks is the
-    same error as within one.
-    """
-    table = pa.concat_tables([p.table for p in parts])
-    positions = np.concatenate([p.positions for p in parts if p.positions is not None])
-    lines: list[int] | None = None
-    if all(p.lines is not None for p in parts):
-        lines = [n for p in parts for n in (p.lines or [])]
-    rejected = [r for p in parts for r in p.rejected]
-    before = table
-    table, dup_issues = _reject_duplicate_ids(table, positions, lines, 0)
-    if dup_issues:
-        # The original records live in the workers; keep the normalised row instead.
-        rows = np.searchsorted(positions, [d.index for d in dup_issues])
-        extra = [
-            Rejected(d.index, before.slice(int(row), 1).to_pylist()[0], [d], d.line)
-            for d, row in zip(dup_issues, rows, strict=True)
-        ]
-        positions = np.setdiff1d(positions, [d.index for d in dup_issues])
-        rejected = sorted(rejected + extra, key=lambda r: r.index)
-    return Validated(table=table, rejected=rejected, positions=positions, lines=lines)
 
 
 def _assign_by_position(
@@ -614,9 +722,210 @@ _ROW_FIELDS = (
 )  # fmt: skip
 
 
+# -- The fast path -------------------------------------------------------------------------
+#
+# Most inputs are entirely valid. For those, the Python work per event is parsing (orjson)
+# and one C++ pass of Arrow's converter over the parsed dicts, done a block at a time so
+# that a block's objects are still in the CPU caches when they are converted (parse and
+# convert: 3.0 µs/event in blocks of 1,024 against 5.8 µs in blocks of 16k, measured). The
+# value rules (patterns, enums, timestamps, lengths) then run as Arrow kernels over all
+# blocks at once. Anything unusual, or any invalid event, goes to `_validate_exact`, which
+# names every problem: the fast path only ever says "all valid".
+
+FAST_ROWS = 1024
+
+_WIRE_STRUCT = pa.struct(
+    [
+        *((name, pa.string()) for name in _ROW_FIELDS[:8]),
+        ("actor", pa.struct([(name, pa.string()) for name in ACTOR_FIELDS])),
+        ("target", pa.struct([(name, pa.string()) for name in TARGET_FIELDS])),
+    ]
+)
+
+
+@dataclass
+class _FastBlock:
+    """A block of events the fast path converted; not yet checked."""
+
+    events: pa.StructArray
+    details: pa.StringArray
+
+
+def _fast_block(records: Sequence[Any]) -> _FastBlock | None:
+    """Arrow columns of a block of plain events, or None to leave it to `_validate_exact`.
+
+    A block qualifies when every event is a dict with known keys only, `actor` is a dict
+    and `target` a dict or absent (known keys only), and `details` an object that
+    serialises within the limits. Strings go through Arrow's own string converter, the
+    one `_validate_exact` uses, so values are identical; whatever it refuses sends the
+    block to the exact path, which names the problem.
+    """
+    known, actor_keys, target_keys = _WIRE_KEYS, _ACTOR_KEYS, _TARGET_KEYS
+    g = dict.get
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    try:
+        # One pass over the events (each a cache miss): the shape check filters, and the
+        # canonical `details` of those that pass; any event filtered out declines the block.
+        texts = [
+            None if d is None else dumps(d, option=sort_keys)
+            for r in records
+            if type(r) is dict
+            and known.issuperset(r)
+            and type(a := g(r, "actor")) is dict
+            and actor_keys.issuperset(a)
+            and ((t := g(r, "target")) is None or (type(t) is dict and target_keys.issuperset(t)))
+            and ((d := g(r, "details")) is None or type(d) is dict)
+        ]
+        if len(texts) != len(records):
+            return None
+        events = pa.array(records, type=_WIRE_STRUCT)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None  # orjson.JSONEncodeError is a TypeError; Arrow's errors name no event
+    details = pa.array(texts, pa.binary())
+    if _any_true(pc.greater(pc.binary_length(details), MAX_DETAILS_BYTES)):
+        return None
+    # orjson writes a float from a beyond-64-bit integer with an exponent: look closer.
+    for i in _true_positions(pc.fill_null(pc.match_substring(details, "e+"), False)):
+        if _inexact_number(records[i]["details"], "details"):
+            return None
+    return _FastBlock(events, details.cast(pa.string()))
+
+
+def _any_true(mask: pa.Array) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+_ENUMS = {
+    name: pa.array(allowed, pa.string())
+    for name, allowed in (
+        ("category", CATEGORIES),
+        ("outcome", OUTCOMES),
+        ("severity", SEVERITIES),
+        ("actor.type", ACTOR_TYPES),
+    )
+}
+
+
+def _longest(arr: pa.StringArray) -> int:
+    """Bytes of the longest value, from the offsets: no kernel call for the common case."""
+    if len(arr) == 0:
+        return 0
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset :][: len(arr) + 1]
+    return int(np.diff(offsets).max())
+
+
+def _fast_table(blocks: Sequence[_FastBlock], reserved_ok: bool) -> tuple[pa.Table, np.ndarray]:
+    """Check converted blocks together: the table of all their rows, and the bad rows.
+
+    Every rule of `_validate_exact` becomes one boolean column, and-ed into one: a few
+    dozen kernel calls per call, whatever the number of events (a per-rule `any` would
+    double them, and they dominate for batches of a thousand events). No messages: a row
+    that fails sends its block to the exact path. Where unsure (digits past microseconds)
+    it declines; it must never accept what the exact path refuses (property-tested).
+    """
+    events = pa.concat_arrays([b.events for b in blocks])
+    details = pa.concat_arrays([b.details for b in blocks])
+    col = dict(zip(_WIRE_STRUCT.names, events.flatten(), strict=True))
+    actor = dict(zip(ACTOR_FIELDS, col["actor"].flatten(), strict=True))
+    target = dict(zip(TARGET_FIELDS, col["target"].flatten(), strict=True))
+    tenant, event_id, time_text = col["tenant"], col["id"], col["time"]
+    strings = [col[name] for name in _ROW_FIELDS[:8]] + [*actor.values(), *target.values()]
+    rules: list[pa.Array] = [
+        pc.fill_null(pc.less_equal(pc.binary_length(arr), MAX_STRING_BYTES), True)
+        for arr in strings
+        if _longest(arr) > MAX_STRING_BYTES
+    ]
+    for name in ("tenant", "time", "category", "action", "outcome"):
+        rules.append(pc.is_valid(col[name]))
+    rules.append(pc.not_equal(actor["id"], ""))  # null where absent: refused below
+    for arr, pattern in (
+        (tenant, TENANT_PATTERN),
+        (event_id, ID_PATTERN),
+        (col["action"], ACTION_PATTERN),
+        (time_text, TIME_PATTERN),
+    ):
+        rules.append(pc.or_kleene(pc.is_null(arr), pc.match_substring_regex(arr, pattern)))
+    # Seven or more fraction digits: left to the exact path (sub-microsecond rules).
+    rules.append(pc.invert(pc.match_substring_regex(time_text, r"\.[0-9]{7}")))
+    for name, arr in (
+        ("category", col["category"]),
+        ("outcome", col["outcome"]),
+        ("severity", col["severity"]),
+        ("actor.type", actor["type"]),
+    ):
+        rules.append(pc.or_kleene(pc.is_null(arr), pc.is_in(arr, value_set=_ENUMS[name])))
+    if not reserved_ok:
+        rules.append(pc.not_equal(tenant, READ_AUDIT_TENANT))
+    good = functools.reduce(pc.and_kleene, rules)
+    good = pc.fill_null(good, False)
+    all_good = bool(pc.all(good).as_py())
+    text = pc.ascii_upper(
+        time_text if all_good else pc.if_else(good, time_text, pa.scalar(None, pa.string()))
+    )
+    try:
+        time = pc.cast(text, UTC_US)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Shaped right but no real instant (Feb 30…): which one is the exact path's job.
+        time = pa.nulls(len(events), UTC_US)
+        good = pa.array(np.zeros(len(events), dtype=bool))
+        all_good = False
+    table = _build(
+        tenant,
+        pc.cast(time, pa.date32()),
+        event_id,
+        time,
+        col["category"],
+        col["action"],
+        col["outcome"],
+        pc.fill_null(col["severity"], DEFAULT_SEVERITY),
+        actor["id"],
+        actor["type"],
+        actor["ip"],
+        actor["user_agent"],
+        target["type"],
+        target["id"],
+        col["source"],
+        details,
+    )
+    if all_good:
+        return table, np.zeros(0, dtype=np.int64)
+    return table, np.flatnonzero(~good.to_numpy(zero_copy_only=False))
+
+
 def _validate_columns(
     records: Sequence[Any], issues: _Collector, reserved_ok: bool = False
 ) -> pa.Table:
+    """One row per record (bad ones too; `issues` says which): fast path, else exact.
+
+    The fast path is taken only when every event is plain and valid; otherwise the exact
+    path runs over all the records, as one call. (Per block would be faster, but the
+    exact path accepts a `bytes` value where the rest of its column converts and refuses
+    it where some other value does not: its verdicts depend on the neighbours, so the
+    grouping must stay as the caller made it. JSON never holds bytes, so `scan_jsonl`
+    does fall back block by block.)
+    """
+    if not records:
+        return _validate_exact(records, issues, reserved_ok)
+    blocks = []
+    for start in range(0, len(records), FAST_ROWS):
+        block = _fast_block(records[start : start + FAST_ROWS])
+        if block is None:
+            return _validate_exact(records, issues, reserved_ok)
+        blocks.append(block)
+    table, bad_rows = _fast_table(blocks, reserved_ok)
+    if bad_rows.size:
+        return _validate_exact(records, issues, reserved_ok)
+    return table
+
+
+def _validate_exact(
+    records: Sequence[Any], issues: _Collector, reserved_ok: bool = False
+) -> pa.Table:
+    """The reference validator: one row per record, every problem of every event named.
+
+    Used for blocks the fast path declines; the fast path is held to the same output by
+    property tests (tests/lake/test_wire.py).
+    """
     kinds = set(map(type, records))
     if not kinds <= {dict}:
         for i, r in enumerate(records):
