@@ -94,6 +94,34 @@ def format_option(
     )
 
 
+def engine_options(fn: F) -> F:
+    """`--engine local|ray` and `--address`: where verify and detect run their work."""
+    fn = click.option(
+        "--address",
+        metavar="HOST:PORT",
+        help="With --engine ray: the Ray cluster to use (the address `ray start --head` "
+        "prints). Default: $RAY_ADDRESS, else a local Ray instance for this run with one "
+        "worker per core.",
+    )(fn)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: this machine, one process per core; ray: tasks per tenant and seq "
+        "range on a Ray cluster (the 'scale' extra), with the same results.",
+    )(fn)
+
+
+def engine_address(engine: str, address: str | None) -> str | None:
+    """The Ray address to use (None: start a local instance); refuse --address without ray."""
+    if engine != "ray":
+        if address:
+            fail("--address needs --engine ray")
+        return None
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def tenant_option(required: bool = True, multiple: bool = False) -> Callable[[F], F]:
     return click.option(
         "--tenant",
@@ -189,13 +217,19 @@ def init(ctx: Ctx, name: str | None, encrypt: bool) -> None:
     the lake. Your own key is added to the config home's trusted keys.
     """
     ctx.require_operator("init")
-    path = Path(ctx.lake_path).expanduser().resolve()
-    ensure_outside(ctx.home, path)
-    try:  # before any key is made: a file in the way must not leave an orphan key behind
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"cannot create the lake at {path}: {exc.strerror or exc}")
-    lake_name = name or re.sub(r"[^a-z0-9._-]", "-", path.name.lower()).strip("-._") or "lake"
+    path: str | Path
+    if "://" in ctx.lake_path:  # an object store: checked (reachable, empty) before any key
+        path = Lake.check_new(ctx.lake_path)
+        base = path.rsplit("/", 1)[-1]
+    else:
+        path = Path(ctx.lake_path).expanduser().resolve()
+        ensure_outside(ctx.home, path)
+        try:  # before any key is made: a file in the way must not leave an orphan key behind
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create the lake at {path}: {exc.strerror or exc}")
+        base = path.name
+    lake_name = name or re.sub(r"[^a-z0-9._-]", "-", base.lower()).strip("-._") or "lake"
     check_lake_name(lake_name)  # before any key is created for it
     signer, created = _ensure_signer(ctx, lake_name)
     extra = None
@@ -379,7 +413,7 @@ def keys_export(ctx: Ctx, name: str | None) -> None:
     type=click.IntRange(1, 10_000_000),
     default=DEFAULT_BATCH,
     show_default=True,
-    help="Events per signed batch.",
+    help="Events per signed batch; also what bounds ingest's memory.",
 )
 # `--format` is the input format here (DESIGN.md), so the summary's format needs its own flag.
 @format_option("table", "json", flag="--output-format")
@@ -401,61 +435,70 @@ def ingest(
     (same tenant and id) are skipped, so running the same ingest twice is safe.
     """
     ctx.require_operator("ingest")
-    from ingest.files import load, write_rejects
+    from ingest.files import open_input, spool_dir_for, write_rejects
 
     lake = ctx.open()
     signer = ctx.keys().active()
-    loaded = []
-    for name in files:
-        with progress(f"read {name}") as update:
-            inp = load(name, input_format, workers=os.cpu_count() or 1, progress=update)
-        if inp.validated.rejected and not skip_invalid:
-            raise ValidationError(inp.validated.issues, source=inp.name)
-        loaded.append(inp)
     summary: dict[str, Any] = {"inputs": [], "appended": 0, "duplicates": 0, "rejected": 0}
-    written: set[Path] = set()
-    for inp in loaded:
-        entry: dict[str, Any] = {
-            "input": inp.name,
-            "format": inp.format,
-            "events": inp.total,
-            "rejected": len(inp.validated.rejected),
-            "batches": [],
-        }
-        if inp.validated.rejected:
-            target = (
-                Path(rejects)
-                if rejects
-                else Path(
-                    "stdin.rejects.jsonl" if inp.name == "stdin" else f"{inp.name}.rejects.jsonl"
+    # Every input is validated whole and spooled (an anonymous temporary file) before
+    # anything is written; the appends then read the spools back a batch at a time.
+    with contextlib.ExitStack() as spools:
+        loaded = []
+        for name in files:
+            with progress(f"read {name}") as update:
+                inp = spools.enter_context(
+                    open_input(
+                        name,
+                        input_format,
+                        workers=os.cpu_count() or 1,
+                        progress=update,
+                        spool_dir=spool_dir_for(ctx.lake_path),
+                    )
                 )
-            )
-            write_rejects(target, inp, append=target in written)
-            written.add(target)
-            entry["rejects_file"] = str(target)
-            note(f"{inp.name}: {len(inp.validated.rejected)} invalid event(s) written to {target}")
-        table = inp.validated.table
-        with progress(f"ingest {inp.name}") as update:
-            for start in range(0, max(table.num_rows, 1), batch_size):
-                chunk = table.slice(start, batch_size)
-                if chunk.num_rows == 0:
-                    break
-                result = append(lake, chunk, signer, progress=update)
-                entry["batches"].append(
-                    {
-                        "batch_id": result.batch_id,
-                        "appended": result.appended,
-                        "duplicates": result.duplicates,
-                        "tenants": {
-                            t.tenant: {"appended": t.appended, "tree_size": t.tree_size}
-                            for t in result.tenants
-                        },
-                    }
+            if inp.rejected and not skip_invalid:
+                raise ValidationError(inp.issues, source=inp.name)
+            loaded.append(inp)
+        written: set[Path] = set()
+        for inp in loaded:
+            entry: dict[str, Any] = {
+                "input": inp.name,
+                "format": inp.format,
+                "events": inp.total,
+                "rejected": len(inp.rejected),
+                "batches": [],
+            }
+            if inp.rejected:
+                target = (
+                    Path(rejects)
+                    if rejects
+                    else Path(
+                        "stdin.rejects.jsonl"
+                        if inp.name == "stdin"
+                        else f"{inp.name}.rejects.jsonl"
+                    )
                 )
-                summary["appended"] += result.appended
-                summary["duplicates"] += result.duplicates
-        summary["rejected"] += entry["rejected"]
-        summary["inputs"].append(entry)
+                write_rejects(target, inp, append=target in written)
+                written.add(target)
+                entry["rejects_file"] = str(target)
+                note(f"{inp.name}: {len(inp.rejected)} invalid event(s) written to {target}")
+            with progress(f"ingest {inp.name}") as update:
+                for chunk in inp.batches(batch_size):
+                    result = append(lake, chunk, signer, progress=update)
+                    entry["batches"].append(
+                        {
+                            "batch_id": result.batch_id,
+                            "appended": result.appended,
+                            "duplicates": result.duplicates,
+                            "tenants": {
+                                t.tenant: {"appended": t.appended, "tree_size": t.tree_size}
+                                for t in result.tenants
+                            },
+                        }
+                    )
+                    summary["appended"] += result.appended
+                    summary["duplicates"] += result.duplicates
+            summary["rejected"] += entry["rejected"]
+            summary["inputs"].append(entry)
     # delta-rs does not fsync: flush the lake to disk before reporting success.
     os.sync()
     touched = sorted(
@@ -615,6 +658,7 @@ def print_report(report: Report, fmt: str) -> None:
     show_default=True,
     help="Require this many valid witness cosignatures on each tenant's latest checkpoint.",
 )
+@engine_options
 @format_option("table", "json")
 @pass_ctx
 @handle_errors
@@ -625,6 +669,8 @@ def verify(
     since: tuple[str, ...],
     witness_key: tuple[str, ...],
     min_witnesses: int,
+    engine: str,
+    address: str | None,
     fmt: str,
 ) -> None:
     """Check every event, checkpoint and signature; exit 1 on any finding.
@@ -633,7 +679,11 @@ def verify(
     checkpoint's signature against trusted keys only, and reports each problem with its
     tenant, seq, event id, batch and kind (modified, missing, duplicate, inserted,
     reordered, bad_signature, untrusted_key, rollback, unsealed, ...).
+
+    With --engine ray the same checks run as tasks per tenant and seq range on a Ray
+    cluster (every worker must reach the lake), with the same report.
     """
+    ray_address = engine_address(engine, address)
     lake = ctx.open()
     trusted = _trusted(ctx, trusted_key)
     notes: list[str] = []
@@ -649,18 +699,32 @@ def verify(
         note(
             "warning: no trusted keys (config home or --trusted-key): every checkpoint is untrusted"
         )
+    options: dict[str, Any] = {
+        "tenants": tenants,
+        "since": notes,
+        "witness_keys": [CosignerKey.parse(k) for k in witness_key],
+        "min_witnesses": min_witnesses,
+        "windows": TrustStore(ctx.home).windows(),
+    }
     with progress("verify") as update:
-        report = verify_lake(
-            lake,
-            trusted,
-            tenants=tenants,
-            since=notes,
-            progress=lambda d, t: update("events", d, t),
-            workers=os.cpu_count() or 1,
-            witness_keys=[CosignerKey.parse(k) for k in witness_key],
-            min_witnesses=min_witnesses,
-            windows=TrustStore(ctx.home).windows(),
-        )
+        if engine == "ray":
+            from lake.distributed import verify_lake_ray
+
+            report = verify_lake_ray(
+                lake,
+                trusted,
+                address=ray_address,
+                progress=lambda d, t: update("events", d, t),
+                **options,
+            )
+        else:
+            report = verify_lake(
+                lake,
+                trusted,
+                progress=lambda d, t: update("events", d, t),
+                workers=os.cpu_count() or 1,
+                **options,
+            )
     record_report(lake, report, by=ctx.principal)
     print_report(report, fmt)
     if not report.ok:
@@ -869,6 +933,18 @@ def checkpoint_export(ctx: Ctx, tenant: str | None, dest: str | None) -> None:
     show_default=True,
     help="Seconds a client may take to send its body (408 beyond: slow clients hold no slot).",
 )
+@click.option(
+    "--forward-to-nats",
+    metavar="URL",
+    help="Publish accepted events to this NATS JetStream (202 once it has them) instead "
+    "of the WAL and lake; `auditlake consume` appends them. No lake needed here.",
+)
+@click.option(
+    "--forward-stream",
+    default="AUDIT",
+    show_default=True,
+    help="JetStream stream to forward to (subjects: its name in lower case, .<tenant>).",
+)
 @pass_ctx
 @handle_errors
 def serve(
@@ -881,22 +957,27 @@ def serve(
     max_body: int,
     max_pending_events: int,
     body_timeout: float,
+    forward_to_nats: str | None,
+    forward_stream: str,
 ) -> None:
     """Run the HTTP collector: POST /v1/events, GET /v1/health, GET /metrics.
 
     Events are validated, written to a write-ahead log and fsync'd before the 202; a
     batcher seals them into the lake by size or age. SIGTERM stops accepting, commits
     everything pending and exits 0. Tokens come from `auditlake token create`.
+
+    With --forward-to-nats the 202 means stored in JetStream instead (503 + Retry-After
+    while it is unreachable); nothing is kept here, so collectors scale out freely.
     """
     ctx.require_operator("serve")
     from ingest.collector import CollectorConfig
     from ingest.collector import serve as run_server
 
-    lake = ctx.open()
-    wal = Path(wal_dir) if wal_dir else ctx.home / "wal" / lake.name
+    lake = None if forward_to_nats else ctx.open()  # forwarding: a stateless HTTP tier
+    wal = Path(wal_dir) if wal_dir else ctx.home / "wal" / (lake.name if lake else "forward")
     run_server(
         CollectorConfig(
-            lake_path=lake.root,
+            lake_path=lake.root if lake else ctx.lake_path,
             home=ctx.home,
             wal_dir=wal,
             batch_events=batch_events,
@@ -905,6 +986,8 @@ def serve(
             max_pending_events=max_pending_events,
             body_timeout_s=body_timeout,
             validate_workers=os.cpu_count() or 1,
+            forward_nats=forward_to_nats,
+            forward_stream=forward_stream,
         ),
         host,
         port,
@@ -970,6 +1053,7 @@ def demo(ctx: Ctx, days: int, events_per_day: int, seed: int, force: bool) -> No
 # The other command groups live in their own modules; importing them registers them on
 # `cli`. They import this module, never each other.
 from auditlake import accesscli as _accesscli  # noqa: E402
+from auditlake import consumecli as _consumecli  # noqa: E402
 from auditlake import dashcli as _dashcli  # noqa: E402
 from auditlake import detectcli as _detectcli  # noqa: E402
 from auditlake import querycli as _querycli  # noqa: E402
@@ -977,7 +1061,7 @@ from auditlake import retentioncli as _retentioncli  # noqa: E402
 from auditlake import tuicli as _tuicli  # noqa: E402
 from auditlake import witnesscli as _witnesscli  # noqa: E402
 
-del _accesscli, _querycli, _detectcli, _tuicli, _dashcli, _retentioncli, _witnesscli
+del _accesscli, _consumecli, _querycli, _detectcli, _tuicli, _dashcli, _retentioncli, _witnesscli
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Registered on the `cli` group by `auditlake.cli`.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import sys
@@ -15,7 +16,15 @@ from typing import Any
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
+from auditlake.cli import (
+    Ctx,
+    cli,
+    engine_address,
+    engine_options,
+    format_option,
+    handle_errors,
+    pass_ctx,
+)
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
 from lake.access import Permission
 
@@ -75,6 +84,7 @@ def detect() -> None:
     help="Also send new alerts to: stdout, jsonl:PATH, webhook:URL, syslog:udp://HOST:PORT, "
     "syslog:tcp://HOST:PORT, syslog:/dev/log. Repeat for several.",
 )
+@engine_options
 @format_option("table", "json")
 @pass_ctx
 @handle_errors
@@ -86,6 +96,8 @@ def detect_run(
     until: str | None,
     tenant: tuple[str, ...],
     sink: tuple[str, ...],
+    engine: str,
+    address: str | None,
     fmt: str,
 ) -> None:
     """Run the rules over events new since the last run (or over --since/--until).
@@ -94,9 +106,17 @@ def detect_run(
     0 at once), alert ids are deterministic so overlaps and reruns add nothing, and the
     watermark follows the lake's commits, so late events are not missed. New and changed
     alerts go to the `alerts` table and to every --sink.
+
+    With --engine ray the rules are evaluated on a Ray cluster, one task per tenant;
+    watermarks, sinks and the alerts table are handled here as always, with the same
+    alerts.
     """
     ctx.require_operator("detect run")
-    _run_once(ctx, rule_paths, no_builtin, since, until, tenant, sink, fmt)
+    ray_address = engine_address(engine, address)
+    _run_once(
+        ctx, rule_paths, no_builtin, since, until, tenant, sink, fmt,
+        engine=engine, address=ray_address,
+    )  # fmt: skip
 
 
 def _run_once(
@@ -108,6 +128,9 @@ def _run_once(
     tenant: tuple[str, ...],
     sink: tuple[str, ...],
     fmt: str,
+    *,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Any:
     from detect.runner import RunBusy, run
     from detect.sinks import parse_sink
@@ -116,7 +139,14 @@ def _run_once(
     rules = _rules(ctx, rule_paths, no_builtin)
     sinks = [parse_sink(s) for s in sink]
     try:
-        with progress("detect") as update:
+        with contextlib.ExitStack() as stack:
+            evaluate = None
+            if engine == "ray":
+                from detect.distributed import ray_evaluate
+                from lake.distributed import ray_session
+
+                evaluate = ray_evaluate(stack.enter_context(ray_session(address)))
+            update = stack.enter_context(progress("detect"))
             result = run(
                 lake,
                 rules,
@@ -125,6 +155,7 @@ def _run_once(
                 tenants=list(tenant) or None,
                 sinks=sinks,
                 progress=update,
+                evaluate=evaluate,
             )
     except RunBusy as exc:
         note(f"auditlake: {exc}")
@@ -207,7 +238,8 @@ def detect_schedule(ctx: Ctx, every: str) -> None:
     from detect.model import parse_duration
 
     seconds = int(parse_duration(every, "--every").total_seconds())
-    lake = str(Path(ctx.lake_path).expanduser().resolve())
+    where = str(ctx.lake_path)
+    lake = where if "://" in where else str(Path(where).expanduser().resolve())
     argv0 = sys.argv[0] if sys.argv and sys.argv[0].endswith("auditlake") else "auditlake"
     exe = shlex.quote(argv0)
     env = f"AUDITLAKE_HOME={shlex.quote(str(ctx.home))} AUDITLAKE_LAKE={shlex.quote(lake)}"

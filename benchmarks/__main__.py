@@ -160,18 +160,22 @@ def bench_verify(lake_path: Path, repeat: int) -> list[dict[str, Any]]:
     return results
 
 
+ALL = ("ingest", "verify", "collector", "query", "detect", "jetstream", "distributed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--only", choices=["ingest", "verify", "collector", "query", "detect"], action="append"
-    )
+    parser.add_argument("--only", choices=[*ALL], action="append")
     parser.add_argument(
         "--collector-events", type=float, default=1e5, help="events through the collector (1e5)"
     )
+    parser.add_argument(
+        "--stream-events", type=float, default=2e5, help="events through JetStream (2e5)"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["ingest", "verify", "collector", "query", "detect"])
+    only = set(args.only or ALL)
     RESULTS.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     if only & {"ingest", "verify"}:
@@ -199,6 +203,19 @@ def main() -> None:
         from benchmarks.detect import run as run_detect
 
         detect = run_detect(int(args.events), args.repeat)
+    jetstream: dict[str, Any] | None = None
+    if "jetstream" in only:
+        from benchmarks.jetstream import run as run_jetstream
+
+        jetstream = run_jetstream(int(args.stream_events), args.repeat)
+    distributed: dict[str, Any] | None = None
+    if "distributed" in only:
+        from benchmarks.distributed import run as run_distributed
+        from lake.verify import RANGE_EVENTS
+
+        distributed = run_distributed(
+            int(args.events), args.repeat, RANGE_EVENTS, {"verify", "detect"}
+        )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
@@ -240,6 +257,14 @@ def main() -> None:
         lines += ["", query["markdown"].rstrip()]
     if detect is not None:
         lines += ["", detect["markdown"].rstrip()]
+    if jetstream is not None:
+        from benchmarks.jetstream import table as jetstream_table
+
+        lines += ["", jetstream_table(jetstream)]
+    if distributed is not None:
+        from benchmarks.distributed import markdown as distributed_markdown
+
+        lines += ["", distributed_markdown(distributed).rstrip()]
     report = "\n".join(lines) + "\n"
     print(report)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -252,6 +277,8 @@ def main() -> None:
                 "collector": collector,
                 "query": query,
                 "detect": detect,
+                "jetstream": jetstream,
+                "distributed": distributed,
                 "ratios": ratios,
             },
             indent=2,

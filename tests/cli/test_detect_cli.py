@@ -115,6 +115,14 @@ def test_detect_list_and_schedule(run: Run, demo_copy: DemoLake) -> None:
     assert "OnUnitActiveSec=300s" in schedule.stdout
 
 
+def test_schedule_keeps_an_object_store_lake_uri_as_it_is(run: Run) -> None:
+    # Resolving `s3://bucket/prod` as a local path would schedule runs on a wrong lake.
+    schedule = run("--lake", "s3://audit-bucket/prod", "detect", "schedule", "--every", "5m")
+    assert schedule.returncode == 0, schedule
+    assert "AUDITLAKE_LAKE=s3://audit-bucket/prod " in schedule.stdout
+    assert "Environment=AUDITLAKE_LAKE=s3://audit-bucket/prod" in schedule.stdout
+
+
 def test_alerts_are_scoped_and_detection_is_the_operators(run: Run, demo_copy: DemoLake) -> None:
     everything = run("alerts", "list", "--format", "json").json()
     tenant = everything[0]["tenant"]
