@@ -35,13 +35,13 @@ CLIENTS = 4
 BATCH = 1_000
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _sealed(lake: Lake) -> int:
+def sealed_events(lake: Lake) -> int:
     cps = lake.checkpoints_table()
     return sum(Lake.sealed_size(cps, t) for t in lake.tenants(lake.events_table()))
 
@@ -75,7 +75,7 @@ def run(events: int) -> dict[str, Any]:
 
         lake = Lake.init(work / "lake", "bench", signer.verifier_key.encode())
         token = TokenStore(home).create(tenants, "bench")
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "AUDITLAKE_HOME": str(home), "AUDITLAKE_LAKE": lake.root}
         exe = str(Path(sys.executable).with_name("auditlake"))
         proc = subprocess.Popen(
@@ -128,7 +128,7 @@ def run(events: int) -> dict[str, Any]:
         for t in threads:
             t.join()
         acked_s = time.perf_counter() - t0
-        while _sealed(lake) < len(rows):
+        while sealed_events(lake) < len(rows):
             time.sleep(0.05)
         sealed_s = time.perf_counter() - t0
         proc.send_signal(signal.SIGTERM)

@@ -28,6 +28,7 @@ from typing import Any
 import nats
 import orjson
 
+from benchmarks.collector import free_port, sealed_events
 from ingest.demo import iter_events
 from ingest.files import load
 from ingest.jetstream import Connection
@@ -38,19 +39,6 @@ from lake.storage import Lake
 TENANTS = [f"tenant-{i:02d}" for i in range(8)]
 WINDOW = 256  # publishes in flight
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _sealed(lake: Lake) -> int:
-    cps = lake.checkpoints_table()
-    return sum(Lake.sealed_size(cps, t) for t in lake.tenants(lake.events_table()))
 
 
 async def _publish(url: str, messages: list[tuple[str, bytes]]) -> float:
@@ -101,7 +89,7 @@ def _through_jetstream(
         time.sleep(0.05)
     started = time.perf_counter()
     published = asyncio.run(_publish(url, messages))
-    while _sealed(lake) < len(rows):
+    while sealed_events(lake) < len(rows):
         time.sleep(0.05)
     took = time.perf_counter() - started
     for p in procs:
@@ -133,7 +121,7 @@ def run(events: int, repeat: int = 3, per_message: int = 100) -> dict[str, Any]:
             file_s.append(time.perf_counter() - t0)
 
         server = work / "nats-store"
-        port = _free_port()
+        port = free_port()
         url = f"nats://127.0.0.1:{port}"
         nats_log = (work / "nats.log").open("wb")
         broker = subprocess.Popen(

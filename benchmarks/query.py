@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from benchmarks.__main__ import RESULTS, summary, timed
+from benchmarks.collector import free_port
 from lake.access import AccessPolicy
 from lake.append import append
 from lake.note import generate_signer
@@ -462,12 +462,6 @@ def _link_or_copy(src: str, dst: str) -> object:
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pg_bin() -> Path:
     found = shutil.which("initdb")
     if found:
@@ -496,7 +490,7 @@ class Postgres:
         self.bin = _pg_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="auditlake-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres")

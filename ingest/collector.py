@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from starlette.routing import Route
 
 from ingest.tokens import TokenGrant, TokenStore, lookup
 from ingest.wal import WalError, WalStats, WriteAheadLog
-from lake.append import append, seal
+from lake.append import append, seal, stamp_received
 from lake.config import KeyStore
 from lake.errors import Issue, LakeError, StorageError
 from lake.storage import Lake
@@ -215,8 +214,7 @@ class Collector:
         after a crash keeps the time it actually arrived.
         """
         started = time.perf_counter()
-        now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-        table = table.append_column("received_at", pa.repeat(now, table.num_rows))
+        table = stamp_received(table)
         seq = self.wal.append(_ipc(table))
         self.metrics.add("auditlake_wal_fsync_seconds_total", time.perf_counter() - started)
         with self._cond:

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -47,8 +47,9 @@ from ingest.collector import Collector, CollectorConfig, Metrics, _ipc, log
 from ingest.source import ARROW_STREAM, EVENTS_HEADER, BrokerError, Message, issues_json, micros
 from ingest.tokens import TokenStore
 from ingest.wal import WalStats
+from lake.append import stamp_received
 from lake.errors import Issue, UsageError
-from lake.schema import UTC_US, is_valid_tenant
+from lake.schema import is_valid_tenant
 
 try:
     import nats
@@ -639,8 +640,7 @@ class ForwardingCollector(Collector):
     def accept(self, table: pa.Table) -> int:
         """Publish a validated table and wait for JetStream's acknowledgements."""
         started = time.perf_counter()
-        now = pa.scalar(datetime.now(UTC), UTC_US)
-        table = table.append_column("received_at", pa.repeat(now, table.num_rows))
+        table = stamp_received(table)
         limit = self.conn.nc.max_payload - 4096  # room for the headers
         messages = []
         for tenant in pc.unique(table.column("tenant")).to_pylist():

@@ -53,7 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import log
-from lake.append import append, seal, source_app_id, source_position
+from lake.append import append, seal, source_app_id, source_position, stamp_received
 from lake.errors import Issue, LakeError, StorageError, ValidationError
 from lake.note import NoteSigner
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
@@ -252,9 +252,7 @@ def _read_arrow(m: Message) -> tuple[pa.Table | None, str]:
         table = pa.ipc.open_stream(pa.BufferReader(m.data)).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         return None, f"not a readable Arrow IPC stream ({exc})"
-    if "received_at" not in table.column_names:
-        stamp = pa.scalar(m.stored_at, UTC_US)
-        table = table.append_column("received_at", pa.repeat(stamp, table.num_rows))
+    table = stamp_received(table, m.stored_at)
     missing = [n for n in EVENT_SCHEMA.names if n not in table.column_names]
     extra = [n for n in table.column_names if n not in EVENT_SCHEMA.names]
     if missing or extra:

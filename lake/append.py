@@ -51,6 +51,7 @@ from lake.schema import (
     EVENTS_PARTITIONS,
     EVENTS_SCHEMA,
     LEAF_FIELDS,
+    UTC_US,
 )
 from lake.storage import Lake, check_tenant, seal_app_id, seq_app_id
 from lake.tiles import TileLog
@@ -93,6 +94,14 @@ def source_app_id(source: str, tenant: str) -> str:
 def source_position(table: DeltaTable, source: str, tenant: str) -> int:
     """The source position recorded with the tenant's events in this snapshot (0: none)."""
     return int(table.transaction_version(source_app_id(source, tenant)) or 0)
+
+
+def stamp_received(events: pa.Table, when: datetime | None = None) -> pa.Table:
+    """`events` with a `received_at` column (`when`, else now) unless they carry one."""
+    if "received_at" in events.column_names:
+        return events
+    stamp = pa.scalar(when or datetime.now(UTC), UTC_US)
+    return events.append_column("received_at", pa.repeat(stamp, events.num_rows))
 
 
 def new_batch_id() -> str:
@@ -254,13 +263,8 @@ def append(
     if encrypted(lake):
         # Before anything is hashed: the leaf covers the ciphertext (lake/crypto.py).
         events = keyring_for(lake).encrypt_table(events)
-    if "received_at" not in events.column_names:
-        # A collector stamps each request on arrival; a batch without stamps gets one now.
-        stamp = received_at or datetime.now(UTC)
-        events = events.append_column(
-            "received_at",
-            pa.repeat(pa.scalar(stamp, pa.timestamp("us", tz="UTC")), events.num_rows),
-        )
+    # A collector stamps each request on arrival; a batch without stamps gets one now.
+    events = stamp_received(events, received_at)
     tenants = sorted(set(events.column("tenant").to_pylist()))
     for tenant in tenants:
         check_tenant(tenant)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,13 @@ from typing import Any
 
 import orjson
 import pytest
+from ingest_testkit import free_port
 
 from ingest.tokens import TokenStore
 from lake.config import KeyStore, TrustStore
 from lake.storage import Lake
 
 EXE = str(Path(sys.executable).with_name("auditlake"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 import nats
 import nats.errors
 import orjson
+from ingest_testkit import free_port
 
 from ingest.demo import generate
 from ingest.jetstream import Connection
@@ -31,12 +32,6 @@ from lake.verify import verify_lake
 BIN = Path(sys.executable).parent
 NATS_SERVER = str(BIN / "nats-server")
 AUDITLAKE = str(BIN / "auditlake")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -24,14 +24,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
-from ingest_testkit import wait_for
+from ingest_testkit import free_port, wait_for
 from jetstream_testkit import (
     AUDITLAKE,
     Consumer,
     LakeHome,
     NatsServer,
     events,
-    free_port,
     in_hand,
     in_stream,
     make_lake,
