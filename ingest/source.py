@@ -53,7 +53,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import log
-from lake.append import append, seal, source_app_id, source_position, stamp_received
+from lake.append import (
+    append,
+    repeated_mask,
+    seal,
+    source_app_id,
+    source_position,
+    stamp_received,
+)
 from lake.errors import Issue, LakeError, StorageError, ValidationError
 from lake.note import NoteSigner
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
@@ -388,16 +395,10 @@ def _keys(table: pa.Table) -> pa.Array:
 
 def _first_of_each_id(table: pa.Table) -> tuple[pa.Table, int]:
     """Drop events whose (tenant, id) an earlier row of the batch already has."""
-    if table.num_rows < 2:
+    repeated = repeated_mask(table)
+    if not repeated.any():
         return table, 0
-    keys = _keys(table)
-    codes = pc.index_in(keys, value_set=pc.unique(keys)).to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    if len(first) == table.num_rows:
-        return table, 0
-    keep = np.zeros(table.num_rows, dtype=bool)
-    keep[first] = True
-    return table.filter(pa.array(keep)), int(table.num_rows - len(first))
+    return table.filter(pa.array(~repeated)), int(repeated.sum())
 
 
 def _rejections(

@@ -177,7 +177,7 @@ def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray
     return np.asarray(pc.is_in(want, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
 
 
-def _repeated_mask(batch: pa.Table) -> np.ndarray:
+def repeated_mask(batch: pa.Table) -> np.ndarray:
     """Rows whose (tenant, event_id) already came earlier in the same batch.
 
     One request never holds a repeated id (validation refuses it), but a collector batch
@@ -279,7 +279,7 @@ def append(
         table = lake.events_table()
         sizes = {t: Lake.tree_size(table, t) for t in tenants}
         dup = (
-            _existing_mask(lake, table, events) | _repeated_mask(events)
+            _existing_mask(lake, table, events) | repeated_mask(events)
             if dedupe
             else np.zeros(events.num_rows, dtype=bool)
         )
