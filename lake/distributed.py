@@ -110,8 +110,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"cannot connect to {where}: {first}") from None
+        raise UsageError(f"cannot connect to {where}: {_first_line(exc)}") from None
     finally:
         os.chdir(here)
     try:
