@@ -187,6 +187,35 @@ def test_corrupt_data_file_is_reported_not_raised(lake_copy) -> None:  # type: i
     assert "unreadable_file" in kinds(report)
 
 
+@pytest.mark.parametrize("column", ["details", "leaf_hash", "seq"])
+def test_data_file_without_a_column_is_unreadable_not_raised(lake_copy, column: str) -> None:  # type: ignore[no-untyped-def]
+    # Reads go through pq.ParquetFile, which silently skips a column the file lacks
+    # (pq.read_table raised): the lake's reader must still refuse such a file.
+    lake, _, trusted = lake_copy
+    path = biggest_file(lake)
+    rewrite(path, lambda t: t.drop_columns([column]))
+    f = next(f for f in lake.data_files(lake.events_table()) if path.name in f.path)
+    with pytest.raises(pa.ArrowInvalid, match=column):
+        lake.read_file(f, ["event_id", column])
+    report = verify_lake(lake, trusted)
+    assert "unreadable_file" in kinds(report)
+    unreadable = next(f for f in report.findings if f.kind == "unreadable_file")
+    assert unreadable.file and path.name in unreadable.file and column in unreadable.message
+
+
+def test_stored_types_come_back_as_the_contract_types(lake_copy) -> None:  # type: ignore[no-untyped-def]
+    lake, _, _ = lake_copy
+    f = lake.data_files(lake.events_table())[0]
+    table = lake.read_file(f)
+    stored = pq.read_schema(Path(lake.root) / "events" / f.path)
+    assert stored.field("leaf_hash").type == pa.binary()
+    assert table.schema.field("leaf_hash").type == pa.binary(32)
+    assert all(field.nullable for field in table.schema)
+    assert table.column("tenant").unique().to_pylist() == [f.tenant]
+    assert table.column("event_date").unique().to_pylist() == [f.event_date]
+    assert set(table.column_names) == set(EVENTS_SCHEMA.names)
+
+
 def test_delta_level_delete_is_missing(lake_copy) -> None:  # type: ignore[no-untyped-def]
     lake, _, trusted = lake_copy
     table = DeltaTable(lake.events_uri)
