@@ -31,7 +31,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import multiprocessing
 import os
 import secrets
 import sys
@@ -62,6 +61,7 @@ from lake.wire import (
     scan_jsonl,
     validate,
 )
+from lake.workers import process_context
 
 Progress = Callable[[str, int, int], None]
 
@@ -253,8 +253,8 @@ def open_input(
     """Read, validate and spool one input (a path, or '-' for stdin).
 
     With `workers` > 1, JSON Lines inputs of PARALLEL_MIN_BYTES and more are validated in
-    that many processes. They are started with "spawn", so a calling script needs the
-    usual `if __name__ == "__main__":` guard; the CLI passes one worker per core.
+    that many processes (see `lake.workers`: a calling script needs the usual
+    `if __name__ == "__main__":` guard); the CLI passes one worker per core.
     `data` stands in for the input's bytes (tests, callers holding it already).
     """
     label = "stdin" if name == "-" else name
@@ -430,8 +430,7 @@ def _spool_jsonl(
             first_line, line = line, line + piece.count(b"\n")
             read += len(piece)
             if pool is None and workers > 1 and max(read, size or 0) >= PARALLEL_MIN_BYTES:
-                context = multiprocessing.get_context("spawn")
-                pool = ProcessPoolExecutor(workers, mp_context=context)
+                pool = ProcessPoolExecutor(workers, mp_context=process_context("ingest.files"))
                 cleanup.callback(pool.shutdown, cancel_futures=True)
             if pool is None:
                 spool(_scan_chunk(piece, first_line, seed), read)

@@ -34,7 +34,6 @@ a local process pool (`verify_lake(workers=...)`), or Ray (`lake/distributed.py`
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -56,6 +55,7 @@ from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import LEAF_FIELDS
 from lake.storage import DataFile, Lake
 from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog
+from lake.workers import process_context
 
 MAX_FINDINGS_PER_KIND = 50
 READ_THREADS = 4
@@ -196,7 +196,7 @@ def verify_lake(
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
     With `workers` > 1, lakes of PARALLEL_MIN_EVENTS or more are verified in that many
-    processes, range task by range task ("spawn": a calling script needs the usual
+    processes, range task by range task (see `lake.workers`: a calling script needs the usual
     `if __name__ == "__main__":` guard; the CLI passes one worker per core). `runner`
     runs the range tasks elsewhere instead (e.g. on Ray, see `lake.distributed`);
     `range_events` sizes them. The report does not depend on either.
@@ -216,6 +216,9 @@ def verify_lake(
         # A misspelt tenant must not make a cron job pass: say so instead of "ok".
         raise UsageError(f"no events or checkpoints for tenant(s): {', '.join(unknown)}")
     total = sum(f.num_records or 0 for f in all_files if f.tenant in set(wanted))
+    parallel = runner is None and workers > 1 and total >= PARALLEL_MIN_EVENTS
+    # Start the workers' process now: it imports while the log and signatures are read.
+    context = process_context("lake.verify") if parallel else None
     published = _published(lake)
     from lake.retention import removed_ranges
 
@@ -241,10 +244,9 @@ def verify_lake(
     }
     if runner is not None:
         drive(steps, runner, events_of, total, progress)
-    elif workers > 1 and total >= PARALLEL_MIN_EVENTS:
+    elif context is not None:
         # One process per core: leaf and tree hashing hold the GIL.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             drive(steps, PoolRunner(pool), events_of, total, progress)
     else:
         drive(steps, InlineRunner(), events_of, total, progress)
