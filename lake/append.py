@@ -157,8 +157,16 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(1.0, 0.02 * (2**attempt)) * (0.5 + random.random()))
 
 
-def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray:
-    """Rows of `batch` whose (tenant, event_id) is already in the lake.
+def _event_keys(rows: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """tenant NUL event_id of every row: an event's identity in the lake."""
+    sep = pa.scalar("\x00", pa.string())
+    return pc.binary_join_element_wise(rows.column("tenant"), rows.column("event_id"), sep)
+
+
+def _existing_mask(
+    lake: Lake, table: DeltaTable, batch: pa.Table, keys: pa.Array | pa.ChunkedArray
+) -> np.ndarray:
+    """Rows of `batch` (whose `_event_keys` are `keys`) already in the lake.
 
     A retried event carries the same id and time, so only the (tenant, date) partitions of
     the batch are read, and only their `event_id` column.
@@ -170,22 +178,19 @@ def _existing_mask(lake: Lake, table: DeltaTable, batch: pa.Table) -> np.ndarray
     files = lake.data_files(table, tenants=tenants, dates=dates)
     if not files:
         return np.zeros(batch.num_rows, dtype=bool)
-    existing = lake.read_rows(files, ["tenant", "event_id"])
-    sep = pa.scalar("\x00", pa.string())
-    have = pc.binary_join_element_wise(existing.column("tenant"), existing.column("event_id"), sep)
-    want = pc.binary_join_element_wise(batch.column("tenant"), batch.column("event_id"), sep)
-    return np.asarray(pc.is_in(want, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
+    have = _event_keys(lake.read_rows(files, ["tenant", "event_id"]))
+    return np.asarray(pc.is_in(keys, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
 
 
-def repeated_mask(batch: pa.Table) -> np.ndarray:
+def repeated_mask(batch: pa.Table, keys: pa.Array | pa.ChunkedArray | None = None) -> np.ndarray:
     """Rows whose (tenant, event_id) already came earlier in the same batch.
 
     One request never holds a repeated id (validation refuses it), but a collector batch
     joins several requests, and a client's retry can sit in the same batch as its first
-    attempt: the first occurrence is kept, as it would be across batches.
+    attempt: the first occurrence is kept, as it would be across batches. `keys` are the
+    batch's `_event_keys` when the caller has them already.
     """
-    sep = pa.scalar("\x00", pa.string())
-    keys = pc.binary_join_element_wise(batch.column("tenant"), batch.column("event_id"), sep)
+    keys = _event_keys(batch) if keys is None else keys
     if len(pc.unique(keys)) == batch.num_rows:  # the usual case: one hash pass, no sort
         return np.zeros(batch.num_rows, dtype=bool)
     rows = pa.table({"k": keys, "i": pa.array(np.arange(batch.num_rows))})
@@ -275,12 +280,14 @@ def append(
     hash_rows = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)
     progress("hash", events.num_rows, events.num_rows)
 
+    keys = _event_keys(events) if dedupe else None
+    repeated = repeated_mask(events, keys) if dedupe else None
     for attempt in range(MAX_ATTEMPTS):
         table = lake.events_table()
         sizes = {t: Lake.tree_size(table, t) for t in tenants}
         dup = (
-            _existing_mask(lake, table, events) | repeated_mask(events)
-            if dedupe
+            _existing_mask(lake, table, events, keys) | repeated
+            if keys is not None and repeated is not None
             else np.zeros(events.num_rows, dtype=bool)
         )
         keep = ~dup
