@@ -657,6 +657,48 @@ def validate(
     )
 
 
+def validate_jsonl(
+    data: bytes, *, namespace: bytes | None = None, reserved_ok: bool = False
+) -> Validated:
+    """`parse_jsonl` then `validate` of one whole JSON Lines input, by `scan_jsonl`'s path.
+
+    Equal to `validate(records, namespace=namespace, lines=lines, pre_issues=issues)` of
+    `parse_jsonl(data)`: the same table (rows, order, assigned ids, schema), rejects
+    (indexes, issues, lines, order), positions and lines. For inputs held whole in memory,
+    such as a collector request; the file ingestor streams chunks instead.
+
+    Args:
+        data: the JSON Lines bytes; line 1 is its first line.
+        namespace: seeds the ids assigned to events sent without one (see `validate`);
+            by default SHA-256 of `data`, computed only if some event came without an id.
+        reserved_ok: accept events for the reserved read-audit tenant.
+    """
+    scanned = scan_jsonl(data, reserved_ok=reserved_ok)
+    if namespace is None:
+        missing = scanned.table.column("event_id").null_count
+        namespace = hashlib.sha256(data).digest() if missing else b""
+    # The line of every event, as `parse_jsonl` lists them: valid rows and rejects together.
+    numbers = np.zeros(scanned.events, dtype=np.int64)
+    numbers[scanned.positions] = scanned.lines
+    for r in scanned.rejected:
+        if r.line is not None:  # always, in JSON Lines
+            numbers[r.index] = r.line
+    lines: list[int] = numbers.tolist()
+    kept = scanned.positions
+    table = assign_missing_ids(scanned.table, namespace, kept)
+    table, dup_issues = _reject_duplicate_ids(table, kept, lines)
+    rejected = scanned.rejected
+    if dup_issues:
+        kept = np.setdiff1d(kept, [d.index for d in dup_issues])
+        text = data.split(b"\n")  # a repeat is valid JSON: quote it parsed, as `validate` does
+        repeats = [
+            Rejected(d.index, orjson.loads(text[lines[d.index] - 1]), [d], d.line)
+            for d in dup_issues
+        ]
+        rejected = sorted(rejected + repeats, key=lambda r: r.index)
+    return Validated(table=table, rejected=rejected, positions=kept, lines=lines)
+
+
 def _shift(r: Rejected, offset: int) -> Rejected:
     issues = [Issue(i.index + offset, i.field, i.message, i.line) for i in r.issues]
     return Rejected(r.index + offset, r.raw, issues, r.line)
