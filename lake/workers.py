@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
+import os
 
 
 def process_context(*preload: str) -> multiprocessing.context.BaseContext:
@@ -30,5 +31,16 @@ def process_context(*preload: str) -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["__main__", *preload])
-    multiprocessing.forkserver.ensure_running()
+    # Python 3.11's fork server ignores the sys.path it is handed and, started with -c,
+    # puts the working directory first: a `lake/` folder there (a lake, say) would shadow
+    # our `lake` package in every worker. PYTHONSAFEPATH (-P) keeps it off sys.path.
+    saved = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved
     return ctx
