@@ -441,9 +441,16 @@ class RangeResult:
 
 def run_task(task: RangeTask) -> RangeResult:
     """Run one range task (top-level so that process pools and Ray can ship it)."""
-    if task.mode == "homes":
-        return _find_homes(task)
-    return _check_range(task)
+    try:
+        if task.mode == "homes":
+            return _find_homes(task)
+        return _check_range(task)
+    finally:
+        # Hand the task's freed Arrow buffers back to the OS: Arrow's allocator (mimalloc)
+        # keeps them, and a worker's resident memory crept with every task it ran (one
+        # process over the 80 tasks of a 10M lake: 572 -> 667 MB peak, 600 MB between
+        # tasks; with this 524 MB peak, 330 MB between tasks).
+        pa.default_memory_pool().release_unused()
 
 
 def _tile_leaves(tiles: TileLog, first: int, last: int, sealed: int) -> bytes:
