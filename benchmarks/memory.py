@@ -198,7 +198,8 @@ def run_size(events: int, work: Path, whole_max: int, batch_size: int) -> list[d
     py = sys.executable
     row(
         f"verify_lake, seq ranges of {SMALL_RANGES:,}",
-        [py, "-c", VERIFY_RANGES, str(work / "lake")],
+        # -P: the working directory holds the lake, a folder named `lake`
+        [py, "-P", "-c", VERIFY_RANGES, str(work / "lake")],
     )
     row("baseline: bare load, streamed", [py, "-c", BARE, str(src), str(work / "b1"), "stream"])
     shutil.rmtree(work / "b1", ignore_errors=True)
