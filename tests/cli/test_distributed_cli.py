@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 import pytest
+from testkit import free_port
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import DemoLake, Run
@@ -30,12 +30,6 @@ if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
 pytestmark = pytest.mark.slow  # a Ray head and a dozen CLI runs: ~40 s
 RAY = shutil.which("ray", path=os.path.dirname(sys.executable))
 START_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from testkit import moto_s3
 
 # The console script beside this interpreter (tests import no conftest by name).
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
@@ -30,29 +31,13 @@ if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
 
 SECRET = "cli-s3cr3t-never-printed-91b2"
 T0 = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
-SERVER = """
-import sys, time
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-while True:
-    time.sleep(3600)
-"""
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server in its own process (a real server the subprocesses reach)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    try:
-        assert proc.stdout is not None
-        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ background traffic) and a fresh profile directory.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from dashkit import AUDITLAKE, Demo
+from testkit import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -42,13 +42,6 @@ pytestmark = [
         "make test installs it)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from ingest_testkit import free_port
+from testkit import free_port
 
 from ingest.tokens import TokenStore
 from lake.config import KeyStore, TrustStore

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:

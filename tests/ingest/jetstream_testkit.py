@@ -21,7 +21,7 @@ from typing import Any
 import nats
 import nats.errors
 import orjson
-from ingest_testkit import free_port
+from testkit import free_port
 
 from ingest.demo import generate
 from ingest.jetstream import Connection

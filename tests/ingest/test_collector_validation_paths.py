@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import blocks_of
 
 import lake.wire as wire
 from ingest.collector import NDJSON, _check_body, _denied, _validate_body
@@ -46,17 +45,6 @@ def reference(body: bytes, max_events: int) -> tuple[pa.Table, list[Issue]]:
         return pa.table({}), [Issue(max_events, "(request)", f"more than {max_events} events")]
     result = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
     return result.table, result.issues
-
-
-@contextmanager
-def blocks_of(rows: int) -> Iterator[None]:
-    """Scan in blocks of `rows` lines, so small bodies span several blocks."""
-    saved = wire.FAST_ROWS
-    wire.FAST_ROWS = rows
-    try:
-        yield
-    finally:
-        wire.FAST_ROWS = saved
 
 
 def assert_same_as_reference(body: bytes, max_events: int = 10_000) -> tuple[pa.Table, list[Issue]]:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
-from ingest_testkit import free_port, wait_for
+from ingest_testkit import wait_for
 from jetstream_testkit import (
     AUDITLAKE,
     Consumer,
@@ -40,6 +40,7 @@ from jetstream_testkit import (
     rejected,
     run_once,
 )
+from testkit import free_port
 
 from ingest.collector import _ipc
 from ingest.source import ARROW_STREAM, Message, decode

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from testkit import moto_s3
 
 import lake.api as al
 from detect.model import Rule, rule_from_dict
@@ -83,44 +82,12 @@ class S3:
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-# moto's S3 server in a process of its own (in this process, a delta-rs call that keeps
-# the GIL, e.g. `alter.set_table_properties`, would starve it), recording the
-# If-None-Match header of every PutObject as a JSON line.
-SERVER = """
-import json, sys, threading, time
-from moto.s3.responses import S3Response
-from moto.server import ThreadedMotoServer
-log, original, lock = open(sys.argv[1], "a"), S3Response.put_object, threading.Lock()
-def spy(self):
-    with lock:
-        log.write(json.dumps([self.path, self.headers.get("If-None-Match")]) + "\\n")
-        log.flush()
-    return original(self)
-S3Response.put_object = spy
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-while True:
-    time.sleep(3600)
-"""
-
-
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    """One moto S3 server per worker, on 127.0.0.1."""
+    """One moto S3 server per worker, on 127.0.0.1, recording every PutObject's headers."""
     log = tmp_path_factory.mktemp("moto") / "puts.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(log)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        yield S3(f"http://127.0.0.1:{port}", log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with moto_s3(put_log=log) as endpoint:
+        yield S3(endpoint, log)
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,6 @@ patterns) are written out here from the spec, not imported, so a drift shows up.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,6 +16,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import blocks_of
 
 import lake.wire as wire
 from ingest.demo import generate
@@ -1004,16 +1003,6 @@ def _events(data: st.DataObject) -> list[Any]:
                 break
         events.append(base)
     return events
-
-
-@contextmanager
-def blocks_of(rows: int) -> Iterator[None]:
-    saved = wire.FAST_ROWS
-    wire.FAST_ROWS = rows
-    try:
-        yield
-    finally:
-        wire.FAST_ROWS = saved
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
