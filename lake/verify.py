@@ -215,7 +215,12 @@ def verify_lake(
     if tenants is not None and unknown:
         # A misspelt tenant must not make a cron job pass: say so instead of "ok".
         raise UsageError(f"no events or checkpoints for tenant(s): {', '.join(unknown)}")
-    total = sum(f.num_records or 0 for f in all_files if f.tenant in set(wanted))
+    files_of: dict[str, list[DataFile]] = {t: [] for t in wanted}
+    for data_file in all_files:
+        if data_file.tenant in files_of:
+            files_of[data_file.tenant].append(data_file)
+    events_of = {t: sum(d.num_records or 0 for d in fs) for t, fs in files_of.items()}
+    total = sum(events_of.values())
     parallel = runner is None and workers > 1 and total >= PARALLEL_MIN_EVENTS
     # Start the workers' process now: it imports while the log and signatures are read.
     context = process_context("lake.verify") if parallel else None
@@ -223,13 +228,12 @@ def verify_lake(
     from lake.retention import removed_ranges
 
     removed = removed_ranges(lake)
-    events_of = {t: sum(f.num_records or 0 for f in all_files if f.tenant == t) for t in wanted}
     reports = {t: TenantReport(t) for t in wanted}
     steps = {
         t: _tenant_steps(
             lake,
             t,
-            [f for f in all_files if f.tenant == t],
+            files_of[t],
             cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
             trusted,
             published,
