@@ -7,6 +7,7 @@ same way and offers only the signed-in principal's tenants.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Final
 
@@ -61,6 +62,32 @@ def window_picker(v: Viewer, chosen: tuple[str, ...], *, key: str) -> tuple[date
         return None
     start, end = picked
     return start, end
+
+
+def literal(value: object) -> str:
+    """`value` as a Markdown code span: shown exactly as stored, never as a link.
+
+    Markdown turns a bare `alice@example.com` into a mailto link (GFM autolinks, which no
+    escaping prevents reliably) and interprets `*`, `_` or `[x](y)` in stored values; a
+    code span does neither. The fence is longer than any run of backticks in the value.
+    """
+    text = str(value).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def prose(value: object) -> str:
+    """Text for Markdown with every Markdown character escaped (a finding's message):
+    read as written, with no emphasis, link or HTML made from its characters."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", str(value).replace("\n", " "))
+
+
+def verify_command(file_name: str, keys: list[str]) -> str:
+    """The command that checks a pack, with the signing key(s) this config home holds."""
+    given = " ".join(f"--key '{k}'" for k in keys) if keys else "--key 'NAME+HASH+KEY'"
+    return f"auditlake verify-proof {file_name} {given}"
 
 
 def rate(part: int, whole: int) -> str:

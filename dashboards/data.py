@@ -23,9 +23,11 @@ hold that session's lock; results are materialised before the lock is released.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -40,6 +42,9 @@ import lake.api
 from lake.access import AccessPolicy, Permission, Principal, Role
 from lake.config import KeyStore, TrustStore, config_home
 from lake.errors import ConfigError, UsageError
+from lake.export import write_batches
+from lake.note import parse_note
+from lake.query import sql_literal
 from lake.querystring import SearchFilter, parse_query
 from lake.schema import READ_AUDIT_TENANT, is_valid_tenant
 from lake.signin import SigninStore
@@ -292,11 +297,20 @@ def latest_checkpoints(viewer: Viewer) -> pl.DataFrame:
     )
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
 def verifications(viewer: Viewer) -> dict[str, dict[str, Any]]:
-    """Per tenant whose checkpoints the viewer may read, the latest recorded verification."""
+    """Per tenant whose checkpoints the viewer may read, the latest recorded verification.
+
+    Not cached: one small file, read at every render, so a run from the CLI or another
+    tab shows at once instead of after the cache's TTL.
+    """
     found = _run(viewer, lambda s: last_reports(s.lake))
     return {t: r for t, r in found.items() if viewer.may(Permission.READ_CHECKPOINTS, t)}
+
+
+def trusted_keys(viewer: Viewer) -> list[str]:
+    """The verifier keys this dashboard's config home trusts (what verification checks)."""
+    trusted = TrustStore(Path(viewer.home)).keys()
+    return [k.encode() for k in trusted]
 
 
 def verifiable(viewer: Viewer) -> list[str]:
@@ -323,7 +337,6 @@ def run_verification(
         lake_, TrustStore(Path(viewer.home)).keys(), tenants=list(chosen), progress=progress
     )
     record_report(lake_, report, by=viewer.principal)
-    verifications.clear()
     return report
 
 
@@ -412,15 +425,27 @@ def may_read_audit(viewer: Viewer) -> bool:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def read_audit(viewer: Viewer, limit: int = 500) -> pl.DataFrame:
-    """Who queried what, newest first (the read audit; needs a grant on its tenant)."""
+def read_audit(viewer: Viewer, limit: int = 500, hide_own: bool = False) -> pl.DataFrame:
+    """Who queried what, newest first (the read audit; needs a grant on its tenant).
+
+    `hide_own` leaves out the reads this dashboard made for the viewer itself (every page
+    it renders is recorded), so the reads of others are not buried under one's own; the
+    viewer's reads through other interfaces, and others' dashboard reads, stay listed.
+    """
+    own = (
+        f"WHERE NOT (actor_id = {sql_literal(viewer.principal)} AND "
+        "split_part(coalesce(json_extract_string(details, '$.interface'), ''), '.', 1) "
+        "= 'dashboard') "
+        if hide_own
+        else ""
+    )
     return _sql(
         viewer,
         "SELECT time, actor_id AS principal, "
         "json_extract_string(details, '$.interface') AS interface, "
         "json_extract_string(details, '$.query') AS query, "
         "json_extract_string(details, '$.tenants') AS tenants, outcome "
-        f"FROM query_audit ORDER BY time DESC LIMIT {int(limit)}",
+        f"FROM query_audit {own}ORDER BY time DESC LIMIT {int(limit)}",
     )
 
 
@@ -462,6 +487,31 @@ def matching_ids(viewer: Viewer, tenant: str, query: str, limit: int) -> list[st
     return [str(x) for x in table.column("event_id").to_pylist()]
 
 
-def verifier_keys(viewer: Viewer) -> list[str]:
-    """The verifier keys of this config home's signing keys, for `verify-proof --key`."""
-    return [k.verifier_key for k in KeyStore(Path(viewer.home)).list()]
+def pack_verifier_keys(viewer: Viewer, pack: Pack) -> list[str]:
+    """The verifier keys, held by this config home, of the keys that signed `pack`'s
+    checkpoints: what to give `verify-proof --key` (never the copy inside the pack)."""
+    with zipfile.ZipFile(io.BytesIO(pack.data)) as z:
+        notes = [z.read(n) for n in z.namelist() if n.startswith("checkpoints/")]
+    signers = {sig.name for note in notes for sig in parse_note(note)[1]}
+    home = Path(viewer.home)
+    trusted = TrustStore(home).keys()
+    held = {k.name: k.encode() for k in trusted}
+    held.update({k.name: k.verifier_key for k in KeyStore(home).list()})
+    return [held[name] for name in sorted(signers) if name in held]
+
+
+def search_export(viewer: Viewer, query: str, fmt: str) -> bytes:
+    """Every event matching `query` (not one page), as a CSV or JSON download.
+
+    Called by the download button when it is clicked (Streamlit runs it in a thread of its
+    own), so a large export is built only when asked for; it is one audited search.
+    """
+
+    def export(s: lake.api.LakeSession) -> bytes:
+        result = s.search(query, limit=None)
+        out = io.BytesIO()
+        write_batches(iter(result), fmt, out, schema=result.schema)
+        s.audit.flush()
+        return out.getvalue()
+
+    return _run(viewer, export)

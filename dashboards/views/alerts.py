@@ -78,10 +78,17 @@ picked = st.selectbox(
 if picked is None:
     st.stop()
 alert = shown.filter(pl.col("alert_id") == picked).row(0, named=True)
-st.markdown(f"**{alert['title']}** — rule `{alert['rule_id']}`, tenant `{alert['tenant']}`")
+# Stored values go into code spans: an actor id like alice@example.com must not become a
+# mailto link, nor its characters Markdown.
+literal = controls.literal
+st.markdown(
+    f"**Alert** {literal(alert['title'])} — rule {literal(alert['rule_id'])}, "
+    f"tenant {literal(alert['tenant'])}"
+)
+group = literal(alert["group"]) if alert["group"] else "(nothing)"
 st.caption(
     f"severity {alert['severity']} · first seen {alert['first_seen']} · last seen "
-    f"{alert['last_seen']} · grouped by {alert['group'] or '(nothing)'}"
+    f"{alert['last_seen']} · grouped by {group}"
 )
 ids = tuple(alert["event_ids"] or ())
 events = data.events_by_id(viewer, alert["tenant"], ids)
@@ -109,4 +116,6 @@ if viewer.may(Permission.PROVE, alert["tenant"]) and ids:
             mime="application/zip",
             key="alerts_download_pack",
         )
-        st.caption("Anyone can check it offline: `auditlake verify-proof PACK.zip --key KEY`.")
+        keys = data.pack_verifier_keys(viewer, pack)
+        st.caption("Anyone can check it offline, with the verifier key held outside the lake:")
+        st.code(controls.verify_command(pack.file_name, keys), language="bash")

@@ -34,7 +34,13 @@ else:
 
 st.subheader("Who queried what")
 if data.may_read_audit(viewer):
-    audit = data.read_audit(viewer)
+    hide_own = st.checkbox(
+        "Hide my own dashboard reads",
+        value=True,
+        key="compliance_audit_hide_own",
+        help="Every page this dashboard renders for you is recorded too; hide those rows.",
+    )
+    audit = data.read_audit(viewer, hide_own=hide_own)
     who = sorted(set(audit["principal"].to_list()))
     picked = st.multiselect("Principals (all when empty)", who, key="compliance_audit_who")
     if picked:
@@ -90,5 +96,6 @@ if pack is not None:
         key="pack_download",
         icon=":material/download:",
     )
-    keys = data.verifier_keys(viewer)
-    st.code(f"auditlake verify-proof {pack.file_name} --key {keys[0] if keys else 'KEY'}")
+    keys = data.pack_verifier_keys(viewer, pack)
+    st.caption("Check it with the verifier key held outside the lake (this config home's):")
+    st.code(controls.verify_command(pack.file_name, keys), language="bash")

@@ -15,6 +15,26 @@ import streamlit as st
 from dashboards import controls, data
 
 REPORT_KEY = "verify_report"
+TABLE_COLUMNS = [
+    "tenant",
+    "result",
+    "last verified (UTC)",
+    "verified by",
+    "tree size",
+    "key",
+    "sealed at",
+    "root hash",
+]
+TABLE_CONFIG = {
+    "tenant": st.column_config.TextColumn(width="small"),
+    "result": st.column_config.TextColumn(width="medium"),
+    "last verified (UTC)": st.column_config.TextColumn(width="medium"),
+    "verified by": st.column_config.TextColumn(width="small"),
+    "tree size": st.column_config.NumberColumn(width="small"),
+    "key": st.column_config.TextColumn(width="small"),
+    "sealed at": st.column_config.DatetimeColumn(width="medium", format="YYYY-MM-DD HH:mm:ss"),
+    "root hash": st.column_config.TextColumn(width="small", help="SHA-256 root; hover for all"),
+}
 
 viewer = controls.page("Integrity")
 checkpoints = data.latest_checkpoints(viewer)
@@ -44,10 +64,12 @@ def result_text(tenant: str) -> str:
 
 st.subheader("Signed checkpoints and last verification")
 tenants = checkpoints["tenant"].to_list()
+# The last verification comes first and the root hash last, in a narrow column (the whole
+# hash shows on hover and is copied whole): the page fits the screen without scrolling.
 table = checkpoints.with_columns(
+    pl.Series("result", [result_text(t) for t in tenants], pl.String),
     pl.Series("last verified (UTC)", [last_run(t, "verified_at") for t in tenants], pl.String),
     pl.Series("verified by", [last_run(t, "by") for t in tenants], pl.String),
-    pl.Series("result", [result_text(t) for t in tenants], pl.String),
 ).rename(
     {
         "tree_size": "tree size",
@@ -56,15 +78,28 @@ table = checkpoints.with_columns(
         "sealed_at": "sealed at",
     }
 )
-st.dataframe(table, hide_index=True, key="integrity_checkpoints")
+st.dataframe(
+    table.select(TABLE_COLUMNS),
+    hide_index=True,
+    key="integrity_checkpoints",
+    column_config=TABLE_CONFIG,
+)
 if any(last_run(t, "ok") is False for t in tenants):
     st.error("The last verification of some tenants found problems: run it again below.")
 
 st.subheader("Run a full verification")
 st.caption(
     "Recomputes every event's hash, rebuilds the Merkle roots and checks every checkpoint "
-    "signature against the trusted keys of this dashboard's config home."
+    "signature against the trusted keys of this dashboard's config home:"
 )
+trusted = data.trusted_keys(viewer)
+if trusted:
+    st.code("\n".join(trusted), language=None)
+else:
+    st.warning(
+        "This dashboard's config home trusts no verifier key: every checkpoint will be "
+        "reported as signed by an untrusted key (`auditlake keys export` prints the lake's)."
+    )
 if not verifiable:
     st.info("Verification needs the auditor role (or higher) on the tenant.")
     st.stop()
@@ -97,10 +132,14 @@ if shown:
         st.markdown("**Findings**")
         for f in findings:
             where = ", ".join(
-                f"{k} {f[k]}" for k in ("seq", "event_id", "batch_id", "file") if k in f
+                f"{k} {controls.literal(f[k])}"
+                for k in ("seq", "event_id", "batch_id", "file")
+                if k in f
             )
             suffix = f" ({where})" if where else ""
-            st.markdown(f"- **{f['tenant']}** · `{f['kind']}` — {f['message']}{suffix}")
+            st.markdown(
+                f"- **{f['tenant']}** · `{f['kind']}` — {controls.prose(f['message'])}{suffix}"
+            )
         columns = ["tenant", "kind", "message", "seq", "event_id", "batch_id", "file"]
         st.dataframe(
             pl.DataFrame(

@@ -1,4 +1,5 @@
-"""Search: the CLI's query language and filters, paged newest first, with CSV/JSON download.
+"""Search: the CLI's query language and filters, paged newest first, with CSV/JSON
+downloads of every match.
 
 Pages follow the query layer's cursors, which pin the snapshot of the first page: events
 appended meanwhile neither shift nor repeat rows. The query string is resolved once per
@@ -8,7 +9,7 @@ search whose first page is on screen.
 
 from __future__ import annotations
 
-import io
+import functools
 from typing import Any
 
 import polars as pl
@@ -17,7 +18,6 @@ import streamlit as st
 from dashboards import controls, data
 from dashboards.filters import SearchForm
 from lake.errors import UsageError
-from lake.export import write_batches
 from lake.schema import CATEGORIES, OUTCOMES, SEVERITIES
 
 PAGE_SIZES = [25, 50, 100, 500]
@@ -121,27 +121,25 @@ b2.button(
 )
 
 
-def export(fmt: str) -> bytes:
-    out = io.BytesIO()
-    write_batches(iter(page.table.to_batches()), fmt, out, schema=page.table.schema)
-    return out.getvalue()
-
-
 if page.table.num_rows:
-    name = f"auditlake-search-page{len(cursors)}"
+    # Downloads hold every matching event, not the page on screen: built (and audited as
+    # one search) only when a button is clicked.
+    name = "auditlake-search"
     d1.download_button(
         "CSV",
-        export("csv"),
+        functools.partial(data.search_export, viewer, paging["query"], "csv"),
         f"{name}.csv",
         "text/csv",
         key="search_csv",
         icon=":material/download:",
+        help="Every matching event, not only this page",
     )
     d2.download_button(
         "JSON",
-        export("json"),
+        functools.partial(data.search_export, viewer, paging["query"], "json"),
         f"{name}.json",
         "application/json",
         key="search_json",
         icon=":material/download:",
+        help="Every matching event, not only this page",
     )
