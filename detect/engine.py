@@ -31,11 +31,17 @@ from lake.errors import UsageError
 from lake.schema import ALERTS_SCHEMA
 
 MAX_EVIDENCE_IDS: Final = 1000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Scan ranges are epoch microseconds clamped to ±2**62 (about ±146,000 years): any stored
+# time fits (DuckDB and Arrow take the whole int64), yet a range widened by a window
+# never overflows, and no Python datetime (years 1-9999 only) is ever built from one.
+MIN_US: Final = -(2**62)
+MAX_US: Final = 2**62
+_US: Final = pa.timestamp("us", tz="UTC")
 
 
-def _us(value: timedelta) -> int:
-    return int(value / timedelta(microseconds=1))
+def duration_us(value: timedelta) -> int:
+    """A duration in whole microseconds (integer division: exact for any span of years)."""
+    return value // timedelta(microseconds=1)
 
 
 def _cols(names: Sequence[str], prefix: str = "") -> str:
@@ -51,18 +57,37 @@ class Bounds:
     hi: int
 
 
-def scan_range(rule: Rule, lo: int, hi: int) -> tuple[datetime, datetime]:
-    """Event times an alert of buckets lo..hi can depend on: [start, end)."""
-    d = _us(rule.dedup_period)
-    start = lo * d - _us(rule.window) - _us(rule.lookback)
-    return _EPOCH + timedelta(microseconds=start), _EPOCH + timedelta(microseconds=(hi + 1) * d)
+def clamp_us(value: int) -> int:
+    """An epoch-microsecond bound held inside [MIN_US, MAX_US]."""
+    return min(max(value, MIN_US), MAX_US)
 
 
-def buckets_touched(rule: Rule, first: datetime, last: datetime) -> tuple[int, int]:
-    """Buckets whose alerts events with times in [first, last] can change."""
-    d = _us(rule.dedup_period)
-    lo = _us(first - _EPOCH) // d
-    hi = (_us(last - _EPOCH) + _us(rule.window) + _us(rule.lookback)) // d
+def epoch_us(value: datetime) -> int:
+    """A datetime as microseconds since the Unix epoch (naive means UTC), without overflow."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return duration_us(aware - datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def timestamps(values: Sequence[int]) -> pa.Array:
+    """Epoch microseconds as a timestamp[us, UTC] array, clamped: no datetime in between."""
+    return pa.array([clamp_us(v) for v in values], pa.int64()).cast(_US)
+
+
+def scan_range(rule: Rule, lo: int, hi: int) -> tuple[int, int]:
+    """Event times an alert of buckets lo..hi can depend on: [start, end) in epoch µs.
+
+    Clamped, so buckets of a far-dated stored event (year 1 or 9999) give a finite range.
+    """
+    d = duration_us(rule.dedup_period)
+    start = lo * d - duration_us(rule.window) - duration_us(rule.lookback)
+    return clamp_us(start), clamp_us((hi + 1) * d)
+
+
+def buckets_touched(rule: Rule, first: int, last: int) -> tuple[int, int]:
+    """Buckets whose alerts events with times in [first, last] (epoch µs) can change."""
+    d = duration_us(rule.dedup_period)
+    lo = clamp_us(first) // d
+    hi = (clamp_us(last) + duration_us(rule.window) + duration_us(rule.lookback)) // d
     return lo, hi
 
 
@@ -83,7 +108,7 @@ def _source(rule: Rule) -> str:
 
 def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
     g = rule.group_columns
-    w = _us(rule.window)
+    w = duration_us(rule.window)
     frame = (
         f"PARTITION BY tenant{_cols(g)} ORDER BY time "
         f"RANGE BETWEEN INTERVAL {w} MICROSECONDS PRECEDING AND CURRENT ROW"
@@ -195,8 +220,8 @@ def alerts(
     body = _kind_sql(rule, params, now)
     if rule.kind == "silence":
         params.append(now)
-    d = _us(rule.dedup_period)
-    w = _us(rule.window)
+    d = duration_us(rule.dedup_period)
+    w = duration_us(rule.window)
     bound_join = ""
     # `_targets`: per tenant, the event times whose triggers this call reports. An sql
     # rule with a long lookback should draw its candidates from it, and only use the
@@ -207,14 +232,8 @@ def alerts(
             pa.table(
                 {
                     "tenant": [b.tenant for b in bounds],
-                    "lo": pa.array(
-                        [_EPOCH + timedelta(microseconds=b.lo * d) for b in bounds],
-                        pa.timestamp("us", tz="UTC"),
-                    ),
-                    "hi": pa.array(
-                        [_EPOCH + timedelta(microseconds=(b.hi + 1) * d) for b in bounds],
-                        pa.timestamp("us", tz="UTC"),
-                    ),
+                    "lo": timestamps([b.lo * d for b in bounds]),
+                    "hi": timestamps([(b.hi + 1) * d for b in bounds]),
                 }
             ),
         )
@@ -222,8 +241,8 @@ def alerts(
         con.register(
             "_targets",
             con.sql(
-                "SELECT DISTINCT tenant, TIMESTAMPTZ '0001-01-01 00:00:00+00' AS lo, "
-                "TIMESTAMPTZ '9999-12-31 00:00:00+00' AS hi FROM events"
+                f"SELECT DISTINCT tenant, make_timestamptz({MIN_US}::BIGINT) AS lo, "
+                f"make_timestamptz({MAX_US}::BIGINT) AS hi FROM events"
             ).to_arrow_table(),
         )
     if bounds is not None:

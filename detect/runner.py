@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +40,16 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from detect.engine import Bounds, alerts, buckets_touched, scan_range
+from detect.engine import (
+    Bounds,
+    alerts,
+    buckets_touched,
+    clamp_us,
+    duration_us,
+    epoch_us,
+    scan_range,
+    timestamps,
+)
 from detect.model import Rule
 from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
@@ -157,22 +166,38 @@ def _added_since(lake: Lake, table: DeltaTable, since: int) -> list[str] | None:
 
 @dataclass(frozen=True)
 class _Span:
+    """A tenant's new events span event times [first, last], in epoch microseconds.
+
+    Integers, not datetimes: a stored time outside Python's years 1-9999, or a range
+    widened by a window past them, must not stop detection for every tenant.
+    """
+
     tenant: str
-    first: datetime
-    last: datetime
+    first: int
+    last: int
+
+
+_DAY_US: Final = 86_400_000_000
+_UNIX_DAY0: Final = date(1970, 1, 1)
+
+
+def _as_datetime(us: int) -> datetime:
+    """Epoch microseconds as a UTC datetime, held inside the years Python can represent."""
+    lo, hi = epoch_us(datetime.min), epoch_us(datetime.max)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=min(max(us, lo), hi))
 
 
 def _spans(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[_Span], datetime | None]:
     if not files:
         return [], None
     rows = con.execute(
-        f"SELECT tenant, min(time), max(time), max(received_at) FROM read_parquet(?, {_HIVE}) "
-        "GROUP BY tenant ORDER BY tenant",
+        "SELECT tenant, epoch_us(min(time)), epoch_us(max(time)), epoch_us(max(received_at)) "
+        f"FROM read_parquet(?, {_HIVE}) GROUP BY tenant ORDER BY tenant",
         [files],
     ).fetchall()
-    spans = [_Span(t, lo, hi) for t, lo, hi, _ in rows if t != READ_AUDIT_TENANT]
-    newest = max((r[3] for r in rows), default=None)
-    return spans, newest
+    spans = [_Span(t, lo, hi) for t, lo, hi, _ in rows if t != READ_AUDIT_TENANT and lo is not None]
+    newest = max((r[3] for r in rows if r[3] is not None), default=None)
+    return spans, None if newest is None else _as_datetime(newest)
 
 
 class Runner:
@@ -204,24 +229,25 @@ class Runner:
     def _full(self, path: str) -> str:
         return self.copies.path(f"events/{path}", self.sizes.get(path))
 
-    def _view(self, ranges: Sequence[tuple[str, datetime, datetime]], by: str = "time") -> None:
-        """Point the `events` view at these (tenant, start, end) ranges of event time."""
-        wanted: dict[str, list[tuple[datetime, datetime]]] = {}
+    def _view(self, ranges: Sequence[tuple[str, int, int]], by: str = "time") -> None:
+        """Point the `events` view at these (tenant, start, end) ranges (epoch µs)."""
+        wanted: dict[str, list[tuple[int, int]]] = {}
         for tenant, lo, hi in ranges:
-            wanted.setdefault(tenant, []).append((lo, hi))
+            wanted.setdefault(tenant, []).append((lo // _DAY_US, hi // _DAY_US))
         files = []
         for f in self.files:
             spans = wanted.get(f.tenant)
             if not spans:
                 continue
-            if by == "time" and not any(lo.date() <= f.event_date <= hi.date() for lo, hi in spans):
+            day = (f.event_date - _UNIX_DAY0).days
+            if by == "time" and not any(lo <= day <= hi for lo, hi in spans):
                 continue
             files.append(self._full(f.path))
         scan = pa.table(
             {
                 "tenant": [r[0] for r in ranges],
-                "lo": pa.array([r[1] for r in ranges], pa.timestamp("us", tz="UTC")),
-                "hi": pa.array([r[2] for r in ranges], pa.timestamp("us", tz="UTC")),
+                "lo": timestamps([r[1] for r in ranges]),
+                "hi": timestamps([r[2] for r in ranges]),
             }
         )
         self.con.register("_scan", scan)
@@ -241,8 +267,9 @@ class Runner:
         """Alerts of `rule` for the buckets the spans touch (None: silence over every tenant)."""
         if rule.kind == "silence":
             tenants = sorted({f.tenant for f in self.files} - {READ_AUDIT_TENANT})
-            start = self.now - rule.lookback - rule.window
-            self._view([(t, start, self.now) for t in tenants], by="received_at")
+            now = epoch_us(self.now)
+            start = clamp_us(now - duration_us(rule.lookback) - duration_us(rule.window))
+            self._view([(t, start, now) for t in tenants], by="received_at")
             return alerts(self.con, rule, now=self.now), len(tenants)
         assert spans is not None
         bounds, ranges = [], []
@@ -379,8 +406,8 @@ def run(
         for rule in runner.rules:
             ours = state["rules"].get(rule.id, {})
             if backfill:
-                lo = since or datetime(1970, 1, 1, tzinfo=UTC)
-                hi = until or runner.now
+                lo = 0 if since is None else epoch_us(since)
+                hi = epoch_us(until or runner.now)
                 known = sorted({f.tenant for f in runner.files} - {READ_AUDIT_TENANT})
                 spans = [_Span(t, lo, hi) for t in known if not tenants or t in tenants]
                 mode = "backfill"

@@ -89,7 +89,8 @@ def _format_time(value: Any, what: str) -> str | None:
         raise UsageError(f"alert {what} must be a datetime, got {type(value).__name__}")
     # Stored times are UTC; a naive datetime is read as UTC, as lake/export.py does.
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: %Y does not pad years before 1000 ("1-01-01").
+    return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def alert_json(alert: Mapping[str, Any]) -> dict[str, Any]:
