@@ -230,21 +230,31 @@ def detect_test(ctx: Ctx, rule_paths: tuple[str, ...], no_builtin: bool, fmt: st
 
 
 @detect.command("schedule")
-@click.option("--every", default="1m", show_default=True, help="How often: 1m, 5m, 1h.")
+@click.option(
+    "--every",
+    default="1m",
+    show_default=True,
+    help="How often: minutes dividing 60 (1m, 5m, 15m), hours dividing 24 (1h, 2h, 6h), 1d, 7d.",
+)
 @pass_ctx
 @handle_errors
 def detect_schedule(ctx: Ctx, every: str) -> None:
-    """Print a crontab line and a systemd service + timer that run `detect run`."""
-    from detect.model import parse_duration
+    """Print a crontab line and a systemd service + timer that run `detect run`.
 
-    seconds = int(parse_duration(every, "--every").total_seconds())
+    Only intervals one crontab line runs at exactly are accepted: cron's `*/N` restarts
+    every hour or day, so `*/120` would run hourly and `*/7` unevenly; others exit 2.
+    """
+    from detect.model import parse_duration
+    from detect.schedule import cron_spec
+
+    interval = parse_duration(every, "--every")
+    seconds = int(interval.total_seconds())
+    spec = cron_spec(interval)
     where = str(ctx.lake_path)
     lake = where if "://" in where else str(Path(where).expanduser().resolve())
     argv0 = sys.argv[0] if sys.argv and sys.argv[0].endswith("auditlake") else "auditlake"
     exe = shlex.quote(argv0)
     env = f"AUDITLAKE_HOME={shlex.quote(str(ctx.home))} AUDITLAKE_LAKE={shlex.quote(lake)}"
-    minutes = max(1, seconds // 60)
-    spec = "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
     click.echo("# crontab -e (runs never overlap: a second one exits at once)")
     click.echo(f"{spec} {env} {exe} detect run --format json >> /var/log/auditlake-detect.log 2>&1")
     click.echo("")

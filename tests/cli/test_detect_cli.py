@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 # The console script beside this interpreter (tests import no conftest by name:
 # with several test folders, `conftest` is whichever pytest loaded last).
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
@@ -196,3 +198,66 @@ def test_evidence_pack_of_an_alert_checks_offline_and_catches_tampering(
     bad = run("verify-proof", altered, "--key", demo_copy.verifier_key)
     assert bad.returncode == 1, bad
     assert "evidence pack FAILED: proofs/" in bad.stderr and "altered" in bad.stderr
+
+
+def test_a_far_dated_stored_event_neither_crashes_nor_blinds_detect_run(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    # Written before ingest refused such times: the row is appended as validated.
+    import pyarrow as pa
+
+    from lake.append import append
+    from lake.note import generate_signer
+    from lake.storage import Lake
+    from lake.wire import validate
+
+    ghost = {"tenant": "far-away", "time": "2026-11-20T03:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "failure", "actor": {"id": "ghost"}}  # fmt: skip
+    table = validate([ghost], namespace=b"far").table
+    year_9999 = 253_402_300_799_000_000
+    i, j = table.schema.get_field_index("time"), table.schema.get_field_index("event_date")
+    table = table.set_column(i, table.schema.field(i), pa.array([year_9999], pa.int64()).cast(
+        pa.timestamp("us", tz="UTC")))  # fmt: skip
+    table = table.set_column(j, table.schema.field(j), pa.array([year_9999 // 86_400_000_000],
+        pa.int32()).cast(pa.date32()))  # fmt: skip
+    append(Lake.open(demo_copy.lake), table, generate_signer("elsewhere"))
+    first = run("detect", "run", "--format", "json")
+    assert first.returncode == 0, first
+    events = [
+        {"tenant": "contoso", "time": f"2026-11-20T04:{k:02d}:00Z", "category": "authentication",
+         "action": "login", "outcome": "failure",
+         "actor": {"id": "after.the.ghost@contoso.example"}}
+        for k in range(12)
+    ]  # fmt: skip
+    src = tmp_path / "attack.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert run("ingest", src).returncode == 0
+    second = run("detect", "run", "--format", "json")
+    assert second.returncode == 0, second
+    assert second.json()["new_alerts"] >= 1
+    alerts = run("alerts", "list", "--tenant", "contoso", "--format", "json").json()
+    assert {"actor_id": "after.the.ghost@contoso.example"} in [a["group"] for a in alerts]
+
+
+CRON_LINES = {
+    "1m": "* * * * *", "2m": "*/2 * * * *", "5m": "*/5 * * * *", "15m": "*/15 * * * *",
+    "30m": "*/30 * * * *", "60m": "0 * * * *", "1h": "0 * * * *", "2h": "0 */2 * * *",
+    "3h": "0 */3 * * *", "6h": "0 */6 * * *", "12h": "0 */12 * * *", "24h": "0 0 * * *",
+    "1d": "0 0 * * *", "7d": "0 0 * * 0", "1w": "0 0 * * 0", "120s": "*/2 * * * *",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("every", sorted(CRON_LINES))
+def test_schedule_prints_a_cron_line_that_runs_that_often(run: Run, every: str) -> None:
+    # `*/120` in the minute field runs hourly, `*/1440` too: hours and days go elsewhere.
+    schedule = run("detect", "schedule", "--every", every)
+    assert schedule.returncode == 0, schedule
+    crontab = schedule.stdout.splitlines()[1]
+    assert crontab.startswith(CRON_LINES[every] + " AUDITLAKE_HOME="), crontab
+
+
+@pytest.mark.parametrize("every", ["90s", "30s", "7m", "45m", "90m", "5h", "7h", "2d", "3d", "2w"])
+def test_schedule_refuses_what_cron_cannot_run(run: Run, every: str) -> None:
+    # `--every 90s` used to become every minute, `7m` ran at :56 then :00 again.
+    refused = run("detect", "schedule", "--every", every)
+    refused.assert_usage_error(f"--every {every}", "minutes dividing 60", "hours dividing 24")
