@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,6 +47,7 @@ from lake.append import append, seal, stamp_received
 from lake.config import KeyStore
 from lake.errors import Issue, LakeError, StorageError
 from lake.storage import Lake
+from lake.unique import ID_TAKEN
 from lake.wire import parse_json_array, validate, validate_jsonl
 from lake.witness import load_witnesses, request_cosignatures
 
@@ -280,7 +281,7 @@ class Collector:
             oldest = min(self._pending[s][0] for s in seqs)
             try:
                 batch = pa.concat_tables(tables)
-                result = append(self.lake, batch, self.signer)
+                result = append(self.lake, batch, self.signer, on_conflict=_id_conflicts(batch))
                 # delta-rs does not fsync its files: flush the lake's data, log and tiles to
                 # disk before the WAL forgets these events, so even a power cut loses nothing.
                 os.sync()
@@ -318,6 +319,19 @@ class Collector:
                 records=len(seqs),
                 seconds=round(elapsed, 4),
             )
+
+
+def _id_conflicts(batch: pa.Table) -> Callable[[list[Issue]], None]:
+    """What append calls with acknowledged events under an id another event of their
+    tenant already has: they are left out of the lake (an id is used once per tenant) and
+    logged, never retried (they would block the WAL)."""
+
+    def report(issues: list[Issue]) -> None:
+        rows = pa.array([i.index for i in issues], pa.int64())
+        tenants = sorted(set(batch.column("tenant").take(rows).to_pylist()))
+        log(event="id_conflict", tenants=tenants, events=len(issues), reason=ID_TAKEN)
+
+    return report
 
 
 def _error(

@@ -42,7 +42,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -53,18 +53,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import log
-from lake.append import (
-    append,
-    repeated_mask,
-    seal,
-    source_app_id,
-    source_position,
-    stamp_received,
-)
+from lake.append import append, seal, source_app_id, source_position, stamp_received
 from lake.errors import Issue, LakeError, StorageError, ValidationError
 from lake.note import NoteSigner
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
 from lake.storage import Lake
+from lake.unique import event_keys, first_occurrence, same_rows
 from lake.wire import OUTPUT_SCHEMA, assign_ids, parse_json_array, parse_jsonl, validate
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -152,9 +146,11 @@ class Source(Protocol):
 class Decoded:
     """A batch of messages as events, plus what was wrong with the rest."""
 
-    events: pa.Table  # EVENT_SCHEMA, at most once per (tenant, id)
+    events: pa.Table  # EVENT_SCHEMA; an id twice only if the contents differ (a conflict)
     rejected: list[tuple[Message, list[Issue]]] = field(default_factory=list)
     repeats: int = 0  # events dropped because an earlier message of the batch had them
+    owner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # message per row
+    local: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # index in it
 
 
 @dataclass
@@ -337,8 +333,11 @@ def _decode(messages: Sequence[Message], source: str) -> Decoded:
         table, owner, local = table.take(pa.array(order)), owner[order], local[order]
     _check_rows(table, owner, local, messages, bad)
     keep = ~np.isin(owner, np.fromiter(bad, np.int64, len(bad)))
-    table, repeats = _first_of_each_id(table.filter(pa.array(keep)))
-    return Decoded(table, _rejections(messages, bad), repeats)
+    table, owner, local = table.filter(pa.array(keep)), owner[keep], local[keep]
+    again = _repeats(table)
+    if again.any():
+        table, owner, local = table.filter(pa.array(~again)), owner[~again], local[~again]
+    return Decoded(table, _rejections(messages, bad), int(again.sum()), owner, local)
 
 
 def micros(stamp: datetime) -> int:
@@ -393,12 +392,16 @@ def _keys(table: pa.Table) -> pa.Array:
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
-def _first_of_each_id(table: pa.Table) -> tuple[pa.Table, int]:
-    """Drop events whose (tenant, id) an earlier row of the batch already has."""
-    repeated = repeated_mask(table)
-    if not repeated.any():
-        return table, 0
-    return table.filter(pa.array(~repeated)), int(repeated.sum())
+def _repeats(table: pa.Table) -> np.ndarray:
+    """Rows repeating an earlier row of the batch, content and all (`received_at` aside).
+
+    A repeat with other content stays: append rejects it as a conflict (lake/unique.py).
+    """
+    first = first_occurrence(event_keys(table))
+    again = np.flatnonzero(first != np.arange(table.num_rows))
+    out = np.zeros(table.num_rows, dtype=bool)
+    out[again] = same_rows(table, again, table, first[again])
+    return out
 
 
 def _rejections(
@@ -437,6 +440,7 @@ class ConsumeTotals:
     duplicates: int = 0  # events already in the lake, or repeated within a batch
     skipped: int = 0  # messages at or below the recorded position (delivered again)
     rejected: int = 0  # messages kept in the rejection subject
+    conflicts: int = 0  # events under another event's id, kept there with their message
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -538,6 +542,28 @@ def consume(
     return totals
 
 
+def _reject_conflicts(
+    source: Source, messages: Sequence[Message], decoded: Decoded
+) -> Callable[[list[Issue]], None]:
+    """What append calls with the events whose id another event of the tenant has: each
+    goes to the rejection subject with its message, before the commit (the message's
+    other events are appended; sent again, they are retries and skipped)."""
+
+    def reject(issues: list[Issue]) -> None:
+        by_message: dict[int, list[Issue]] = {}
+        for issue in issues:
+            k = int(decoded.owner[issue.index])
+            local = int(decoded.local[issue.index])
+            by_message.setdefault(k, []).append(Issue(local, issue.field, issue.message))
+        for k, found in sorted(by_message.items()):
+            m = messages[k]
+            source.reject(m, found)
+            log(event="rejected", subject=m.subject, position=m.position, issues=len(found),
+                fields=["id"])  # fmt: skip
+
+    return reject
+
+
 def _commit(
     lake: Lake,
     signer: NoteSigner,
@@ -577,7 +603,13 @@ def _commit(
                 source.reject(m, issues)
             result = None
             if decoded.events.num_rows:
-                result = append(lake, decoded.events, signer, source_positions=marks)
+                result = append(
+                    lake,
+                    decoded.events,
+                    signer,
+                    source_positions=marks,
+                    on_conflict=_reject_conflicts(source, fresh, decoded),
+                )
                 # delta-rs does not fsync: the events are on disk before the broker forgets them.
                 os.sync()
             source.ack(batch)
@@ -602,6 +634,7 @@ def _commit(
         totals.skipped += len(batch) - len(fresh)
         totals.rejected += len(decoded.rejected)
         totals.appended += result.appended if result else 0
+        totals.conflicts += result.conflicts if result else 0
         totals.duplicates += decoded.repeats + (result.duplicates if result else 0)
         log(
             event="commit",

@@ -41,7 +41,7 @@ from deltalake import (
 from deltalake.exceptions import CommitFailedError
 
 from lake.crypto import encrypted, keyring_for
-from lake.errors import ConcurrentAppendError, StorageError
+from lake.errors import ConcurrentAppendError, Issue, StorageError, ValidationError
 from lake.leaf import hash_leaves, hashes_to_bytes, leaf_hashes_array
 from lake.merkle import tree_root
 from lake.note import Checkpoint, NoteSigner, sign_checkpoint
@@ -55,10 +55,17 @@ from lake.schema import (
 )
 from lake.storage import Lake, check_tenant, seal_app_id, seq_app_id
 from lake.tiles import TileLog
+from lake.unique import IdCheck, check_ids, event_keys, first_occurrence
 
 Progress = Callable[[str, int, int], None]
 MAX_ATTEMPTS = 40
 SOURCE_APP_PREFIX = "auditlake/source/"
+# Epoch microseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
+MIN_MICROS: Final = -62_135_596_800_000_000
+MAX_MICROS: Final = 253_402_300_799_999_999
+TIME_RANGE: Final = "is outside 0001-01-01..9999-12-31 UTC"
+MAX_ISSUES: Final = 50
+Conflicts = Callable[[list[Issue]], None]
 
 
 # ZSTD, and no dictionary for columns whose every value is unique (a dictionary there only
@@ -124,6 +131,7 @@ class TenantAppend:
     duplicates: int
     first_seq: int
     tree_size: int
+    conflicts: int = 0  # events left out: their id was another event's (`on_conflict`)
 
 
 @dataclass
@@ -152,52 +160,38 @@ class AppendResult:
     def duplicates(self) -> int:
         return sum(t.duplicates for t in self.tenants)
 
+    @property
+    def conflicts(self) -> int:
+        return sum(t.conflicts for t in self.tenants)
+
 
 def _backoff(attempt: int) -> None:
     time.sleep(min(1.0, 0.02 * (2**attempt)) * (0.5 + random.random()))
 
 
-def _event_keys(rows: pa.Table) -> pa.Array | pa.ChunkedArray:
-    """tenant NUL event_id of every row: an event's identity in the lake."""
-    sep = pa.scalar("\x00", pa.string())
-    return pc.binary_join_element_wise(rows.column("tenant"), rows.column("event_id"), sep)
+def _check_times(events: pa.Table) -> None:
+    """Refuse times whose UTC date is outside 0001-01-01..9999-12-31, naming each event.
 
-
-def _existing_mask(
-    lake: Lake, table: DeltaTable, batch: pa.Table, keys: pa.Array | pa.ChunkedArray
-) -> np.ndarray:
-    """Rows of `batch` (whose `_event_keys` are `keys`) already in the lake.
-
-    A retried event carries the same id and time, so only the (tenant, date) partitions of
-    the batch are read, and only their `event_id` column.
+    Validation keeps times to a far narrower range; this guards the lake itself (date
+    partitions, and every reader's datetime) from whatever reaches append some other way.
+    Plain int64 arithmetic: nothing here can overflow, whatever the value.
     """
-    if batch.num_rows == 0:
-        return np.zeros(0, dtype=bool)
-    tenants = set(pc.unique(batch.column("tenant")).to_pylist())
-    dates = set(pc.unique(batch.column("event_date")).to_pylist())
-    files = lake.data_files(table, tenants=tenants, dates=dates)
-    if not files:
-        return np.zeros(batch.num_rows, dtype=bool)
-    have = _event_keys(lake.read_rows(files, ["tenant", "event_id"]))
-    return np.asarray(pc.is_in(keys, value_set=pc.unique(have)).to_numpy(zero_copy_only=False))
+    issues = []
+    for name in ("time", "received_at"):
+        micros = pc.cast(events.column(name), pa.int64()).to_numpy(zero_copy_only=False)
+        micros = np.asarray(micros, dtype=np.float64)  # nulls (NaN) are not ours to judge
+        bad = (micros < MIN_MICROS) | (micros > MAX_MICROS)
+        issues += [Issue(int(i), name, TIME_RANGE) for i in np.flatnonzero(bad)[:MAX_ISSUES]]
+    if issues:
+        raise ValidationError(sorted(issues, key=lambda i: i.index), source="batch")
 
 
-def repeated_mask(batch: pa.Table, keys: pa.Array | pa.ChunkedArray | None = None) -> np.ndarray:
-    """Rows whose (tenant, event_id) already came earlier in the same batch.
-
-    One request never holds a repeated id (validation refuses it), but a collector batch
-    joins several requests, and a client's retry can sit in the same batch as its first
-    attempt: the first occurrence is kept, as it would be across batches. `keys` are the
-    batch's `_event_keys` when the caller has them already.
-    """
-    keys = _event_keys(batch) if keys is None else keys
-    if len(pc.unique(keys)) == batch.num_rows:  # the usual case: one hash pass, no sort
-        return np.zeros(batch.num_rows, dtype=bool)
-    rows = pa.table({"k": keys, "i": pa.array(np.arange(batch.num_rows))})
-    first = rows.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
-    repeated = np.ones(batch.num_rows, dtype=bool)
-    repeated[first.to_numpy()] = False
-    return repeated
+def _per_tenant(events: pa.Table, mask: np.ndarray, tenants: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(tenants, 0)
+    if mask.any():
+        for t in pc.filter(events.column("tenant"), pa.array(mask)).to_pylist():
+            counts[t] += 1
+    return counts
 
 
 def _sequence(batch: pa.Table, sizes: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -245,6 +239,7 @@ def append(
     received_at: datetime | None = None,
     dedupe: bool = True,
     source_positions: Mapping[str, int] | None = None,
+    on_conflict: Conflicts | None = None,
     progress: Progress = _no_progress,
 ) -> AppendResult:
     """Append validated events (wire.OUTPUT_SCHEMA) as one batch, then seal each tenant.
@@ -252,10 +247,17 @@ def append(
     `received_at` comes from the events when they carry that column (the collector stamps
     each request as it arrives), else from the argument, else now.
 
-    Events whose (tenant, id) is already in the lake are skipped, so re-sending is safe
-    (`dedupe=False` skips that check for writers whose ids are fresh by construction,
-    such as the read audit).
+    An id is used once per tenant, whatever the event's date (lake/unique.py). An event
+    whose (tenant, id) the lake already has, with the same content (`received_at` aside),
+    is a retry and skipped, so re-sending is safe; so is a repeat within the batch. An
+    event under an id that another event of the tenant already uses is a conflict: a
+    ValidationError naming each such event (its row in `events`, field `id`) and nothing
+    written, or, given `on_conflict`, those events are handed to it (as issues, before the
+    commit) and left out while the rest is appended. `dedupe=False` skips the check for
+    writers whose ids are fresh by construction, such as the read audit.
     The batch is all or nothing: one Delta commit for all its rows.
+
+    A time (or receipt time) outside 0001..9999 UTC is refused (ValidationError).
 
     `source_positions` maps app ids (`source_app_id`) to positions recorded in that same
     commit; a position never goes back (the larger of it and the snapshot's is kept). A
@@ -265,14 +267,16 @@ def append(
     result = AppendResult(batch_id)
     if events.num_rows == 0:
         return result
-    if encrypted(lake):
-        # Before anything is hashed: the leaf covers the ciphertext (lake/crypto.py).
-        events = keyring_for(lake).encrypt_table(events)
     # A collector stamps each request on arrival; a batch without stamps gets one now.
     events = stamp_received(events, received_at)
+    _check_times(events)
     tenants = sorted(set(events.column("tenant").to_pylist()))
     for tenant in tenants:
         check_tenant(tenant)
+    plain = events
+    if encrypted(lake):
+        # Before anything is hashed: the leaf covers the ciphertext (lake/crypto.py).
+        events = keyring_for(lake).encrypt_table(events)
     # Finish anything a crashed writer left unsealed before numbering new events.
     seal(lake, signer, tenants, progress=progress)
     progress("hash", 0, events.num_rows)
@@ -280,26 +284,33 @@ def append(
     hash_rows = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)
     progress("hash", events.num_rows, events.num_rows)
 
-    keys = _event_keys(events) if dedupe else None
-    repeated = repeated_mask(events, keys) if dedupe else None
+    keys = event_keys(plain) if dedupe else None
+    first = first_occurrence(keys) if keys is not None else None
+    reported = np.zeros(events.num_rows, dtype=bool)
     for attempt in range(MAX_ATTEMPTS):
         table = lake.events_table()
         sizes = {t: Lake.tree_size(table, t) for t in tenants}
-        dup = (
-            _existing_mask(lake, table, events, keys) | repeated
-            if keys is not None and repeated is not None
-            else np.zeros(events.num_rows, dtype=bool)
+        check = (
+            check_ids(lake, table, plain, keys, first)
+            if keys is not None and first is not None
+            else IdCheck(np.zeros(events.num_rows, bool), np.zeros(events.num_rows, bool))
         )
+        if check.conflict.any():
+            if on_conflict is None:
+                raise ValidationError(check.issues()[:MAX_ISSUES], source="batch")
+            fresh = check.conflict & ~reported
+            if fresh.any():
+                on_conflict(IdCheck(np.zeros_like(fresh), fresh).issues())
+                reported |= fresh
+        dup = check.drop
         keep = ~dup
         batch = events.filter(pa.array(keep)) if dup.any() else events
         batch_hashes = hash_rows[keep]
-        dup_counts = {t: 0 for t in tenants}
-        if dup.any():
-            for t in pc.filter(events.column("tenant"), pa.array(dup)).to_pylist():
-                dup_counts[t] += 1
+        dup_counts = _per_tenant(events, check.retry, tenants)
+        conflicts = _per_tenant(events, check.conflict, tenants)
         if batch.num_rows == 0:
             result.tenants = [
-                TenantAppend(t, 0, dup_counts[t], sizes[t], sizes[t]) for t in tenants
+                TenantAppend(t, 0, dup_counts[t], sizes[t], sizes[t], conflicts[t]) for t in tenants
             ]
             return result
         seq, positions = _sequence(batch, sizes)
@@ -338,7 +349,9 @@ def append(
         progress("write", batch.num_rows, batch.num_rows)
         _crash_point("after-events-commit")
         result.tenants = [
-            TenantAppend(t, len(positions.get(t, ())), dup_counts[t], sizes[t], new_sizes[t])
+            TenantAppend(
+                t, len(positions.get(t, ())), dup_counts[t], sizes[t], new_sizes[t], conflicts[t]
+            )
             for t in tenants
         ]
         known = {t: (sizes[t], batch_hashes[positions[t]].tobytes()) for t in positions}

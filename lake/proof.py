@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import EVENTS_SCHEMA
 from lake.storage import Lake, check_tenant
 from lake.tiles import TileLog
+from lake.unique import candidate_files
 
 PROOF_FIELDS = (
     "tenant",
@@ -79,35 +79,29 @@ def _json_to_leaf_row(event: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _uuid7_date(event_id: str) -> date | None:
-    """The UTC date in a UUIDv7's millisecond field, or None for other id shapes."""
-    try:
-        value = uuid.UUID(event_id)
-    except ValueError:
-        return None
-    if value.version != 7:
-        return None
-    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC).date()
-
-
 def find_event(lake: Lake, tenant: str, event_id: str) -> dict[str, Any]:
-    """The stored row of one event of one tenant (ProofError when absent).
+    """The stored row of one event of one tenant (ProofError when absent or ambiguous).
 
-    UUIDv7 ids carry their time, so the partitions nearest that date are searched first
-    and the search usually ends in one partition instead of scanning the tenant.
+    Only files whose event_id statistics hold the id are read (lake/unique.py): with
+    time-ordered ids, usually the id's own partition. An id stored more than once is
+    refused rather than one of its rows picked (`verify` reports it as `duplicate`).
     """
     check_tenant(tenant)
     table = lake.events_table()
-    files = lake.data_files(table, tenants={tenant})
-    near = _uuid7_date(event_id)
-    if near is not None:
-        files.sort(key=lambda f: abs((f.event_date - near).days))
-    for f in files:
-        part = lake.read_file(f, filters=[("event_id", "=", event_id)])
-        if part.num_rows:
-            row: dict[str, Any] = part.slice(0, 1).to_pylist()[0]
-            return row
-    raise ProofError(f"no event {event_id!r} in tenant {tenant}")
+    files = lake.data_files(table, tenants={tenant}, ids=True)
+    found = [
+        lake.read_file(f, filters=[("event_id", "=", event_id)])
+        for f in candidate_files(files, {tenant: [event_id]})
+    ]
+    rows: list[dict[str, Any]] = [row for part in found for row in part.to_pylist()]
+    if not rows:
+        raise ProofError(f"no event {event_id!r} in tenant {tenant}")
+    if len(rows) > 1:
+        raise ProofError(
+            f"event id {event_id!r} is ambiguous in tenant {tenant}: {len(rows)} stored events "
+            "use it; run `auditlake verify`"
+        )
+    return rows[0]
 
 
 def latest_checkpoint(lake: Lake, tenant: str) -> dict[str, Any]:

@@ -292,6 +292,11 @@ class DataFile:
     min_seq: int | None
     max_seq: int | None
     size: int | None = None  # bytes, as the Delta log records it
+    # The file's least and greatest event_id as its Delta statistics record them (filled
+    # by `data_files(ids=True)`); None when unknown. A truncated maximum is rounded up by
+    # the writer, so [min_id, max_id] always holds every id of the file.
+    min_id: str | None = None
+    max_id: str | None = None
 
 
 class Lake:
@@ -564,12 +569,17 @@ class Lake:
         tenants: set[str] | None = None,
         dates: set[date] | None = None,
         min_seq: int | None = None,
+        ids: bool = False,
     ) -> list[DataFile]:
-        """Files of the events table, pruned by tenant, date and seq statistics."""
+        """Files of the events table, pruned by tenant, date and seq statistics.
+
+        `ids` also fills each file's event_id range (`min_id`, `max_id`).
+        """
         actions = pa.table(table.get_add_actions(flatten=True))
         # Only the columns we use: converting every stats column to Python cost ~10x more.
         wanted = ["path", "partition.tenant", "partition.event_date", "num_records", "size_bytes"]
-        wanted += [c for c in ("min.seq", "max.seq") if c in actions.column_names]
+        stats = ["min.seq", "max.seq"] + (["min.event_id", "max.event_id"] if ids else [])
+        wanted += [c for c in stats if c in actions.column_names]
         rows = actions.select(wanted).to_pylist()
         out = []
         for row in rows:
@@ -591,6 +601,8 @@ class Lake:
                     row.get("min.seq"),
                     max_seq,
                     row.get("size_bytes"),
+                    row.get("min.event_id"),
+                    row.get("max.event_id"),
                 )
             )
         return out

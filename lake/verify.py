@@ -55,6 +55,7 @@ from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import LEAF_FIELDS
 from lake.storage import DataFile, Lake
 from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog
+from lake.unique import repeated_ids
 from lake.workers import process_context
 
 MAX_FINDINGS_PER_KIND = 50
@@ -203,7 +204,7 @@ def verify_lake(
     """
     report = Report(lake.root)
     events_table = lake.events_table()
-    all_files = lake.data_files(events_table)
+    all_files = lake.data_files(events_table, ids=True)  # ids: for repeated_ids below
     cps_all = lake.read_checkpoints()
     known = sorted({f.tenant for f in all_files} | set(cps_all.column("tenant").to_pylist()))
     exported: dict[str, list[Checkpoint]] = {}
@@ -256,6 +257,12 @@ def verify_lake(
         drive(steps, InlineRunner(), events_of, total, progress)
     for tenant in wanted:
         tr = reports[tenant]
+        # An id is used once per tenant, whatever the date: two stored events under one id
+        # (each authentic) make `prove ID` ambiguous.
+        for event_id, seqs in repeated_ids(lake, files_of[tenant]):
+            message = f"id used by {len(seqs)} stored events (seq {', '.join(map(str, seqs))})"
+            last = seqs[-1] if seqs else None
+            tr.add(Finding(tenant, "duplicate", message, seq=last, event_id=event_id))
         for f in since_findings:
             if f.tenant == tenant:
                 tr.add(f)
