@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 
 from auditlake.cli import (
     Ctx,
@@ -107,16 +108,24 @@ def detect_run(
     watermark follows the lake's commits, so late events are not missed. New and changed
     alerts go to the `alerts` table and to every --sink.
 
+    Each sink is served on its own: one that fails keeps its alerts in a spool in the
+    lake, retried first by the next run with the same --sink, and the run exits 1 after
+    a line per sink on stderr (--format json: a status per sink under "sinks"). With
+    --format json stdout is one line: the run's summary, per rule inside.
+
     With --engine ray the rules are evaluated on a Ray cluster, one task per tenant;
     watermarks, sinks and the alerts table are handled here as always, with the same
     alerts.
     """
     ctx.require_operator("detect run")
     ray_address = engine_address(engine, address)
-    _run_once(
+    result = _run_once(
         ctx, rule_paths, no_builtin, since, until, tenant, sink, fmt,
         engine=engine, address=ray_address,
     )  # fmt: skip
+    if result is not None and not result.delivered:
+        # The alerts are in the lake; what a sink missed is spooled for the next run.
+        raise SystemExit(int(ExitCode.FINDING))
 
 
 def _run_once(
@@ -164,13 +173,21 @@ def _run_once(
         for s in sinks:
             s.close()
     if fmt == "json":
-        emit_json(result.as_dict())
+        # One line per run: cron and `detect watch` append these to one log.
+        sys.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_SORT_KEYS).decode())
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        for report in result.sinks:  # failures only: the summary carries the rest
+            if not report.ok:
+                note(report.line())
     else:
         emit_table(
             None,
             ["rule", "mode", "tenants", "alerts", "new", "changed"],
             [[r.rule_id, r.mode, r.tenants, r.alerts, r.new, r.changed] for r in result.rules],
         )
+        for report in result.sinks:
+            note(report.line())
         note(
             f"{len(result.new)} new and {len(result.changed)} updated alert(s); "
             f"lake version {result.version}"

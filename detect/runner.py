@@ -19,8 +19,10 @@ What "incremental" means here:
   the next log entry, no retries), so of two overlapping runs the later one to commit
   fails with RunBusy and writes nothing (sinks may have seen its alerts: at least once).
 - **Object stores**: DuckDB reads local copies of the files a run needs (lake/cache.py).
-- **Sinks first, at least once**: new and changed alerts go to the sinks before the
-  alerts table and the watermark move; if a sink fails, the next run sends them again.
+- **Sinks first, each on its own, at least once**: new and changed alerts go to every
+  sink before the alerts table and the watermark move; a sink that fails keeps them in
+  its spool for the next run and is reported, and the others are served regardless
+  (detect/delivery.py). A crash before the alerts commit sends them again next run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from detect.delivery import SinkReport, deliver
 from detect.engine import (
     Bounds,
     alerts,
@@ -51,6 +54,7 @@ from detect.engine import (
     timestamps,
 )
 from detect.model import Rule
+from detect.sinks import Sink
 from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import StorageError, UsageError
@@ -90,6 +94,12 @@ class RunResult:
     new: list[dict[str, Any]] = field(default_factory=list)
     changed: list[dict[str, Any]] = field(default_factory=list)
     received_at: datetime | None = None
+    sinks: list[SinkReport] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        """Every sink took every alert it was offered."""
+        return all(s.ok for s in self.sinks)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +108,7 @@ class RunResult:
             "rules": [r.__dict__ for r in self.rules],
             "new_alerts": len(self.new),
             "changed_alerts": len(self.changed),
+            "sinks": [s.as_dict() for s in self.sinks],
         }
 
 
@@ -372,7 +383,7 @@ def run(
     until: datetime | None = None,
     tenants: Sequence[str] | None = None,
     now: datetime | None = None,
-    sinks: Sequence[Any] = (),
+    sinks: Sequence[Sink] = (),
     progress: Progress = _no_progress,
     evaluate: Evaluate | None = None,
 ) -> RunResult:
@@ -440,8 +451,7 @@ def run(
             )
         progress("rules", len(runner.rules), len(runner.rules))
         out = result.new + result.changed
-        for sink in sinks:
-            sink.send(out)
+        result.sinks = deliver(lake, sinks, out)
         write_alerts(lake, out, alerts_snapshot)
         if not backfill:
             for rule in runner.rules:

@@ -289,6 +289,7 @@ class WebhookSink:
             raise UsageError("webhook retries and backoff must be >= 0, timeout > 0")
         shown_host = f"[{host}]" if ":" in host else host
         self.name = f"webhook:{scheme}://{shown_host}" + (f":{port}" if port else "")
+        self.identity = url  # tells webhooks on one host apart (detect/delivery.py); never shown
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff

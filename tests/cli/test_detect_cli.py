@@ -261,3 +261,114 @@ def test_schedule_refuses_what_cron_cannot_run(run: Run, every: str) -> None:
     # `--every 90s` used to become every minute, `7m` ran at :56 then :00 again.
     refused = run("detect", "schedule", "--every", every)
     refused.assert_usage_error(f"--every {every}", "minutes dividing 60", "hours dividing 24")
+
+
+def _attack(run: Run, tmp_path: Path, actor: str, hour: int) -> None:
+    events = [
+        {"tenant": "contoso", "time": f"2026-11-20T{hour:02d}:{k:02d}:00Z",
+         "category": "authentication", "action": "login", "outcome": "failure",
+         "actor": {"id": actor, "ip": "203.0.113.200"}}
+        for k in range(12)
+    ]  # fmt: skip
+    src = tmp_path / f"{actor}.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert run("ingest", src).returncode == 0
+
+
+@pytest.mark.slow  # the dead webhook is retried with the CLI's backoff (~15 s)
+def test_a_dead_webhook_does_not_silence_other_sinks_and_gets_its_alerts_later(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from testkit import free_port
+
+    _attack(run, tmp_path, "dead.hook@contoso.example", 5)
+    port = free_port()  # bound and closed: refused
+    hook = f"webhook:http://127.0.0.1:{port}/hook"
+    sink = tmp_path / "alerts.jsonl"
+    args = ("detect", "run", "--sink", hook, "--sink", f"jsonl:{sink}", "--format", "json")
+    first = run(*args)
+    assert first.returncode == 1, first  # delivery failed: not a usage error (2)
+    summary = first.json()
+    new = summary["new_alerts"]
+    assert new >= 1
+    assert [(s["sink"], s["status"], s["delivered"], s["spooled"]) for s in summary["sinks"]] == [
+        (f"webhook:http://127.0.0.1:{port}", "failed", 0, new),
+        (f"jsonl:{sink}", "ok", new, 0),
+    ]
+    assert len(first.stderr_lines) == 1, first
+    assert "delivery failed" in first.stderr and f"{new} alert(s) spooled" in first.stderr
+    sent = [json.loads(line)["alert_id"] for line in sink.read_text().splitlines()]
+    assert len(sent) == new
+    listed = {a["alert_id"] for a in run("alerts", "list", "--format", "json").json()}
+    assert set(sent) <= listed  # the alerts table has them whatever the sinks did
+
+    got: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            got.extend(a["alert_id"] for a in json.loads(body)["alerts"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        second = run(*args)
+        assert second.returncode == 0, second
+        assert second.stderr == "", second
+        statuses = [(s["status"], s["delivered"]) for s in second.json()["sinks"]]
+        assert statuses == [("ok", new), ("ok", 0)]
+        assert sorted(got) == sorted(sent)
+        assert run(*args).returncode == 0 and sorted(got) == sorted(sent)  # at most once
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert len(sink.read_text().splitlines()) == new
+
+
+def test_detect_run_json_is_one_line_per_run(run: Run, demo_copy: DemoLake, tmp_path: Path) -> None:
+    _attack(run, tmp_path, "one.line@contoso.example", 6)
+    result = run("detect", "run", "--format", "json")
+    assert result.returncode == 0, result
+    assert len(result.stdout.splitlines()) == 1, result.stdout
+    summary = json.loads(result.stdout)
+    assert summary["new_alerts"] >= 1
+    assert {"auth.brute_force", "ingest.silence"} <= {r["rule_id"] for r in summary["rules"]}
+    assert result.stderr == ""  # no progress bar or note in a pipe
+
+
+def test_watch_prints_one_json_line_per_run(
+    demo_copy: DemoLake, env: dict[str, str], tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    assert AUDITLAKE
+    out_path, err_path = tmp_path / "watch.out", tmp_path / "watch.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [AUDITLAKE, "detect", "watch", "--every", "1s"], env=env, stdout=out, stderr=err
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while out_path.read_text().count("\n") < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)  # waits for the runs' own output, the signal that they ran
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    lines = out_path.read_text().splitlines()
+    assert code == 0 and len(lines) >= 3, (lines, err_path.read_text())
+    runs = [json.loads(line) for line in lines]
+    assert all({"rules", "new_alerts", "version"} <= set(r) for r in runs)
+    assert err_path.read_text() == "auditlake: detect watch stopped\n"
