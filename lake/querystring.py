@@ -19,6 +19,7 @@ prefix match. Exclusions (`-actor:bot`) keep rows whose column is NULL.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -515,6 +516,12 @@ def _check_value(key: str, qualifier: str, value: str) -> str:
     return value
 
 
+def _did_you_mean(name: str) -> str:
+    """` (did you mean 'actor:'?)` for a near miss of a known qualifier, else ''."""
+    close = difflib.get_close_matches(name.lower(), QUALIFIERS, n=1, cutoff=0.6)
+    return f" (did you mean {close[0] + ':'!r}?)" if close else ""
+
+
 def parse_query(text: str, *, now: datetime | None = None) -> SearchFilter:
     """Parse a GitHub-audit-log-style query string into a `SearchFilter`.
 
@@ -548,7 +555,7 @@ def parse_query(text: str, *, now: datetime | None = None) -> SearchFilter:
         key = QUALIFIERS.get(name.lower())
         if key is None:
             raise UsageError(
-                f"unknown qualifier {name + ':'!r} — known: "
+                f"unknown qualifier {name + ':'!r}{_did_you_mean(name)} — known: "
                 + ", ".join(f"{q}:" for q in QUALIFIERS)
                 + ' (quote free text that contains a colon: "a:b")'
             )

@@ -15,7 +15,7 @@ whoever opened it closes it after `run()` returns, which flushes the buffered re
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -38,7 +38,7 @@ from tui.components.alerts import AlertsScreen
 from tui.components.detail import NOT_RUN, Check, EventDetail, Integrity
 from tui.components.help import HelpScreen
 from tui.components.prompt import PathPrompt
-from tui.components.results import ResultsTable
+from tui.components.results import ResultsTable, event_key
 from tui.components.timeline import TimelineStrip
 from tui.messages import (
     EvidenceWanted,
@@ -47,12 +47,18 @@ from tui.messages import (
     ProofChecked,
     SearchFailed,
     TimelineLoaded,
+    TimelineResized,
+    ViewChanged,
 )
 
 AUDIT_FLUSH_SECONDS: Final = 5.0
 HISTORY: Final = 100  # searches `back` can return to
+MAX_SEEK_PAGES: Final = 50  # pages loaded at most to find the event a `w` pivot centres on
 SEARCH_PLACEHOLDER: Final = (
     "/ to search: actor:alice action:login outcome:failure ip:203.0.113.7 created:>=7d"
+)
+FILTER_PLACEHOLDER: Final = (
+    "filter the loaded results: any shown column containing this text (Escape clears)"
 )
 # Actions that act on the results screen: off (and out of the footer) on other screens.
 MAIN_ACTIONS: Final = frozenset(
@@ -67,6 +73,8 @@ MAIN_ACTIONS: Final = frozenset(
         "evidence",
         "mark",
         "toggle_timeline",
+        "filter",
+        "sort",
     }
 )
 
@@ -78,6 +86,7 @@ class View:
     filt: SearchFilter
     text: str
     label: str
+    focus: tuple[str, str] | None = None  # (tenant, event_id) to put the cursor on
 
 
 def initial_view(tenants: Sequence[str]) -> View:
@@ -114,6 +123,8 @@ class AuditlakeApp(App[None]):
         Binding("e", "export", "Export"),
         Binding("E", "evidence", "Evidence", key_display="E"),
         Binding("space", "mark", "Mark", show=False),
+        Binding("f", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
         Binding("l", "toggle_timeline", "Timeline", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -140,6 +151,7 @@ class AuditlakeApp(App[None]):
         self.total: int | None = None
         self.error: str | None = None  # the current search failed: no results to page
         self.query_error: str | None = None  # the box holds a query that does not parse
+        self.pages_sought = 0  # pages loaded so far to find the view's focus event
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -147,6 +159,9 @@ class AuditlakeApp(App[None]):
         yield Header()
         yield Input(self.view.text, placeholder=SEARCH_PLACEHOLDER, id="search")
         yield Static(id="status")
+        filter_box = Input(placeholder=FILTER_PLACEHOLDER, id="filter")
+        filter_box.display = False
+        yield filter_box
         yield TimelineStrip(id="timeline")
         yield ResultsTable(id="results")
         yield EventDetail(id="detail")
@@ -193,6 +208,7 @@ class AuditlakeApp(App[None]):
         self.error = None
         self.query_error = None
         self.loading = True
+        self.pages_sought = 0
         self.results.reset()
         self.detail.show(None)
         self.timeline.timeline = None
@@ -219,7 +235,9 @@ class AuditlakeApp(App[None]):
         if message.first:
             self.preview()
             width = self.timeline.content_size.width
-            self.load_timeline(message.generation, self.view.filt, width if width > 10 else 100)
+            self.start_timeline(width if width > 10 else 100)
+        if self.view.focus is not None and self.seek_focus():
+            return
         self.update_status()
 
     def on_search_failed(self, message: SearchFailed) -> None:
@@ -240,6 +258,31 @@ class AuditlakeApp(App[None]):
         self.query_error = error
         self.update_status()
         self.notify(error, title="query", severity="error")
+
+    def seek_focus(self) -> bool:
+        """Put the cursor on the event the view is centred on (the `w` pivot's), loading
+        pages until it is there; True while another page is on its way for it."""
+        focus = self.view.focus
+        assert focus is not None
+        if self.results.select(focus):
+            self.view = replace(self.view, focus=None)
+            self.preview()
+            return False
+        if self.next_cursor is None or self.pages_sought >= MAX_SEEK_PAGES:
+            self.view = replace(self.view, focus=None)  # not among the results: stay on top
+            return False
+        self.pages_sought += 1
+        self.load_more()
+        return True
+
+    def start_timeline(self, width: int) -> None:
+        self.timeline.counted_for = width
+        self.load_timeline(self.generation, self.view.filt, width)
+
+    def on_timeline_resized(self, message: TimelineResized) -> None:
+        message.stop()
+        if self.error is None and message.width != self.timeline.counted_for:
+            self.start_timeline(message.width)
 
     @work(thread=True, exclusive=True, group="timeline")
     def load_timeline(self, generation: int, filt: SearchFilter, width: int) -> None:
@@ -267,16 +310,29 @@ class AuditlakeApp(App[None]):
         if error is not None:
             status.update(Text(f"✗ {error}", style="bold red"))
             return
-        loaded = len(self.results.events)
+        loaded = len(self.results.loaded)
         if self.loading and not loaded:
             status.update(Text(f"searching: {self.view.label}…", style="italic"))
             return
         count = f"{loaded:,}" if self.total is None else f"{loaded:,} of {self.total:,}"
         more = " · n or scroll for more" if self.next_cursor else ""
         marked = f" · {len(self.results.marked)} marked" if self.results.marked else ""
-        status.update(f"{self.view.label} — {count} event(s){more}{marked}")
+        view = self.results.describe_view()
+        shaped = f" · {view}" if view else ""
+        status.update(f"{self.view.label} — {count} event(s){more}{marked}{shaped}")
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        if message.input.id == "filter":
+            message.stop()
+            self.results.set_filter(message.value)
+            self.preview()
+            self.update_status()
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id == "filter":
+            message.stop()
+            self.results.focus()
+            return
         if message.input.id != "search":
             return
         message.stop()
@@ -292,7 +348,32 @@ class AuditlakeApp(App[None]):
     def action_focus_search(self) -> None:
         self.search_box.focus()
 
+    @property
+    def filter_box(self) -> Input:
+        return self.query_one("#filter", Input)
+
+    def action_filter(self) -> None:
+        """Show the filter box and focus it (typing narrows the loaded results at once)."""
+        self.filter_box.display = True
+        self.filter_box.focus()
+
+    def action_sort(self) -> None:
+        """Sort the loaded results by the next column (the last step: newest first again)."""
+        self.results.next_sort()
+        self.update_status()
+
+    def on_view_changed(self, message: ViewChanged) -> None:
+        message.stop()
+        self.update_status()
+
     def action_leave_search(self) -> None:
+        if self.filter_box.has_focus:  # Escape in the filter: every loaded result again
+            self.filter_box.value = ""
+            self.filter_box.display = False
+            self.results.set_filter("")
+            self.update_status()
+            self.results.focus()
+            return
         if self.search_box.has_focus:
             self.search_box.value = self.view.text  # Escape drops unapplied edits
             self.query_error = None
@@ -386,7 +467,8 @@ class AuditlakeApp(App[None]):
             self.notify(str(exc), severity="warning", timeout=4)
             return
         label = pivots.describe(which, event, self.window)
-        self.apply(View(filt, filt.to_query_string(), label))
+        focus = event_key(event) if which is pivots.Pivot.WINDOW else None
+        self.apply(View(filt, filt.to_query_string(), label, focus))
 
     # -- other views ------------------------------------------------------------------------
 
@@ -503,6 +585,9 @@ class AuditlakeApp(App[None]):
             ("Evidence pack", "Marked events or the one under the cursor (E)",
              self.action_evidence),
             ("Mark event", "Mark/unmark for an evidence pack (space)", self.action_mark),
+            ("Filter results", "Narrow the loaded results by text (f)", self.action_filter),
+            ("Sort results", "By the next column; a header click sorts by it (s)",
+             self.action_sort),
             ("Toggle timeline", "Show or hide the timeline (l)", self.action_toggle_timeline),
             ("Help", "Keys and query syntax (?)", self.action_help),
         )  # fmt: skip

@@ -60,6 +60,18 @@ class MoreWanted(Message):
 
 
 @dataclass
+class ViewChanged(Message):
+    """The results table was sorted or filtered by the user: the status line says how."""
+
+
+@dataclass
+class TimelineResized(Message):
+    """The timeline strip is now `width` cells wide: its buckets want recounting."""
+
+    width: int
+
+
+@dataclass
 class AlertsLoaded(Message):
     """The alerts the principal may read, newest first (or the error that stopped it)."""
 

@@ -11,10 +11,12 @@ import math
 from typing import Final
 
 from rich.text import Text
+from textual.events import Resize
 from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui.display import short_time
+from tui.messages import TimelineResized
 from tui.timeline import Timeline, step_label
 
 ROWS: Final = 3
@@ -56,10 +58,24 @@ def bars(timeline: Timeline, width: int) -> list[Text]:
 
 
 class TimelineStrip(Widget):
-    """The strip under the results; `timeline` None shows `status` instead."""
+    """The strip under the results; `timeline` None shows `status` instead.
+
+    Its buckets are counted for a width (`counted_for`, one bucket a cell at most); when
+    the strip is resized to another width it asks for them again (`TimelineResized`), so
+    a narrower terminal is not cut off and a wider one gets the finer resolution.
+    """
 
     timeline: reactive[Timeline | None] = reactive(None)
     status: reactive[str] = reactive("")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.counted_for = 0
+
+    def on_resize(self, event: Resize) -> None:
+        width = self.content_size.width
+        if self.counted_for and width > 10 and width != self.counted_for:
+            self.post_message(TimelineResized(width))
 
     def render(self) -> Text:
         width = self.content_size.width
