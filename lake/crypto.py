@@ -8,7 +8,9 @@ by the associated data (tenant, event id, field), so ciphertexts cannot be swapp
 
 The Merkle leaf covers the stored ciphertext. Destroying a subject's or a tenant's DEKs
 (`keys shred`, e.g. for a GDPR erasure) therefore leaves every checkpoint and proof valid
-while those fields become unreadable; reads return them as NULL. Queries decrypt transparently for
+while those fields become unreadable; reads return them as NULL. A shred also rotates the
+master key (lake/masterkey.py), so an older copy of the wrapped DEKs cannot bring them
+back, and it is refused under a legal hold. Queries decrypt transparently for
 principals allowed to read the tenant (a DuckDB function holding only their DEKs).
 
 Stored form of an encrypted value: `enc1:<key id>:<base64url(nonce || ciphertext+tag)>`.
@@ -17,7 +19,6 @@ Stored form of an encrypted value: `enc1:<key id>:<base64url(nonce || ciphertext
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Iterable
@@ -29,44 +30,20 @@ import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lake.errors import ConfigError, StorageError
+from lake import masterkey
+from lake.errors import ConfigError, StorageError, UsageError
 from lake.schema import READ_AUDIT_TENANT
 from lake.storage import Lake
 
 FIELDS: Final = ("details", "actor_ip", "user_agent")
 PREFIX: Final = "enc1:"
-MASTER_FILE: Final = "master.key"
+MASTER_FILE: Final = masterkey.MASTER_FILE
 DEK_DIR: Final = "_auditlake/dek"
 
 
 def master_key(home: Path, *, create: bool = False) -> bytes:
-    """The KEK: $AUDITLAKE_MASTER_KEY (base64), else `<home>/master.key` (0600)."""
-    env = os.environ.get("AUDITLAKE_MASTER_KEY")
-    if env:
-        try:
-            key = base64.b64decode(env, validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError("AUDITLAKE_MASTER_KEY is not base64") from None
-        if len(key) != 32:
-            raise ConfigError("AUDITLAKE_MASTER_KEY must hold 32 bytes")
-        return key
-    path = home / MASTER_FILE
-    if not path.exists():
-        if not create:
-            raise ConfigError(
-                f"this lake is encrypted and there is no master key at {path} "
-                "(nor AUDITLAKE_MASTER_KEY)"
-            )
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(f"the master key {path} is readable by others; run: chmod 600 {path}")
-    key = base64.b64decode(path.read_bytes().strip())
-    if len(key) != 32:
-        raise ConfigError(f"{path} does not hold a 32-byte key")
-    return key
+    """The current KEK: $AUDITLAKE_MASTER_KEY (base64), else `<home>/master.key` (0600)."""
+    return masterkey.load(home, create=create).current
 
 
 def encrypted(lake: Lake) -> bool:
@@ -76,17 +53,21 @@ def encrypted(lake: Lake) -> bool:
 class Keyring:
     """Per-tenant key files of data keys, unwrapped with the KEK.
 
-    Each tenant's file `_auditlake/dek/<tenant>.json` holds `{"keys": {key_id: {"wrapped":
-    …, "subject": sha256(tenant, actor_id) | null}}}`. With subject keys (the default for
-    encrypted lakes) every actor of a tenant has its own data key, so one person's fields
-    can be shredded (a GDPR erasure) and everyone else's stay readable; shredding the
-    tenant destroys all its keys. Ciphertexts name their key id, so reading needs no
-    lookup by subject.
+    Each tenant's file `_auditlake/dek/<tenant>.json` holds `{"kek": master key id,
+    "keys": {key_id: {"wrapped": …, "subject": sha256(tenant, actor_id) | null}}}` (files
+    written before master keys rotated have no "kek": the one master key wraps them). With
+    subject keys (the default for encrypted lakes) every actor of a tenant has its own
+    data key, so one person's fields can be shredded (a GDPR erasure) and everyone else's
+    stay readable; shredding the tenant destroys all its keys. Ciphertexts name their key
+    id, so reading needs no lookup by subject.
     """
 
-    def __init__(self, lake: Lake, kek: bytes) -> None:
+    def __init__(self, lake: Lake, keks: masterkey.MasterKeys | bytes) -> None:
         self.lake = lake
-        self._kek = AESGCM(kek)
+        if isinstance(keks, bytes):
+            keks = masterkey.MasterKeys(keks, {masterkey.kek_id(keks): keks})
+        self._keks = keks
+        self._home: Path | None = None  # where the master keys live (None: not rotatable)
         self._docs: dict[str, dict[str, Any]] = {}
         self._ciphers: dict[tuple[str, str], AESGCM | None] = {}
         self.per_subject = bool(lake.meta.get("encryption", {}).get("subject_keys", True))
@@ -104,7 +85,40 @@ class Keyring:
         return self._docs[tenant]
 
     def _save(self, tenant: str) -> None:
+        self._docs[tenant].setdefault("kek", self._keks.current_id)
         self.lake.write_bytes(self._path(tenant), orjson.dumps(self._docs[tenant]))
+
+    def _kek_of(self, tenant: str) -> AESGCM:
+        """The master key that wraps this tenant's data keys, as its key file names it."""
+        want = self._doc(tenant).get("kek")
+        if want is None:  # written before any rotation: wrapped by the only master key
+            return AESGCM(self._keks.current)
+        key = self._keks.by_id.get(str(want))
+        if key is None:
+            raise StorageError(
+                f"the data keys of tenant {tenant!r} are wrapped by master key {want}, which "
+                "this config home does not hold (destroyed by `keys shred`: a copy of the "
+                "lake from before a shred stays unreadable; or another config home)"
+            )
+        return AESGCM(key)
+
+    def _unwrap(self, tenant: str, key_id: str, entry: dict[str, Any]) -> bytes:
+        try:
+            blob = base64.b64decode(entry["wrapped"])
+            raw: bytes = self._kek_of(tenant).decrypt(
+                blob[:12], blob[12:], f"{tenant}\0{key_id}".encode()
+            )
+        except (InvalidTag, KeyError, ValueError):
+            raise StorageError(
+                f"a data key of tenant {tenant!r} does not open with this master key"
+            ) from None
+        return raw
+
+    @staticmethod
+    def _wrap(kek: AESGCM, tenant: str, key_id: str, raw: bytes) -> str:
+        nonce = os.urandom(12)
+        wrapped = nonce + kek.encrypt(nonce, raw, f"{tenant}\0{key_id}".encode())
+        return base64.b64encode(wrapped).decode()
 
     @staticmethod
     def subject_id(tenant: str, subject: str) -> str:
@@ -117,14 +131,7 @@ class Keyring:
             if entry is None:
                 self._ciphers[(tenant, key_id)] = None
             else:
-                try:
-                    blob = base64.b64decode(entry["wrapped"])
-                    raw = self._kek.decrypt(blob[:12], blob[12:], f"{tenant}\0{key_id}".encode())
-                except (InvalidTag, KeyError, ValueError):
-                    raise StorageError(
-                        f"a data key of tenant {tenant!r} does not open with this master key"
-                    ) from None
-                self._ciphers[(tenant, key_id)] = AESGCM(raw)
+                self._ciphers[(tenant, key_id)] = AESGCM(self._unwrap(tenant, key_id, entry))
         return self._ciphers[(tenant, key_id)]
 
     def key_for(self, tenant: str, subject: str | None) -> tuple[str, AESGCM]:
@@ -138,26 +145,102 @@ class Keyring:
                     return key_id, found
         key_id = os.urandom(8).hex()
         raw = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(12)
-        wrapped = nonce + self._kek.encrypt(nonce, raw, f"{tenant}\0{key_id}".encode())
-        doc["keys"][key_id] = {"wrapped": base64.b64encode(wrapped).decode(), "subject": want}
+        # All keys of one file share the master key the file names (mid-rotation, that
+        # may be the next one).
+        wrapped = self._wrap(self._kek_of(tenant), tenant, key_id, raw)
+        doc["keys"][key_id] = {"wrapped": wrapped, "subject": want}
         self._save(tenant)
         self._ciphers[(tenant, key_id)] = AESGCM(raw)
         return key_id, AESGCM(raw)
 
+    def check_shred(self, tenant: str) -> None:
+        """Refuse a shred that cannot be done as promised, before anything changes.
+
+        Under a legal hold (as retention refuses removal), and when the master key comes
+        from the environment: a shred must rotate it, or a restored older copy of the
+        lake's wrapped data keys would bring the fields back.
+        """
+        from lake.retention import load_policy  # retention imports append, which imports us
+
+        hold = load_policy(self.lake)["holds"].get(tenant)
+        if hold is not None:
+            raise UsageError(
+                f"tenant {tenant!r} is under legal hold ({hold.get('reason', '')!s}, set by "
+                f"{hold.get('set_by', '?')} at {hold.get('set_at', '?')}): shredding would "
+                "destroy held fields; `hold clear` first"
+            )
+        if self._keks.from_env or self._home is None:
+            raise ConfigError(
+                f"keys shred must rotate the master key, and {masterkey.ENV} cannot be rotated "
+                "by auditlake: move the key into the config home's master.key (0600) and unset "
+                "the variable"
+            )
+
     def shred(self, tenant: str, subject: str | None = None) -> int:
         """Destroy the tenant's data keys (or one subject's); returns how many went.
 
-        Those fields become unreadable for good; every proof still verifies.
+        Those fields become unreadable for good; every proof still verifies. The master
+        key is rotated (lake/masterkey.py): every surviving data key of every tenant is
+        re-wrapped under a new one and the old one destroyed, so restoring an older copy
+        of the wrapped keys cannot bring the shredded ones back.
         """
-        doc = self._doc(tenant)
+        self.check_shred(tenant)
+        assert self._home is not None
+        self._docs.clear()  # the files as they are now, not as this process first read them
+        # Unwrap everything first: an unreadable key file stops us before any change.
+        plain: dict[str, dict[str, tuple[bytes, Any]]] = {}
+        for name in self._tenants_with_keys() | {tenant}:
+            doc = self._doc(name)
+            plain[name] = {
+                key_id: (self._unwrap(name, key_id, entry), entry.get("subject"))
+                for key_id, entry in doc["keys"].items()
+            }
         want = self.subject_id(tenant, subject) if subject is not None else None
-        gone = [k for k, e in doc["keys"].items() if subject is None or e.get("subject") == want]
+        gone = [k for k, (_, subj) in plain[tenant].items() if subject is None or subj == want]
         for key_id in gone:
-            del doc["keys"][key_id]
+            del plain[tenant][key_id]
             self._ciphers[(tenant, key_id)] = None
-        self._save(tenant)
+        new = masterkey.begin_rotation(self._home)
+        new_id, new_kek = masterkey.kek_id(new), AESGCM(new)
+        for name, keys in sorted(plain.items()):
+            doc = {
+                "kek": new_id,
+                "keys": {
+                    key_id: {"wrapped": self._wrap(new_kek, name, key_id, raw), "subject": subj}
+                    for key_id, (raw, subj) in keys.items()
+                },
+            }
+            self.lake.write_bytes(self._path(name), orjson.dumps(doc))
+            self._sync(self._path(name))
+            self._docs[name] = doc
+        masterkey.finish_rotation(self._home)
+        self._keks = masterkey.MasterKeys(new, {new_id: new})
         return len(gone)
+
+    def _tenants_with_keys(self) -> set[str]:
+        """Every tenant with a key file in the lake."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(self.lake._full(DEK_DIR), allow_not_found=True)
+        return {
+            info.base_name.removesuffix(".json")
+            for info in self.lake.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.base_name.endswith(".json")
+            and not info.base_name.startswith(".")
+        }  # fmt: skip
+
+    def _sync(self, rel: str) -> None:
+        """Make a written key file durable before the old master key goes (local lakes;
+        an object store's PUT is durable once it returns)."""
+        if not self.lake.is_local:
+            return
+        path = Path(self.lake._full(rel))
+        for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY)):
+            fd = os.open(target, flags)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # -- values ---------------------------------------------------------------------------
 
@@ -260,6 +343,8 @@ def keyring_for(lake: Lake, home: Path | None = None) -> Keyring:
     if ring is None:
         from lake.config import config_home
 
-        ring = Keyring(lake, master_key(home or config_home()))
+        home = home or config_home()
+        ring = Keyring(lake, masterkey.load(home))
+        ring._home = home
         lake._keyring = ring  # type: ignore[attr-defined]
     return ring

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +31,12 @@ def _kinds(result: object) -> set[str]:
 
 
 def test_rotation_keeps_history_verifiable_and_old_trust_follows_the_chain(
-    run: Run, demo_copy: DemoLake, home: Path, tmp_path: Path, make_env
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run,
+    demo_copy: DemoLake,
+    home: Path,
+    tmp_path: Path,
+    make_env: Callable[[Path, Path], dict[str, str]],
+) -> None:
     old_key = demo_copy.verifier_key
     rotated = run("keys", "rotate", "--name", "demo-key-2")
     assert rotated.returncode == 0, rotated
@@ -110,3 +116,91 @@ def test_encrypted_lake_and_crypto_shredding_through_the_cli(
     trail = run("sql", "SELECT action FROM query_audit WHERE action = 'key.shred'",
                 "--format", "json").json()  # fmt: skip
     assert trail == [{"action": "key.shred"}]
+
+
+def _two_subjects(run: Run, tmp_path: Path) -> None:
+    events = [
+        {"tenant": "acme", "time": f"2026-11-27T10:00:0{i}Z", "category": "authentication",
+         "action": "login", "outcome": "failure", "actor": {"id": actor, "ip": "198.51.100.7"},
+         "details": {"who": actor}}
+        for i, actor in enumerate(["victim@x", "bystander@x", "victim@x"])
+    ]  # fmt: skip
+    src = tmp_path / "two.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert run("init", "--name", "enc", "--encrypt").returncode == 0
+    assert run("ingest", src).returncode == 0
+
+
+def _details(run: Run) -> dict[str, object]:
+    rows = run("sql", "SELECT actor_id, details FROM events WHERE tenant = 'acme'",
+               "--format", "json").json()  # fmt: skip
+    return {r["actor_id"]: r["details"] for r in rows}
+
+
+def test_a_legal_hold_refuses_crypto_shredding_until_it_is_cleared(
+    run: Run, tmp_path: Path
+) -> None:
+    _two_subjects(run, tmp_path)
+    assert run("hold", "set", "--tenant", "acme", "--reason", "case-42").returncode == 0
+    for extra in ((), ("--subject", "victim@x")):
+        refused = run("keys", "shred", "--tenant", "acme", *extra, "--yes")
+        refused.assert_usage_error("legal hold", "case-42")
+        assert len(refused.stderr_lines) == 1, refused
+    assert _details(run) == {"victim@x": {"who": "victim@x"}, "bystander@x": {"who": "bystander@x"}}
+    trail = run("sql", "SELECT action FROM query_audit WHERE action = 'key.shred'",
+                "--format", "json").json()  # fmt: skip
+    assert trail == []  # a refused shred is not recorded as done
+    assert run("hold", "clear", "--tenant", "acme").returncode == 0
+    assert (
+        run("keys", "shred", "--tenant", "acme", "--subject", "victim@x", "--yes").returncode == 0
+    )
+    assert _details(run) == {"victim@x": None, "bystander@x": {"who": "bystander@x"}}
+
+
+def test_a_copy_of_the_lake_from_before_a_shred_does_not_bring_the_subject_back(
+    run: Run,
+    lake: Path,
+    home: Path,
+    tmp_path: Path,
+    make_env: Callable[[Path, Path], dict[str, str]],
+) -> None:
+    _two_subjects(run, tmp_path)
+    old_master = (home / "master.key").read_bytes()
+    shutil.copytree(lake / "_auditlake" / "dek", tmp_path / "dek-before")
+    shutil.copytree(lake, tmp_path / "lake-before")
+    assert (
+        run("keys", "shred", "--tenant", "acme", "--subject", "victim@x", "--yes").returncode == 0
+    )
+    # The old master key is gone from the config home, and nothing else is left over.
+    assert (home / "master.key").read_bytes() != old_master
+    assert sorted(p.name for p in home.glob("master.key*")) == ["master.key"]
+    assert all(old_master.strip() not in p.read_bytes() for p in home.rglob("*") if p.is_file())
+    assert _details(run) == {"victim@x": None, "bystander@x": {"who": "bystander@x"}}
+    # Restoring the wrapped keys from before the shred: the subject stays unreadable.
+    live = tmp_path / "dek-after"
+    shutil.copytree(lake / "_auditlake" / "dek", live)
+    shutil.rmtree(lake / "_auditlake" / "dek")
+    shutil.copytree(tmp_path / "dek-before", lake / "_auditlake" / "dek")
+    run("sql", "SELECT details FROM events WHERE actor_id = 'victim@x'").assert_usage_error(
+        "does not hold", "keys shred"
+    )
+    assert run("verify").returncode == 0
+    # So does a whole copy of the lake taken before the shred.
+    old_env = make_env(home, tmp_path / "lake-before")
+    run("sql", "SELECT details FROM events", env=old_env).assert_usage_error("does not hold")
+    assert run("verify", env=old_env).returncode == 0
+    # With the live key files back, everyone else reads as before.
+    shutil.rmtree(lake / "_auditlake" / "dek")
+    shutil.copytree(live, lake / "_auditlake" / "dek")
+    assert _details(run) == {"victim@x": None, "bystander@x": {"who": "bystander@x"}}
+    assert run("verify").returncode == 0
+
+
+def test_shredding_refuses_a_master_key_from_the_environment(
+    run: Run, env: dict[str, str], tmp_path: Path
+) -> None:
+    env_key = {**env, "AUDITLAKE_MASTER_KEY": base64.b64encode(b"k" * 32).decode()}
+    assert run("init", "--name", "enc", "--encrypt", env=env_key).returncode == 0
+    run("keys", "shred", "--tenant", "acme", "--yes", env=env_key).assert_usage_error(
+        "AUDITLAKE_MASTER_KEY cannot be rotated"
+    )

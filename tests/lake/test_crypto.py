@@ -3,8 +3,6 @@ verify after crypto-shredding."""
 
 from __future__ import annotations
 
-import base64
-import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,7 +14,7 @@ from detect.runner import run
 from lake.access import AccessPolicy
 from lake.append import append
 from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS, PREFIX, keyring_for
+from lake.crypto import FIELDS, PREFIX, keyring_for, master_key
 from lake.query import QuerySession
 from lake.querystring import parse_query
 from lake.storage import Lake
@@ -38,7 +36,7 @@ def _events(tenant: str, n: int = 6) -> list[dict[str, object]]:
 def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
     home = tmp_path / "home"
     monkeypatch.setenv("AUDITLAKE_HOME", str(home))
-    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    master_key(home, create=True)  # in the config home: a shred rotates it
     signer = KeyStore(home).generate("k")
     TrustStore(home).add(signer.verifier_key)
     lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
@@ -133,7 +131,7 @@ def test_retention_on_an_encrypted_lake_stays_verifiable_without_the_master_key(
     set_policy(lake, signer, operator, "acme", days=3, now=now)
     assert [r.tenant for r in apply(lake, signer, operator, now=now)] == ["acme"]
     # An outside verifier holds the public key only: no master key in its environment.
-    monkeypatch.delenv("AUDITLAKE_MASTER_KEY")
+    (home / "master.key").unlink()
     report = verify_lake(Lake.open(lake.base), TrustStore(home).keys())
     assert report.ok, report.findings
     audit = Lake.open(lake.base)
