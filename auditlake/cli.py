@@ -22,7 +22,7 @@ from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progre
 from lake.access import LOCAL_OPERATOR, AccessPolicy, Permission, Principal, check_principal
 from lake.append import append, seal
 from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse_verifier_keys
-from lake.errors import LakeError, ProofError, ValidationError
+from lake.errors import Issue, LakeError, ProofError, ValidationError
 from lake.note import VerifierKey
 from lake.proof import check_proof, prove, prove_consistency
 from lake.storage import Lake, check_lake_name, check_tenant
@@ -482,8 +482,14 @@ def ingest(
                 entry["rejects_file"] = str(target)
                 note(f"{inp.name}: {len(inp.rejected)} invalid event(s) written to {target}")
             with progress(f"ingest {inp.name}") as update:
+                done = 0
                 for chunk in inp.batches(batch_size):
-                    result = append(lake, chunk, signer, progress=update)
+                    try:
+                        result = append(lake, chunk, signer, progress=update)
+                    except ValidationError as exc:  # an id that another event already uses
+                        moved = [Issue(i.index + done, i.field, i.message) for i in exc.issues]
+                        raise ValidationError(moved, source=inp.name) from None
+                    done += chunk.num_rows
                     entry["batches"].append(
                         {
                             "batch_id": result.batch_id,

@@ -506,3 +506,34 @@ def test_the_collector_forwards_to_jetstream_and_answers_503_without_it(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(req, timeout=30)
     assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "1"
+
+
+def test_an_id_reused_on_another_date_is_rejected_with_its_message(
+    nats_server: NatsServer, stream: str, lh: LakeHome, tmp_path: Path
+) -> None:
+    """An id is the tenant's once, whatever the date: a second event under it goes to the
+    rejection subject (field `id`) with its message, whose other events are appended."""
+    url = nats_server.url
+    make_stream(url, stream)
+    subject = f"{stream.lower()}.acme"
+    first = dict(events(["acme"], 1, seed=12)[0], id="dup-1", time="2026-03-02T10:00:00Z")
+    publish(url, [(subject, ndjson([first]), {})])
+    assert run_once(url, stream, lh.env, tmp_path / "c1.log")["appended"] == 1
+    reused = dict(first, time="2026-03-05T10:00:00Z")
+    other = dict(first, id="new-1", time="2026-03-05T11:00:00Z")
+    retry = ndjson([first])  # the same event again: a retry, not a conflict
+    publish(url, [(subject, ndjson([other, reused]), {}), (subject, retry, {})])
+
+    totals = run_once(url, stream, lh.env, tmp_path / "c2.log")
+
+    assert (totals["appended"], totals["conflicts"], totals["duplicates"]) == (1, 1, 1)
+    assert sorted(lh.stored_ids()) == ["dup-1", "new-1"]
+    kept = rejected(url, stream)
+    assert len(kept) == 1
+    _, data, headers = kept[0]
+    assert data == ndjson([other, reused])
+    assert orjson.loads(headers["Auditlake-Errors"]) == [
+        {"index": 1, "field": "id", "message": "id already used by another event of this tenant"}
+    ]
+    assert in_stream(url, stream) == 0
+    assert lh.verify_ok()

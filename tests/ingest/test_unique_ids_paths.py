@@ -1,0 +1,97 @@
+"""One id, two UTC dates, through the file ingest and a real collector: stored once.
+
+(JetStream's case is in test_jetstream.py, beside its server.) The second event under a
+used id is another event, not a retry: `ingest` refuses it naming the event, the
+collector, which acknowledged it already, leaves it out, logs it, and keeps committing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+from ingest_testkit import wait_for
+from jetstream_testkit import AUDITLAKE, LakeHome, make_lake
+
+from lake.storage import Lake
+
+
+def event(event_id: str, time: str, tenant: str = "northwind") -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "id": event_id,
+        "time": time,
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "success",
+        "actor": {"id": "ann@example.com", "type": "user"},
+    }
+
+
+def ndjson(events: list[dict[str, Any]]) -> bytes:
+    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+
+def stored(lake: Lake) -> list[tuple[str, str]]:
+    """(event_id, UTC date) of every stored event, sorted."""
+    rows = lake.read_rows(lake.data_files(lake.events_table()), ["event_id", "event_date"])
+    ids = rows.column("event_id").to_pylist()
+    days = [str(d) for d in rows.column("event_date").to_pylist()]
+    return sorted(zip(ids, days, strict=True))
+
+
+def ingest(lh: LakeHome, src: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUDITLAKE, "ingest", str(src), "--output-format", "json"],
+        env=lh.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_file_ingest_refuses_an_id_the_tenant_used_on_another_date(tmp_path: Path) -> None:
+    lh = make_lake(tmp_path)
+    first, second = tmp_path / "monday.jsonl", tmp_path / "thursday.jsonl"
+    first.write_bytes(
+        ndjson([event("dup-1", "2026-03-02T10:00:00Z"), event("x-1", "2026-03-02T11:00:00Z")])
+    )
+    second.write_bytes(
+        ndjson([event("y-1", "2026-03-05T09:00:00Z"), event("dup-1", "2026-03-05T10:00:00Z")])
+    )
+    assert ingest(lh, first).returncode == 0
+    refused = ingest(lh, second)
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    reason = "event 1: id: id already used by another event of this tenant"
+    assert f"{second}: {reason}" in refused.stderr
+    assert stored(lh.lake) == [("dup-1", "2026-03-02"), ("x-1", "2026-03-02")]
+    # The first file again is a retry: nothing appended, no error.
+    again = ingest(lh, first)
+    assert again.returncode == 0 and orjson.loads(again.stdout)["duplicates"] == 2
+    assert lh.verify_ok()
+
+
+def test_the_collector_leaves_a_reused_id_out_and_keeps_committing(server: Any) -> None:
+    first = event("dup-1", "2026-03-02T10:00:00Z")
+    assert server.post(ndjson([first]))[0] == 202
+    wait_for(lambda: server.committed() == 1)
+    # Acknowledged (the id check needs the lake), then left out at commit time.
+    assert server.post(ndjson([dict(first, time="2026-03-05T10:00:00Z")]))[0] == 202
+    assert server.post(ndjson([event("after-1", "2026-03-05T11:00:00Z")]))[0] == 202
+    # The WAL is committed in order: once after-1 is sealed, the conflict was handled.
+    wait_for(lambda: ("after-1", "2026-03-05") in stored(server.lake) and server.committed() >= 2)
+    assert stored(server.lake) == [("after-1", "2026-03-05"), ("dup-1", "2026-03-02")]
+    logged = [orjson.loads(line) for line in server.log_path.read_text().splitlines()]
+    conflicts = [entry for entry in logged if entry.get("event") == "id_conflict"]
+    assert [(c["tenants"], c["events"]) for c in conflicts] == [(["northwind"], 1)]
+
+    def drained() -> bool:
+        with urllib.request.urlopen(server.url + "/v1/health", timeout=10) as r:
+            health = orjson.loads(r.read())
+        return bool(health["status"] == "ok" and health["pending_events"] == 0)
+
+    wait_for(drained)  # nothing left pending, nothing failing
