@@ -348,7 +348,9 @@ def keys_shred(ctx: Ctx, tenant: str, subject: str | None, yes: bool) -> None:
 
     details, actor_ip and user_agent of those events become unreadable for good, while
     every event, checkpoint and proof still verifies (the leaves cover the ciphertext).
-    Recorded as a signed key.shred event (naming a subject only by its hash).
+    Recorded as a signed key.shred event (naming a subject only by its hash). Refused
+    under a legal hold. Rotates the config home's master key, so copies of the lake made
+    before the shred cannot be decrypted any more.
     """
     import hashlib
     from datetime import UTC, datetime
@@ -366,10 +368,12 @@ def keys_shred(ctx: Ctx, tenant: str, subject: str | None, yes: bool) -> None:
     details = {}
     if subject is not None:
         details["subject_sha256"] = hashlib.sha256(f"{tenant}\0{subject}".encode()).hexdigest()
+    ring = keyring_for(lake, ctx.home)
+    ring.check_shred(tenant)  # a hold or an unrotatable master key: refused before the record
     record_action(
         lake, ctx.keys().active(), ctx.who(), "key.shred", tenant, details, datetime.now(UTC)
     )
-    gone = keyring_for(lake, ctx.home).shred(tenant, subject)
+    gone = ring.shred(tenant, subject)
     who = f"subject of {tenant}" if subject else tenant
     note(f"{who}: {gone} data key(s) destroyed; their encrypted fields now read as NULL")
 

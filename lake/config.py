@@ -17,7 +17,7 @@ import platformdirs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lake.errors import ConfigError, NoteError, SigningKeyError
+from lake.errors import ConfigError, LakeError, NoteError, SigningKeyError
 from lake.note import NoteSigner, VerifierKey
 
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -31,6 +31,37 @@ def config_home() -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return Path(platformdirs.user_config_dir("auditlake")).resolve()
+
+
+def make_home(home: Path) -> None:
+    """Create the config home 0700 (its parents as the umask says) if it is not there."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def check_private(
+    path: Path, what: str, error: type[LakeError] = ConfigError, *, home: bool = True
+) -> None:
+    """The one permission rule of the config home, for every file in it and for itself.
+
+    Refuse `path` (and, with `home`, the directory holding it) when its group or other
+    users may read, write or enter it, as ssh does with private keys: whoever can read a
+    key, the trusted keys or the access policy can impersonate or rewrite them. A missing
+    directory is no finding (nothing in it to protect yet).
+    """
+    targets = [path.parent, path] if home else [path]
+    for target in targets:
+        try:
+            st = target.stat()
+        except FileNotFoundError:
+            continue
+        mode = st.st_mode & 0o777
+        if mode & 0o077:
+            kind = "config home" if target is not path else what
+            want = "700" if target.is_dir() else "600"
+            raise error(
+                f"the {kind} {target} is accessible by other users (mode {mode:o}); "
+                f"run: chmod {want} {target}"
+            )
 
 
 def ensure_outside(home: Path, lake_path: Path) -> None:
@@ -69,11 +100,7 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
 
 def read_private_key(path: Path, what: str) -> Ed25519PrivateKey:
     """Read an Ed25519 PEM key, refusing a file that other users can access (as ssh does)."""
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise SigningKeyError(
-            f"the {what} {path} is accessible by other users (mode {mode:o}); run: chmod 600 {path}"
-        )
+    check_private(path, what, SigningKeyError, home=False)
     try:
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError):
@@ -102,7 +129,8 @@ class KeyStore:
         path = self._key_path(name)
         if path.exists():
             raise SigningKeyError(f"a key named {name!r} already exists in {self.dir}")
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_home(self.home)
+        self.dir.mkdir(exist_ok=True, mode=0o700)
         self.dir.chmod(0o700)
         private = Ed25519PrivateKey.generate()
         write_private_key(path, private)
@@ -130,6 +158,7 @@ class KeyStore:
         path = self._key_path(name)
         if not path.is_file():
             raise SigningKeyError(f"no signing key named {name!r} in {self.dir}")
+        check_private(self.dir, "key directory", SigningKeyError)
         private = read_private_key(path, "signing key")
         return NoteSigner(name, private)
 
@@ -195,6 +224,7 @@ class TrustStore:
     def keys(self) -> list[VerifierKey]:
         if not self.path.is_file():
             return []
+        check_private(self.path, "trusted keys")
         out = []
         for lineno, line in enumerate(self.path.read_text().splitlines(), start=1):
             line = line.strip()
@@ -211,6 +241,7 @@ class TrustStore:
         out: dict[str, KeyWindow] = {}
         if not self.path.is_file():
             return out
+        check_private(self.path, "trusted keys")
         for line in self.path.read_text().splitlines():
             parts = line.split()
             if not parts or parts[0].startswith("#"):
@@ -239,15 +270,19 @@ class TrustStore:
         if not found:
             lines.append(f"{key.encode()} {attr}={stamp}")
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
         tmp.replace(self.path)
 
     def add(self, key: VerifierKey) -> bool:
         """Trust `key`; False when it already was."""
         if any(k.encode() == key.encode() for k in self.keys()):
             return False
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self.path.open("a") as fh:
+        make_home(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as fh:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             fh.write(f"# added {stamp}\n{key.encode()}\n")
         return True
