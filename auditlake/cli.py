@@ -419,6 +419,14 @@ def keys_export(ctx: Ctx, name: str | None) -> None:
     show_default=True,
     help="Events per signed batch; also what bounds ingest's memory.",
 )
+@click.option(
+    "--max-future-skew",
+    metavar="DURATION",
+    envvar="AUDITLAKE_MAX_FUTURE_SKEW",
+    help="Refuse events whose time is further than this ahead of this machine's clock, "
+    "e.g. 24h, 90m, 0s (default 24h; env AUDITLAKE_MAX_FUTURE_SKEW). Times before 1970 "
+    "are always refused.",
+)
 # `--format` is the input format here (DESIGN.md), so the summary's format needs its own flag.
 @format_option("table", "json", flag="--output-format")
 @pass_ctx
@@ -430,18 +438,31 @@ def ingest(
     skip_invalid: bool,
     rejects: str | None,
     batch_size: int,
+    max_future_skew: str | None,
     fmt: str,
 ) -> None:
     """Append events from FILES ('-' for stdin) as signed batches.
 
     Every input is validated before anything is written: by default one invalid event
     rejects the whole command (exit 2, every problem named). Events already in the lake
-    (same tenant and id) are skipped, so running the same ingest twice is safe.
+    (same tenant and id) are skipped, so running the same ingest twice is safe; so are
+    repeats of an event sent without an id (its id comes from its content).
+    A lake that cannot be written, a closed stdin or a full spool disk is a one-line
+    error with exit 2, before anything is written.
     """
     ctx.require_operator("ingest")
-    from ingest.files import open_input, spool_dir_for, write_rejects
+    from deltalake.exceptions import DeltaError
 
+    from ingest.files import open_input, spool_dir_for, write_rejects
+    from lake.wire_time import parse_duration
+
+    skew = parse_duration(max_future_skew) if max_future_skew else None
     lake = ctx.open()
+    if "://" not in ctx.lake_path:
+        # Root ignores permission bits but not a read-only mount; access(2) sees both.
+        for part in (Path(ctx.lake_path), Path(ctx.lake_path) / "events"):
+            if part.exists() and not os.access(part, os.W_OK):
+                fail(f"{ctx.lake_path}: the lake is not writable (read-only); nothing was written")
     signer = ctx.keys().active()
     summary: dict[str, Any] = {"inputs": [], "appended": 0, "duplicates": 0, "rejected": 0}
     # Every input is validated whole and spooled (an anonymous temporary file) before
@@ -457,6 +478,7 @@ def ingest(
                         workers=os.cpu_count() or 1,
                         progress=update,
                         spool_dir=spool_dir_for(ctx.lake_path),
+                        max_future_skew=skew,
                     )
                 )
             if inp.rejected and not skip_invalid:
@@ -485,6 +507,7 @@ def ingest(
                 written.add(target)
                 entry["rejects_file"] = str(target)
                 note(f"{inp.name}: {len(inp.rejected)} invalid event(s) written to {target}")
+            summary["duplicates"] += inp.repeats  # identical id-less events: one kept
             with progress(f"ingest {inp.name}") as update:
                 done = 0
                 for chunk in inp.batches(batch_size):
@@ -493,6 +516,15 @@ def ingest(
                     except ValidationError as exc:  # an id that another event already uses
                         moved = [Issue(i.index + done, i.field, i.message) for i in exc.issues]
                         raise ValidationError(moved, source=inp.name) from None
+                    except (OSError, DeltaError) as exc:
+                        # Each batch commits whole or not at all: the earlier ones stand.
+                        text = str(exc).strip()
+                        reason = text.splitlines()[-1] if text else type(exc).__name__
+                        fail(
+                            f"{ctx.lake_path}: cannot write to the lake ({reason}); "
+                            f"{len(entry['batches'])} batch(es) of {inp.name} were committed "
+                            "before this"
+                        )
                     done += chunk.num_rows
                     entry["batches"].append(
                         {

@@ -5,19 +5,24 @@ rules and the error messages are the same whatever the input. Tabular formats (C
 Parquet) may use nested columns (`actor.id`) or the stored flat names (`actor_id`);
 `details` is then a JSON object in text form.
 
-The input's SHA-256 seeds the ids given to events that arrive without one, so ingesting
-the same file twice yields the same ids, and the lake keeps one copy.
+Events that arrive without an id get one derived from their content alone
+(`lake.wire_ids`), so ingesting the same file twice, or the same event by another route
+(the collector, another format, another position), yields the same id and the lake keeps
+one copy. Two identical id-less events in one input are one event: the second is dropped
+and counted with the duplicates. A JSON object that repeats a key, and a tabular input
+whose columns name one field twice (`actor_id` beside `actor.id`), are rejected: taking
+the last would let two readers of one input disagree.
 
 Memory stays bounded by the chunk and batch sizes, not by the input, in two passes:
 
 1. `open_input` reads JSON Lines a chunk at a time (CHUNK_BYTES), hashes it, validates
    each chunk (in worker processes for large inputs) and spools the valid rows to an
    anonymous temporary Arrow IPC file (0600, gone when closed, even after a crash). It
-   keeps only the rejects and, per event with a client id, a 64-bit fingerprint of
-   (tenant, id): 8 bytes per event is all that grows with the input. Fingerprints that
-   repeat are checked exactly against the spool, which names each duplicate.
-2. `Spooled.batches` reads the spool back in batches, assigns the missing ids (they
-   depend on the whole input's digest, known only now) and drops the duplicates.
+   keeps only the rejects and, per event, a 64-bit fingerprint of (tenant, id), ids
+   assigned where missing: 8 bytes per event is all that grows with the input.
+   Fingerprints that repeat are checked exactly against the spool, which names each
+   duplicate.
+2. `Spooled.batches` reads the spool back in batches and drops the duplicates.
 
 So every problem of an input is known before anything is written. JSON arrays, CSV and
 Parquet are still read whole (a parser per format would be needed to stream them), then
@@ -29,6 +34,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -39,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -50,17 +56,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lake.errors import Issue, UsageError, ValidationError
+from lake.errors import Issue, StorageError, UsageError, ValidationError
 from lake.wire import (
     OUTPUT_SCHEMA,
     Rejected,
     Scanned,
     Validated,
     assign_missing_ids,
-    parse_json_array,
+    parse_json_array_issues,
     scan_jsonl,
     validate,
 )
+from lake.wire_time import TimeWindow, time_window
 from lake.workers import process_context
 
 Progress = Callable[[str, int, int], None]
@@ -114,11 +121,14 @@ PARALLEL_MIN_BYTES = 96 * 1024 * 1024
 # Chunks handed to the workers ahead of the one being spooled, per worker: enough to keep
 # them busy, few enough to bound memory (each is CHUNK_BYTES of input and its rows).
 AHEAD_PER_WORKER = 2
-# Columns the spool keeps beside the events: input position (ids, duplicates) and line.
-_POSITION, _LINE = "_position", "_line"
+# Columns the spool keeps beside the events: input position (duplicates), line, and
+# whether the id was assigned (a repeat of an assigned id is the same event sent twice).
+_POSITION, _LINE, _ASSIGNED = "_position", "_line", "_assigned"
 _ROWS_SCHEMA = pa.schema([f.with_nullable(True) for f in OUTPUT_SCHEMA])
-SPOOL_SCHEMA = _ROWS_SCHEMA.append(pa.field(_POSITION, pa.int64())).append(
-    pa.field(_LINE, pa.int64())
+SPOOL_SCHEMA = (
+    _ROWS_SCHEMA.append(pa.field(_POSITION, pa.int64()))
+    .append(pa.field(_LINE, pa.int64()))
+    .append(pa.field(_ASSIGNED, pa.bool_()))
 )
 
 
@@ -149,6 +159,7 @@ class Spooled:
         self.digest = ""
         self.total = 0  # events in the input, valid or not
         self.rows = 0  # valid events, duplicates included until `_drop` is known
+        self.repeats = 0  # id-less events identical to an earlier one: dropped, not rejected
         self.rejected: list[Rejected] = []
         self.spool_batches = 0  # record batches written to the spool
         self._spool = spool
@@ -170,15 +181,17 @@ class Spooled:
         self.close()
 
     def close(self) -> None:
-        self._spool.close()
+        # Closing flushes the file's buffer, which fails again on a full disk; the file is
+        # anonymous (unlinked at creation), so whatever it held is gone either way.
+        with contextlib.suppress(OSError):
+            self._spool.close()
 
     def batches(self, size: int) -> Iterator[pa.Table]:
         """The valid events in input order, `size` at a time (the last may be smaller).
 
-        Ids are assigned here, where the input's digest is known; duplicates are dropped.
-        Only one batch (and one spooled chunk) is in memory at a time.
+        Duplicates are dropped. Only one batch (and one spooled chunk) is in memory at a
+        time.
         """
-        namespace = self.digest.encode()
         pending: list[pa.RecordBatch] = []
         count = 0
         for batch in self._spooled():
@@ -191,10 +204,10 @@ class Spooled:
                 batch = batch.slice(take)
                 count += take
                 if count == size:
-                    table, pending, count = _finish(pending, namespace), [], 0
+                    table, pending, count = _finish(pending), [], 0
                     yield table
         if pending:
-            yield _finish(pending, namespace)
+            yield _finish(pending)
 
     def read_all(self) -> pa.Table:
         """Every valid event as one table (for callers that want it in memory)."""
@@ -212,12 +225,9 @@ class Spooled:
             yield reader.get_batch(i)
 
 
-def _finish(batches: list[pa.RecordBatch], namespace: bytes) -> pa.Table:
-    """Spooled batches → one table of events with ids (its chunks are the batches: no copy)."""
-    table = pa.Table.from_batches(batches)
-    positions = table.column(_POSITION).to_numpy()
-    table = table.select(_ROWS_SCHEMA.names)
-    return assign_missing_ids(table, namespace, positions)
+def _finish(batches: list[pa.RecordBatch]) -> pa.Table:
+    """Spooled batches → one table of events (its chunks are the batches: no copy)."""
+    return pa.Table.from_batches(batches).select(_ROWS_SCHEMA.names)
 
 
 def spool_dir_for(lake: str) -> Path | None:
@@ -249,6 +259,7 @@ def open_input(
     workers: int = 1,
     progress: Progress | None = None,
     spool_dir: Path | None = None,
+    max_future_skew: timedelta | None = None,
 ) -> Spooled:
     """Read, validate and spool one input (a path, or '-' for stdin).
 
@@ -256,30 +267,60 @@ def open_input(
     that many processes (see `lake.workers`: a calling script needs the usual
     `if __name__ == "__main__":` guard); the CLI passes one worker per core.
     `data` stands in for the input's bytes (tests, callers holding it already).
+    `max_future_skew` bounds event times (see `lake.wire.validate`); the clock is read
+    once, so every chunk of the input is judged alike.
+
+    Raises UsageError for an input that cannot be read (stdin closed, no such file) and
+    StorageError when the spool cannot be written (a full disk): one-line reasons.
     """
     label = "stdin" if name == "-" else name
+    window = time_window(max_future_skew)
     stream, size = _open_stream(name, data)
     spooled: Spooled | None = None
     try:
-        head = stream.read(64)
+        head = _read(stream, 64, label)
         kind = detect_format(name, fmt, head)
         spooled = Spooled(label, kind, _temporary(spool_dir))
         try:
             if kind == "jsonl":
-                _spool_jsonl(spooled, stream, head, size, name, data, workers, progress, spool_dir)
+                _spool_jsonl(
+                    spooled, stream, head, size, name, data, workers, progress, spool_dir, window
+                )
             else:
-                _spool_whole(spooled, head + stream.read(), label)
+                _spool_whole(spooled, head + _read(stream, -1, label), label, window)
         except ValidationError as exc:
             exc.source = label
             raise
+        except OSError as exc:
+            # The input was readable (see `_read`): what failed is the spool.
+            raise StorageError(_spool_failure(exc, spool_dir)) from None
     except BaseException:
         if spooled is not None:
             spooled.close()
         raise
     finally:
-        if stream is not sys.stdin.buffer:
+        if data is not None or name != "-":
             stream.close()
     return spooled
+
+
+def _read(stream: IO[bytes], size: int, label: str) -> bytes:
+    """`stream.read(size)`, with a read error as a one-line UsageError naming the input."""
+    try:
+        return stream.read(size)
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _spool_failure(exc: OSError, spool_dir: Path | None) -> str:
+    where = str(spool_dir) if spool_dir is not None else tempfile.gettempdir()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left for the ingest spool in {where} (it needs about the size of "
+            "the input); free space there, or point TMPDIR elsewhere. Nothing was written "
+            "to the lake"
+        )
+    return f"cannot write the ingest spool in {where} ({exc.strerror or exc}); nothing was written"
 
 
 def load(
@@ -304,7 +345,11 @@ def _open_stream(name: str, data: bytes | None) -> tuple[IO[bytes], int | None]:
     if data is not None:
         return io.BytesIO(data), len(data)
     if name == "-":
-        return sys.stdin.buffer, None
+        # With descriptor 0 closed (`ingest - <&-`) Python starts with no sys.stdin.
+        stdin = sys.stdin.buffer if sys.stdin is not None else None
+        if stdin is None or stdin.closed:
+            raise UsageError("stdin: standard input is closed; pass a file name or pipe events in")
+        return stdin, None
     path = Path(name)
     try:
         fh = path.open("rb")
@@ -317,24 +362,26 @@ def _open_stream(name: str, data: bytes | None) -> tuple[IO[bytes], int | None]:
     return fh, os.fstat(fh.fileno()).st_size
 
 
-def _spool_whole(spooled: Spooled, raw: bytes, label: str) -> None:
+def _spool_whole(spooled: Spooled, raw: bytes, label: str, window: TimeWindow) -> None:
     """JSON arrays, CSV and Parquet: read whole, validated as before, then spooled."""
     spooled.digest = hashlib.sha256(raw).hexdigest()
-    namespace = spooled.digest.encode()
     if spooled.format == "json":
-        records = parse_json_array(raw)
-        validated = validate(records, namespace=namespace)
+        records, issues = parse_json_array_issues(raw)
+        validated = validate(records, pre_issues=issues, window=window)
     elif spooled.format == "csv":
         records, lines, issues = _csv_records(raw)
-        validated = validate(records, namespace=namespace, lines=lines, pre_issues=issues)
+        validated = validate(records, lines=lines, pre_issues=issues, window=window)
     else:
         records, issues = _parquet_records(raw, label)
-        validated = validate(records, namespace=namespace, pre_issues=issues)
+        validated = validate(records, pre_issues=issues, window=window)
     del raw
     table = validated.table
     positions = validated.positions if validated.positions is not None else np.zeros(0)
-    table = table.append_column(_POSITION, pa.array(positions, pa.int64())).append_column(
-        _LINE, pa.nulls(table.num_rows, pa.int64())
+    # Ids are assigned already; which were is only needed for repeats across chunks.
+    table = (
+        table.append_column(_POSITION, pa.array(positions, pa.int64()))
+        .append_column(_LINE, pa.nulls(table.num_rows, pa.int64()))
+        .append_column(_ASSIGNED, pa.nulls(table.num_rows, pa.bool_()))
     )
     with pa.ipc.new_file(spooled._spool, SPOOL_SCHEMA) as writer:
         if table.num_rows:
@@ -343,28 +390,33 @@ def _spool_whole(spooled: Spooled, raw: bytes, label: str) -> None:
     spooled.total = len(records)
     spooled.rows = table.num_rows
     spooled.rejected = validated.rejected
+    spooled.repeats = validated.repeats
 
 
 @dataclass
 class _Chunk:
     """What a worker sends back for one chunk of JSON Lines."""
 
-    scanned: Scanned
+    scanned: Scanned  # its table has every id, assigned where missing
+    assigned: np.ndarray  # per row: whether its id was assigned
     fingerprints: np.ndarray
 
 
-def _scan_chunk(data: bytes, first_line: int, seed: int) -> _Chunk:
-    """Validate one chunk of JSON Lines (maybe in a worker process)."""
-    scanned = scan_jsonl(data, first_line)
-    table = scanned.table
-    return _Chunk(scanned, fingerprints(table.column("tenant"), table.column("event_id"), seed))
+def _scan_chunk(data: bytes, first_line: int, seed: int, window: TimeWindow) -> _Chunk:
+    """Validate one chunk of JSON Lines and give id-less events their ids (maybe in a
+    worker process: ids depend on the event alone, so any chunk can assign them)."""
+    scanned = scan_jsonl(data, first_line, window=window)
+    assigned = pc.is_null(scanned.table.column("event_id")).to_numpy(zero_copy_only=False)
+    scanned.table = table = assign_missing_ids(scanned.table)
+    prints = fingerprints(table.column("tenant"), table.column("event_id"), seed)
+    return _Chunk(scanned, assigned, prints)
 
 
-def _chunks(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
+def _chunks(stream: IO[bytes], head: bytes, label: str = "input") -> Iterator[bytes]:
     """The stream in pieces of about CHUNK_BYTES, each ending at a line end (but the last)."""
     rest = head
     while True:
-        block = stream.read(CHUNK_BYTES)
+        block = _read(stream, CHUNK_BYTES, label)
         if not block:
             if rest:
                 yield rest
@@ -388,6 +440,7 @@ def _spool_jsonl(
     workers: int,
     progress: Progress | None,
     spool_dir: Path | None,
+    window: TimeWindow,
 ) -> None:
     """Pass 1 over JSON Lines: hash, validate and spool chunk by chunk, in input order.
 
@@ -411,9 +464,13 @@ def _spool_jsonl(
 
         def spool(chunk: _Chunk, done: int) -> None:
             scanned, offset = chunk.scanned, spooled.total
-            table = scanned.table.append_column(
-                _POSITION, pa.array(scanned.positions + offset, pa.int64())
-            ).append_column(_LINE, pa.array(scanned.lines, pa.int64()))
+            table = (
+                scanned.table.append_column(
+                    _POSITION, pa.array(scanned.positions + offset, pa.int64())
+                )
+                .append_column(_LINE, pa.array(scanned.lines, pa.int64()))
+                .append_column(_ASSIGNED, pa.array(chunk.assigned, pa.bool_()))
+            )
             for batch in table.to_batches():
                 writer.write_batch(batch)
                 spooled.spool_batches += 1
@@ -423,7 +480,7 @@ def _spool_jsonl(
             prints.append(chunk.fingerprints)
             report("validate", done, size or read)
 
-        for piece in _chunks(stream, head):
+        for piece in _chunks(stream, head, spooled.name):
             digest.update(piece)
             if copy is not None:
                 copy.write(piece)
@@ -433,9 +490,9 @@ def _spool_jsonl(
                 pool = ProcessPoolExecutor(workers, mp_context=process_context("ingest.files"))
                 cleanup.callback(pool.shutdown, cancel_futures=True)
             if pool is None:
-                spool(_scan_chunk(piece, first_line, seed), read)
+                spool(_scan_chunk(piece, first_line, seed, window), read)
                 continue
-            ahead.append((pool.submit(_scan_chunk, piece, first_line, seed), read))
+            ahead.append((pool.submit(_scan_chunk, piece, first_line, seed, window), read))
             del piece
             while len(ahead) > AHEAD_PER_WORKER * workers:
                 work, done = ahead.popleft()
@@ -526,7 +583,8 @@ def _reject_duplicates(
     """Two events of one tenant in one input may not share an id (as `lake.wire.validate`).
 
     Only ids whose fingerprint repeats are looked at again, exactly, in the spool; each
-    repeat after the first is rejected, quoted as it was sent.
+    repeat after the first is rejected, quoted as it was sent, except where both ids were
+    assigned: that is the same id-less event sent twice, dropped and counted in `repeats`.
     """
     every = np.concatenate(prints) if prints else np.zeros(0, dtype=np.uint64)
     del prints[:]
@@ -535,32 +593,36 @@ def _reject_duplicates(
     del every
     if not repeated.size:
         return
-    first: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], tuple[int, bool]] = {}
     found: list[tuple[int, int, str]] = []  # (position, line, message)
+    same: list[int] = []  # positions of repeated id-less events
+    columns = ("tenant", "event_id", _POSITION, _LINE, _ASSIGNED)
     for batch in spooled._spooled():
         suspects = np.isin(
             fingerprints(batch.column("tenant"), batch.column("event_id"), seed), repeated
         )
         if not suspects.any():
             continue
-        with_id = batch.filter(pc.is_valid(batch.column("event_id"))).filter(pa.array(suspects))
-        for tenant, event_id, position, line in zip(
-            *(with_id.column(c).to_pylist() for c in ("tenant", "event_id", _POSITION, _LINE)),
-            strict=True,
+        rows = batch.filter(pa.array(suspects))
+        for tenant, event_id, position, line, assigned in zip(
+            *(rows.column(c).to_pylist() for c in columns), strict=True
         ):
-            seen = first.setdefault((tenant, event_id), position)
-            if seen != position:
+            seen, seen_assigned = first.setdefault((tenant, event_id), (position, assigned))
+            if seen == position:
+                continue
+            if assigned and seen_assigned:
+                same.append(position)
+            else:
                 message = f"duplicate id {event_id!r}: event {seen} of this input already uses it"
                 found.append((position, line, message))
-    if not found:
-        return
-    sent = _lines_as_sent({line for _, line, _ in found}, copy, name, data)
+    sent = _lines_as_sent({line for _, line, _ in found}, copy, name, data) if found else {}
     extra = [
         Rejected(position, orjson.loads(sent[line]), [Issue(position, "id", message, line)], line)
         for position, line, message in found
     ]
-    spooled._drop = np.array(sorted(p for p, _, _ in found), dtype=np.int64)
-    spooled.rows -= len(extra)
+    spooled._drop = np.array(sorted([p for p, _, _ in found] + same), dtype=np.int64)
+    spooled.rows -= len(extra) + len(same)
+    spooled.repeats += len(same)
     spooled.rejected = sorted(spooled.rejected + extra, key=lambda r: r.index)
 
 
@@ -624,6 +686,42 @@ def _nest(
     return event
 
 
+def _wire_path(column: str) -> tuple[str, ...]:
+    """The wire field a tabular column fills: ("tenant",), ("actor", "id"), ..."""
+    key = _RENAME.get(column, column)
+    if "." in key:
+        obj, _, sub = key.partition(".")
+        return (obj, sub)
+    return _FLAT.get(key, (key,))
+
+
+def _check_columns(names: list[str], line: int | None) -> None:
+    """Refuse a header that names one field twice (`actor_id` beside `actor.id`, `tenant`
+    twice, `actor` beside `actor.id`): taking the last would silently drop a value."""
+    owner: dict[tuple[str, ...], str] = {}
+    issues: list[Issue] = []
+    for name in names:
+        path = _wire_path(name)
+        clash = next(
+            (
+                other
+                for seen, other in owner.items()
+                if seen == path or seen == path[:1] or path == seen[:1]
+            ),
+            None,
+        )
+        if clash is not None:
+            what = "repeats column" if clash == name else "names the same field as column"
+            field = ".".join(path if len(path) <= len(_wire_path(clash)) else _wire_path(clash))
+            issues.append(
+                Issue(0, name, f"column {name!r} {what} {clash!r} ({field}); keep one", line=line)
+            )
+        else:
+            owner[path] = name
+    if issues:
+        raise ValidationError(issues)
+
+
 def _csv_records(raw: bytes) -> tuple[list[Any], list[int], list[Issue]]:
     try:
         text = raw.decode("utf-8-sig")
@@ -639,6 +737,7 @@ def _csv_records(raw: bytes) -> tuple[list[Any], list[int], list[Issue]]:
     lines: list[int] = []
     issues: list[Issue] = []
     try:
+        _check_columns(list(reader.fieldnames or ()), 1)
         for row in reader:
             line = reader.line_num
             if None in row:
@@ -672,6 +771,7 @@ def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
                     "which would be lost; write microseconds"
                 ) from None
             table = table.set_column(i, col.name, us)
+    _check_columns(table.schema.names, None)
     issues: list[Issue] = []
     records = [_nest(row, i, issues, None) for i, row in enumerate(table.to_pylist())]
     return records, issues

@@ -8,7 +8,7 @@ patterns) are written out here from the spec, not imported, so a drift shows up.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,7 +20,8 @@ from testkit import blocks_of
 
 import lake.wire as wire
 from ingest.demo import generate
-from lake.errors import Issue, ValidationError
+from lake import wire_time
+from lake.errors import Issue, UsageError, ValidationError
 from lake.schema import ACTOR_FIELDS, TARGET_FIELDS, WIRE_FIELDS
 from lake.wire import (
     OUTPUT_SCHEMA,
@@ -31,6 +32,7 @@ from lake.wire import (
     parse_jsonl,
     validate,
 )
+from lake.wire_time import time_window
 
 NS = b"test-namespace"
 
@@ -407,7 +409,7 @@ def test_well_shaped_but_impossible_timestamps(value: str) -> None:
 
 def test_impossible_timestamp_is_found_among_good_ones() -> None:
     # The slow path only runs when the vectorised cast fails; it must blame the right event.
-    v = run(ev(), ev(time="2024-02-30T00:00:00Z"), ev(), ev(time="2024-03-01T25:00:00Z"))
+    v = run(ev(), ev(time="2024-02-30T00:00:00Z"), ev(id="b"), ev(time="2024-03-01T25:00:00Z"))
     assert [(r.index, fields_of(r.issues)) for r in v.rejected] == [(1, ["time"]), (3, ["time"])]
     assert v.table.num_rows == 2
 
@@ -462,12 +464,86 @@ def test_event_date_is_the_utc_date_of_time(value: str, utc_date: date) -> None:
     assert accepted_row(ev(time=value))["event_date"] == utc_date
 
 
-def test_pre_1970_and_extreme_years_are_accepted() -> None:
-    row = accepted_row(ev(time="1969-12-31T23:59:59.999999Z"))
-    assert row["time"] == datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
-    assert row["event_date"] == date(1969, 12, 31)
-    assert accepted_row(ev(time="0001-01-01T00:00:00Z"))["event_date"] == date(1, 1, 1)
-    assert accepted_row(ev(time="9999-12-31T23:59:59.999999Z"))["event_date"] == date(9999, 12, 31)
+def test_the_epoch_is_accepted_and_earlier_times_are_not() -> None:
+    assert accepted_row(ev(time="1970-01-01T00:00:00Z"))["event_date"] == date(1970, 1, 1)
+    for value in (
+        "1969-12-31T23:59:59.999999Z",
+        "0001-01-01T00:00:00Z",
+        "1970-01-01T00:30:00+01:00",
+    ):
+        (issue,) = only_issues(ev(time=value))
+        assert (issue.index, issue.field) == (0, "time")
+        assert (
+            issue.message == f"{value!r} is before 1970-01-01T00:00:00Z, the earliest time accepted"
+        )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59Z"],
+)
+def test_far_future_times_are_refused_naming_the_skew(value: str) -> None:
+    # -23:59 pushes UTC into year 10000: once accepted, then fatal to the collector.
+    (issue,) = only_issues(ev(time=value))
+    assert (issue.index, issue.field) == (0, "time")
+    assert issue.message.startswith(f"{value!r} is more than 24h ahead of this machine's clock")
+    assert "--max-future-skew" in issue.message
+    assert [(i.field, i.message) for i in wire.check_event(ev(time=value))] == [
+        (issue.field, issue.message)
+    ]
+
+
+def test_future_skew_is_a_keyword_and_bounds_both_paths() -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert run(ev(time=soon)).rejected == []
+    for skew in (timedelta(hours=1), timedelta(0)):
+        v = validate([ev(time=soon)], max_future_skew=skew)
+        (issue,) = v.issues
+        assert issue.field == "time"
+        assert f"more than {wire_time.format_duration(skew)} ahead" in issue.message
+        assert [i.message for i in wire.check_event(ev(time=soon), max_future_skew=skew)] == [
+            issue.message
+        ]
+        body = orjson.dumps(ev(time=soon))
+        assert [i.message for i in wire.validate_jsonl(body, max_future_skew=skew).issues] == [
+            issue.message
+        ]
+    # A skew past the calendar's end still refuses year 10000.
+    huge = validate([ev(time="9999-12-31T23:59:59-23:59")], max_future_skew=timedelta(days=10**7))
+    assert "9999-12-31T23:59:59.999999Z" in huge.issues[0].message
+
+
+def test_far_dated_event_among_plain_ones_is_named_by_the_fast_path_input() -> None:
+    events = [ev(id=f"e{i}") for i in range(50)]
+    events[37] = ev(id="e37", time="9999-12-31T23:59:59-23:59")
+    v = validate(events)
+    assert [(r.index, fields_of(r.issues)) for r in v.rejected] == [(37, ["time"])]
+    body = b"\n".join(orjson.dumps(e) for e in events)
+    assert [(r.index, r.line) for r in wire.validate_jsonl(body).rejected] == [(37, 38)]
+
+
+@pytest.mark.parametrize(
+    ("text", "skew"),
+    [("24h", timedelta(hours=24)), ("90m", timedelta(minutes=90)), ("0s", timedelta(0)),
+     ("1h30m", timedelta(minutes=90)), ("2d", timedelta(days=2)), (" 15M ", timedelta(minutes=15))],
+)  # fmt: skip
+def test_parse_duration(text: str, skew: timedelta) -> None:
+    assert wire_time.parse_duration(text) == skew
+
+
+@pytest.mark.parametrize("text", ["", "24", "h", "-1h", "1.5h", "1 h", "1w", "forever"])
+def test_parse_duration_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(UsageError, match="is not a duration"):
+        wire_time.parse_duration(text)
+
+
+def test_skew_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    monkeypatch.setenv("AUDITLAKE_MAX_FUTURE_SKEW", "1h")
+    assert "more than 1h ahead" in run(ev(time=soon)).issues[0].message
+    monkeypatch.setenv("AUDITLAKE_MAX_FUTURE_SKEW", "soon")
+    with pytest.raises(UsageError, match="AUDITLAKE_MAX_FUTURE_SKEW: 'soon' is not a duration"):
+        run(ev())
 
 
 # ---------------------------------------------------------------------------------------
@@ -671,7 +747,7 @@ def test_jsonl_crlf_line_endings_are_accepted() -> None:
 
 
 def test_jsonl_malformed_line() -> None:
-    v = jsonl(orjson.dumps(ev()), b'{"tenant": "acme",', orjson.dumps(ev()))
+    v = jsonl(orjson.dumps(ev()), b'{"tenant": "acme",', orjson.dumps(ev(action="logout")))
     (r,) = v.rejected
     assert (r.index, r.line) == (1, 2)
     (issue,) = r.issues
@@ -779,23 +855,17 @@ def _ids(v: Validated) -> list[str]:
     return list(v.table.column("event_id").to_pylist())
 
 
-def test_assigned_ids_look_like_uuidv7() -> None:
-    v = run(ev(), ev(time="2024-03-01T12:00:00.987654+02:00"), ev(time="2030-07-04T00:00:00Z"))
+def test_assigned_ids_are_time_ordered_uuidv8() -> None:
+    v = run(ev(), ev(time="2024-03-01T12:00:00.987654+02:00"), ev(time="2026-07-04T00:00:00Z"))
     for event_id, t in zip(_ids(v), v.table.column("time").to_pylist(), strict=True):
         assert len(event_id) == 36
         assert [len(part) for part in event_id.split("-")] == [8, 4, 4, 4, 12]
-        assert event_id == event_id.lower()
         parsed = uuid.UUID(event_id)
         assert str(parsed) == event_id
-        assert parsed.version == 7
+        assert parsed.version == 8
         assert parsed.variant == uuid.RFC_4122
-        assert int(event_id[19], 16) >> 2 == 0b10  # variant bits 10xx
-        assert event_id[14] == "7"
         ms = int(event_id[:8] + event_id[9:13], 16)
-        expected_ms = (t - datetime(1970, 1, 1, tzinfo=UTC)) // (
-            datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-        )
-        assert ms == expected_ms
+        assert ms == (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def test_assigned_id_ms_prefix_is_floor_of_event_time() -> None:
@@ -805,40 +875,60 @@ def test_assigned_id_ms_prefix_is_floor_of_event_time() -> None:
     assert ms == 1709294400999
 
 
-def test_assigned_ids_are_deterministic_for_same_namespace_and_position() -> None:
-    events = [ev(), ev(action="logout"), ev()]
-    first = _ids(run(*events))
-    assert first == _ids(run(*events))
-    assert len(set(first)) == 3  # same time, different positions → different ids
+def test_assigned_ids_depend_on_content_not_on_input_or_position() -> None:
+    a, b = ev(action="logout"), ev(source="svc")
+    first = _ids(run(ev(), a, b, namespace=b"file-a"))
+    assert len(set(first)) == 3
+    assert _ids(run(b, ev(id="x"), a, ev(), namespace=b"file-b")) == [
+        first[2],
+        "x",
+        first[1],
+        first[0],
+    ]
+    # The same instant written with another offset, severity defaulted or not: the same event.
+    same = ev(time="2024-03-01T13:00:00+01:00", severity="info")
+    assert _ids(run(same)) == first[:1]
 
 
-def test_assigned_ids_differ_across_namespaces() -> None:
-    a = _ids(run(ev(), namespace=b"file-a"))
-    b = _ids(run(ev(), namespace=b"file-b"))
-    assert a != b
-    assert a[0][:13] == b[0][:13]  # same time prefix
+def test_every_field_changes_the_assigned_id() -> None:
+    base = ev(
+        severity="low", source="s", target={"type": "t", "id": "i"}, details={"k": 1},
+        actor={"id": "u1", "type": "user", "ip": "10.0.0.1", "user_agent": "ua"},
+    )  # fmt: skip
+    actor = base["actor"]
+    variants: list[dict[str, Any]] = [
+        {"tenant": "other"}, {"time": "2024-03-01T12:00:00.000001Z"},
+        {"category": "admin_action"}, {"action": "logout"}, {"outcome": "failure"},
+        {"severity": "high"}, {"source": "t"}, {"source": ...}, {"details": {"k": 2}},
+        {"details": ...}, {"target": {"type": "t", "id": "j"}},
+        {"target": {"type": "u", "id": "i"}}, {"actor": {**actor, "id": "u2"}},
+        {"actor": {**actor, "type": "admin"}}, {"actor": {**actor, "ip": "10.0.0.2"}},
+        {"actor": {**actor, "user_agent": "ub"}},
+        # The same bytes moved between fields must not collide (length-prefixed encoding).
+        {"source": "", "target": {"type": "t", "id": "i"}},
+        {"source": "s", "target": {"type": "", "id": "ti"}},
+    ]  # fmt: skip
+    changed = [{k: v for k, v in {**base, **c}.items() if v is not ...} for c in variants]
+    ids = _ids(run(base, *changed))
+    assert len(ids) == len(variants) + 1 == len(set(ids))
 
 
-def test_assigned_ids_are_keyed_by_input_position_not_survivor_position() -> None:
-    # Skipping an invalid event must not shift the ids of the events after it.
-    good = _ids(run(ev(action="a1"), ev(action="a2"), ev(action="a3")))
-    with_bad = _ids(run(ev(action="a1"), ev(outcome="BAD"), ev(action="a3")))
-    assert with_bad == [good[0], good[2]]
+def test_identical_id_less_events_get_one_id_and_are_kept_once() -> None:
+    v = run(ev(), ev(id="x"), ev(), ev(time="2024-03-01T12:00:00+00:00"))
+    assert v.rejected == []
+    assert v.table.num_rows == 2
+    assert v.repeats == 2
+    assert v.positions is not None and list(v.positions) == [0, 1]
+    # A client id repeated is still an error: that is a producer bug, not the same event.
+    clash = run(ev(id="x"), ev(id="x", action="logout"))
+    assert [(r.index, fields_of(r.issues)) for r in clash.rejected] == [(1, ["id"])]
 
 
 def test_client_ids_and_assigned_ids_mix() -> None:
     ids = _ids(run(ev(id="client-1"), ev(), ev(id="client-2")))
     assert ids[0] == "client-1"
     assert ids[2] == "client-2"
-    assert uuid.UUID(ids[1]).version == 7
-    assert ids[1].endswith("00000001")  # position 1
-
-
-def test_assign_ids_before_1970_clamps_the_time_field_to_zero() -> None:
-    v = run(ev(time="1969-12-31T23:59:59.999Z"), ev(time="0001-01-01T00:00:00Z"))
-    for event_id in _ids(v):
-        assert event_id.startswith("00000000-0000-7")
-        assert uuid.UUID(event_id).version == 7
+    assert uuid.UUID(ids[1]).version == 8
 
 
 def test_assign_ids_directly() -> None:
@@ -868,7 +958,7 @@ def test_rejected_keeps_every_issue_of_an_event_together() -> None:
         "details": [],
         "colour": "red",
     }
-    v = run(ev(), bad, ev())
+    v = run(ev(), bad, ev(action="logout"))
     (r,) = v.rejected
     assert r.index == 1
     assert r.raw is bad
@@ -954,6 +1044,9 @@ def test_64_bit_integers_are_kept_exactly() -> None:
 # so that one example mixes blocks the fast path takes with blocks it declines.
 
 SAMPLES = generate(days=1, events_per_tenant_per_day=4, seed=5).events
+# One window for both sides of a comparison, its clock fixed so that the edge values
+# above fall on either side of its bounds (2026-12-02 plus 24 hours).
+WINDOW = time_window(timedelta(hours=24), now=datetime(2026, 12, 2, tzinfo=UTC))
 _json = st.recursive(
     st.none()
     | st.booleans()
@@ -971,6 +1064,8 @@ _edge = st.sampled_from(
         "authentication", "failure", "critical", "admin", "user", "auditlake",
         "2026-11-01T10:00:00Z", "2026-11-01t10:00:00.1234560z", "2026-11-01T10:00:00.1234567Z",
         "2026-02-30T10:00:00Z", "2026-11-01 10:00:00Z", "\ud800", "has space", "ok-id-1",
+        "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z",
+        "2026-12-01T00:00:00Z", "2026-12-03T00:00:00-00:01",
         b"bytes", ("tu", "ple"), [["id", "x"]], {"id": "x"}, {"type": "user"}, {}, {"e": 1e300},
         {"n": 2**65}, {"s": "name+tag e+"}, {"big": "x" * 17000},
     ]
@@ -1012,9 +1107,9 @@ def test_fast_path_equals_the_reference_validator(data: st.DataObject) -> None:
     reserved_ok = data.draw(st.booleans())
     with blocks_of(data.draw(st.sampled_from([1, 2, 3, 1024]))):
         fast = wire._Collector(None)
-        got = wire._validate_columns(events, fast, reserved_ok)
+        got = wire._validate_columns(events, fast, reserved_ok, WINDOW)
     ref = wire._Collector(None)
-    want = wire._validate_exact(events, ref, reserved_ok)
+    want = wire._validate_exact(events, ref, reserved_ok, WINDOW)
     assert got.equals(want)
     assert fast.by_index == ref.by_index  # same issues, in the same order per event
 
@@ -1058,11 +1153,12 @@ def test_scan_jsonl_equals_parse_jsonl_then_validate(data: st.DataObject) -> Non
     text = b"\n".join(lines) + data.draw(st.sampled_from([b"", b"\n"]))
     first = data.draw(st.integers(1, 50))
     records, line_numbers, issues = parse_jsonl(text, first)
-    want = validate(records, namespace=NS, lines=line_numbers, pre_issues=issues, check_ids=False)
+    want = validate(records, lines=line_numbers, pre_issues=issues, check_ids=False, window=WINDOW)
     with blocks_of(data.draw(st.sampled_from([1, 2, 1024]))):
-        got = wire.scan_jsonl(text, first)
+        got = wire.scan_jsonl(text, first, window=WINDOW)
     assert got.events == len(records)
+    assert want.positions is not None
     assert got.positions.tolist() == list(want.positions)
     assert got.lines.tolist() == [line_numbers[i] for i in want.positions]
-    assert wire.assign_missing_ids(got.table, NS, got.positions).equals(want.table)
+    assert wire.assign_missing_ids(got.table).equals(want.table)
     assert got.rejected == want.rejected
