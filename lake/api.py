@@ -48,7 +48,11 @@ class LakeSession:
         self.home = home
         self.interface = interface
         self.audit = ReadAudit(
-            lake, KeyStore(home).active(), source=f"auditlake-{interface}", buffered=buffered
+            lake,
+            KeyStore(home).active(),
+            source=f"auditlake-{interface}",
+            buffered=buffered,
+            home=home,
         )
         self.query = QuerySession(lake, principal, self.audit, interface=interface)
 

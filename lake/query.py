@@ -20,18 +20,19 @@ principal's data is the only data it can reach:
 
 On an object-store lake the same views read local copies of exactly those files
 (lake/cache.py): fetched for the principal's tenants only, and listed in `allowed_paths`.
+Every locked connection comes from lake/sandbox.py (its own private temp directory).
 
-Every search and SQL query is recorded before any row is returned, as an `audit.query`
-event in the reserved tenant (`READ_AUDIT_TENANT`), signed and sealed like any other
-event: who asked, through which interface, what, over which tenants. A refused query is
-recorded too (outcome `failure`).
+Every search and SQL query is recorded before any row is returned, in the read audit
+(lake/readaudit.py; `ReadAudit` is importable from here too). A principal with a grant
+on the reserved tenant sees all of it as `query_audit`; an auditor (or admin) of some
+tenants sees in `query_audit` the reads that touched those tenants, a copy made when the
+connection is built, so the reserved tenant's files stay outside `allowed_paths`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,15 +47,16 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from lake.access import AccessDenied, Permission, Principal
-from lake.append import append
 from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
-from lake.errors import StorageError, UsageError
-from lake.note import NoteSigner
+from lake.errors import UsageError
 from lake.querystring import SearchFilter
+from lake.readaudit import ReadAudit, scoped_audit_sql
+from lake.sandbox import locked_connection, release, sql_literal
 from lake.schema import ALERTS_SCHEMA, CHECKPOINTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
 from lake.storage import DataFile, Lake
-from lake.wire import validate
+
+__all__ = ["DEFAULT_LIMIT", "Cursor", "QuerySession", "ReadAudit", "SearchResult", "sql_literal"]
 
 DEFAULT_LIMIT: Final = 100  # auditlake/querycli.py repeats it for `--limit`
 BATCH_ROWS: Final = 8192
@@ -95,11 +97,10 @@ class _Layout:
     checkpoints: tuple[str, ...]
     alerts: tuple[str, ...]
     tenants: tuple[str, ...]
-
-
-def sql_literal(text: str) -> str:
-    """A SQL string literal (for file paths in view definitions; values use parameters)."""
-    return "'" + text.replace("'", "''") + "'"
+    # An auditor without a grant on the read-audit tenant: its files (read once, while
+    # building, never allowed afterwards) and the tenants whose reads the auditor sees.
+    scoped_audit: tuple[str, ...] = ()
+    audited: tuple[str, ...] = ()
 
 
 def _empty_select(schema: pa.Schema) -> str:
@@ -192,86 +193,6 @@ class SearchResult:
         import polars as pl
 
         return pl.from_arrow(self.to_arrow())
-
-
-class ReadAudit:
-    """Writes `audit.query` events to the reserved tenant, signed and sealed.
-
-    Synchronous by default: the record is committed before any row is returned. Long-lived
-    interfaces (TUI, dashboard) may pass `buffered=True` and call `flush()` on a timer and
-    at exit, trading a few seconds of delay for one commit per burst of queries.
-    """
-
-    def __init__(
-        self, lake: Lake, signer: NoteSigner, *, source: str, buffered: bool = False
-    ) -> None:
-        self.lake = lake
-        self.signer = signer
-        self.source = source
-        self.buffered = buffered
-        self._pending: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def record(
-        self,
-        principal: Principal,
-        *,
-        interface: str,
-        query: str,
-        tenants: Sequence[str],
-        outcome: str = "success",
-        reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        details: dict[str, Any] = {
-            "interface": interface,
-            "query": query[:8000],
-            "tenants": list(tenants),
-        }
-        if reason:
-            details["reason"] = reason[:2000]
-        if extra:
-            details.update(extra)
-        event = {
-            "tenant": READ_AUDIT_TENANT,
-            "time": datetime.now(UTC).isoformat(),
-            "category": "admin_action",
-            "action": "audit.query",
-            "outcome": outcome,
-            "severity": "info" if outcome == "success" else "medium",
-            "actor": {"id": principal.name, "type": "admin" if principal.operator else "user"},
-            "target": {"type": "tenants", "id": ",".join(tenants)[:1000] or "(none)"},
-            "source": self.source,
-            "details": details,
-        }
-        with self._lock:
-            self._pending.append(event)
-        if not self.buffered:
-            self.flush()
-
-    def flush(self) -> int:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return 0
-        try:
-            return self._write(pending)
-        except BaseException:
-            # Not written: back in front of the queue, so no read goes unaudited.
-            with self._lock:
-                self._pending = pending + self._pending
-            raise
-
-    def _write(self, pending: list[dict[str, Any]]) -> int:
-        # A nonce keeps two identical queries in the same microsecond apart.
-        namespace = hashlib.sha256(orjson.dumps(pending) + os.urandom(16)).digest()
-        result = validate(pending, namespace=namespace, reserved_ok=True)
-        if result.rejected:
-            # Our own events: a rejection here is a bug, never silently dropped.
-            raise StorageError(f"read-audit event rejected: {result.rejected[0].issues[0]}")
-        # Fresh ids (a digest of these very events): no need to look for them in the lake.
-        append(self.lake, result.table, self.signer, dedupe=False)
-        return len(pending)
 
 
 class QuerySession:
@@ -383,8 +304,10 @@ class QuerySession:
         readable = p.tenants(Permission.READ_EVENTS, existing)
         event_tenants = [t for t in readable if t != READ_AUDIT_TENANT]
         audit_tenants = [t for t in readable if t == READ_AUDIT_TENANT]
+        audited = self._audited(existing) if not audit_tenants else []
+        wanted = readable + ([READ_AUDIT_TENANT] if audited else [])
         by_tenant: dict[str, list[str]] = {}
-        for f in self._files(table, readable):
+        for f in self._files(table, wanted):
             by_tenant.setdefault(f.tenant, []).append(self._path(f))
         cp_tenants = set(p.tenants(Permission.READ_CHECKPOINTS, existing))
         alert_tenants = set(p.tenants(Permission.READ_ALERTS, existing))
@@ -394,7 +317,16 @@ class QuerySession:
             checkpoints=tuple(self._side_files("checkpoints", cp_tenants)),
             alerts=tuple(self._side_files("alerts", alert_tenants)),
             tenants=tuple(event_tenants),
+            scoped_audit=tuple(by_tenant.get(READ_AUDIT_TENANT, ())) if audited else (),
+            audited=tuple(audited),
         )
+
+    def _audited(self, existing: list[str]) -> list[str]:
+        """Tenants whose reads this principal may see as their auditor (or admin)."""
+        if READ_AUDIT_TENANT not in existing:
+            return []
+        return [t for t in self.principal.tenants(Permission.VERIFY, existing)
+                if t != READ_AUDIT_TENANT]  # fmt: skip
 
     def _side_files(self, name: str, tenants: set[str]) -> list[str]:
         """Files of a small tenant-partitioned table (checkpoints, alerts) for these tenants."""
@@ -429,11 +361,15 @@ class QuerySession:
             layout = self._layout(table)
             if self._copies.remote:
                 self._copies.fetch(
-                    layout.events + layout.audit + layout.checkpoints + layout.alerts
+                    layout.events
+                    + layout.audit
+                    + layout.checkpoints
+                    + layout.alerts
+                    + layout.scoped_audit
                 )
             if self._conn is None or layout != self._conn_layout:
                 if self._conn is not None:
-                    self._conn.close()
+                    release(self._conn)
                 self._conn = self._build(layout)
                 self._conn_layout = layout
                 if self._copies.remote and self.version is None:
@@ -443,9 +379,11 @@ class QuerySession:
     def _prune(self, layout: _Layout, existing: list[str]) -> None:
         """Drop cached copies of the principal's tenants that left the newest snapshot."""
         p = self.principal
-        self._copies.prune(
-            "events", p.tenants(Permission.READ_EVENTS, existing), layout.events + layout.audit
-        )
+        readable = p.tenants(Permission.READ_EVENTS, existing)
+        if layout.scoped_audit:
+            readable.append(READ_AUDIT_TENANT)
+        live = layout.events + layout.audit + layout.scoped_audit
+        self._copies.prune("events", readable, live)
         cp = p.tenants(Permission.READ_CHECKPOINTS, existing)
         self._copies.prune("checkpoints", cp, layout.checkpoints)
         self._copies.prune("alerts", p.tenants(Permission.READ_ALERTS, existing), layout.alerts)
@@ -459,23 +397,25 @@ class QuerySession:
         return True
 
     def _build(self, layout: _Layout) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        dec = self._decrypting(con)
-        con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events, dec)}")
-        con.execute(f"CREATE VIEW query_audit AS {_view_sql(EVENTS_SCHEMA, layout.audit, dec)}")
-        con.execute(
-            f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
-        )
-        con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts)}")
+        def setup(con: duckdb.DuckDBPyConnection) -> None:
+            dec = self._decrypting(con)
+            con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events, dec)}")
+            if layout.scoped_audit:
+                # A copy, not a view: the reserved tenant's files are never allowed.
+                source = _view_sql(EVENTS_SCHEMA, layout.scoped_audit)
+                con.execute(
+                    f"CREATE TABLE query_audit AS {scoped_audit_sql(source, layout.audited)}"
+                )
+            else:
+                audit = _view_sql(EVENTS_SCHEMA, layout.audit, dec)
+                con.execute(f"CREATE VIEW query_audit AS {audit}")
+            con.execute(
+                f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
+            )
+            con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts)}")
+
         allowed = layout.events + layout.audit + layout.checkpoints + layout.alerts
-        if allowed:
-            con.execute(f"SET allowed_paths = [{', '.join(map(sql_literal, allowed))}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
-        con.execute("SET lock_configuration = true")
-        return con
+        return locked_connection(allowed, setup)
 
     # -- search -------------------------------------------------------------------------------
 
@@ -570,13 +510,7 @@ class QuerySession:
             layout = self._conn_layout
             if layout is not None and set(files) <= set(layout.events) | set(layout.audit):
                 return con
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone = 'UTC'")
-        self._decrypting(con)
-        con.execute(f"SET allowed_paths = [{', '.join(map(sql_literal, files))}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        return con
+        return locked_connection(files, self._decrypting)
 
     # -- SQL ----------------------------------------------------------------------------------
 
@@ -653,7 +587,7 @@ class QuerySession:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
+                release(self._conn)
                 self._conn = None
         if self.audit is not None:
             self.audit.flush()

@@ -377,6 +377,15 @@ class Lake:
         config = dict(APPEND_ONLY)
         if not lake.is_local:
             config["delta.checkpointInterval"] = str(REMOTE_CHECKPOINT_INTERVAL)
+        events_config = dict(config)
+        encryption = (extra or {}).get("encryption") or {}
+        if encryption.get("enabled"):
+            # Statistics of encrypted columns would be bytes of their values in the Delta
+            # log (and the read audit's query text, kept in the clear, is in `details`).
+            hidden = set(encryption.get("fields") or ()) | set(EVENTS_PARTITIONS)
+            events_config["delta.dataSkippingStatsColumns"] = ",".join(
+                c for c in EVENTS_SCHEMA.names if c not in hidden
+            )
         tables = [
             (lake.events_uri, EVENTS_SCHEMA, EVENTS_PARTITIONS, "events",
              "auditlake events: one row per audit event, sealed per tenant"),
@@ -389,7 +398,7 @@ class Lake:
                     uri,
                     schema=schema,
                     partition_by=partitions,
-                    configuration=config,
+                    configuration=events_config if uri == lake.events_uri else config,
                     name=table_name,
                     description=description,
                     storage_options=lake._options(),

@@ -197,14 +197,20 @@ def test_roles_decide_checkpoints_and_the_read_audit(world: World) -> None:
     assert world.rows(bob, "SELECT count(*) AS n FROM checkpoints") == [{"n": 0}]
     tenants = world.rows(carol, "SELECT DISTINCT tenant FROM checkpoints")
     assert tenants == [{"tenant": MINE}]
-    # The read audit is its own tenant: neither sees it without a grant on it...
-    assert world.rows(carol, "SELECT count(*) AS n FROM query_audit") == [{"n": 0}]
+    # The read audit is its own tenant: a viewer does not see it; an auditor sees only
+    # the reads of the tenants it audits (tests below), the reserved tenant not at all...
+    assert world.rows(bob, "SELECT count(*) AS n FROM query_audit") == [{"n": 0}]
+    mine = world.rows(carol, "SELECT DISTINCT target_id FROM query_audit")
+    assert mine == [{"target_id": MINE}]
     # ...and a '*' grant does not include it.
     world.policy.grant("dave", "*", "auditor")
     dave = world.session("dave")
     seen = world.rows(dave, "SELECT DISTINCT tenant FROM events ORDER BY 1")
     assert [r["tenant"] for r in seen] == sorted([MINE, *OTHERS])
-    assert world.rows(dave, "SELECT count(*) AS n FROM query_audit") == [{"n": 0}]
+    audit_rows = f"SELECT count(*) AS n FROM events WHERE tenant = '{READ_AUDIT_TENANT}'"
+    assert world.rows(dave, audit_rows) == [{"n": 0}]
+    with pytest.raises(AccessDenied):
+        dave.search(parse_query(f"tenant:{READ_AUDIT_TENANT}"))
     world.policy.grant("dave", READ_AUDIT_TENANT, "auditor")
     dave = world.session("dave")
     assert world.rows(dave, "SELECT count(*) AS n FROM query_audit")[0]["n"] > 0  # type: ignore[operator]

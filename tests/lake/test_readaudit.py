@@ -1,0 +1,215 @@
+"""The read audit and the locked connection at their edges (#17 A6, A7, B16).
+
+A6: a `.tmp` symlink in the working directory must open nothing (DuckDB's default temp
+directory was `<cwd>/.tmp`, which a locked connection may read). A7: on an encrypted lake
+the recorded queries carry no value of an encrypted field, in the Parquet files or the
+Delta log. B16: an auditor of a tenant sees the reads that touched it, and only those.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pytest
+
+import lake.api as al
+from lake.access import AccessDenied, AccessPolicy
+from lake.append import append
+from lake.config import KeyStore, TrustStore
+from lake.crypto import FIELDS
+from lake.query import QuerySession, ReadAudit
+from lake.querystring import parse_query
+from lake.readaudit import TOKEN_PREFIX, Redactor
+from lake.sandbox import locked_connection, release
+from lake.schema import READ_AUDIT_TENANT
+from lake.storage import Lake
+from lake.wire import validate
+
+if TYPE_CHECKING:
+    from conftest import Built
+
+MINE = "contoso"
+OTHER = "globex"
+
+
+class World:
+    def __init__(self, built: Built, tmp: Path) -> None:
+        shutil.copytree(built.root, tmp / "lake")
+        shutil.copytree(built.home, tmp / "home")
+        self.root = tmp / "lake"
+        self.lake = Lake.open(self.root)
+        self.signer = KeyStore(tmp / "home").active()
+        self.policy = AccessPolicy(tmp / "home")
+
+    def session(self, name: str) -> QuerySession:
+        audit = ReadAudit(self.lake, self.signer, source="test")
+        return QuerySession(self.lake, self.policy.principal(name), audit, interface="test")
+
+    def files(self, tenant: str) -> list[str]:
+        return [f.path for f in self.lake.data_files(self.lake.events_table(), tenants={tenant})]
+
+
+@pytest.fixture
+def world(built_lake: Built, tmp_path: Path) -> World:
+    w = World(built_lake, tmp_path)
+    w.policy.grant("bob", MINE, "viewer")
+    w.policy.grant("carol", MINE, "auditor")
+    w.policy.grant("gina", OTHER, "viewer")
+    return w
+
+
+# -- A6: the temp directory ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["lake", "other-tenant"])
+def test_a_tmp_symlink_in_the_working_directory_opens_nothing(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    bob = world.session("bob")
+    bob.search(parse_query("actor:x"))  # a row in the read audit
+    other = world.files(OTHER)[0]
+    audit = world.files(READ_AUDIT_TENANT)[0]
+    if target == "lake":
+        (work / ".tmp").symlink_to(world.root)
+        paths = [f"events/{other}", f"events/{audit}"]
+    else:
+        (work / ".tmp").symlink_to(world.root / "events" / f"tenant={OTHER}")
+        paths = [other.split("/", 1)[1]]
+    for rel in paths:
+        for path in (f".tmp/{rel}", f"{work}/.tmp/{rel}", f"./.tmp/{rel}"):
+            with pytest.raises(AccessDenied, match="outside the principal's data"):
+                bob.sql(f"SELECT * FROM read_parquet('{path}')").to_arrow()
+    with pytest.raises(AccessDenied):
+        bob.sql("SELECT * FROM glob('.tmp/**')").to_arrow()
+    temp = bob.sql("SELECT current_setting('temp_directory') AS d").to_arrow()["d"][0].as_py()
+    assert not Path(temp).resolve().is_relative_to(work.resolve())
+    assert Path(temp).stat().st_mode & 0o777 == 0o700
+    dirs = bob.sql("SELECT current_setting('allowed_directories') AS d").to_arrow()
+    assert all(not Path(d).resolve().is_relative_to(work) for d in dirs["d"][0].as_py())
+    bob.close()
+    assert not Path(temp).exists()  # removed with the connection
+
+
+def test_every_locked_connection_has_a_fresh_private_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "x.csv").write_text("a\n1\n")
+    one, two = locked_connection([]), locked_connection([])
+    dirs = [str(c.execute("SELECT current_setting('temp_directory')").fetchone()[0])  # type: ignore[index]
+            for c in (one, two)]  # fmt: skip
+    assert dirs[0] != dirs[1] and all(os.listdir(d) == [] for d in dirs)
+    with pytest.raises(Exception, match="Permission Error"):
+        one.execute("SELECT * FROM read_csv('.tmp/x.csv')")
+    release(one)
+    release(two)
+    assert not any(Path(d).exists() for d in dirs)
+
+
+# -- B16: the read audit per tenant ---------------------------------------------------------
+
+
+def test_an_auditor_sees_the_reads_of_its_tenant_and_only_those(world: World) -> None:
+    world.policy.grant("multi", MINE, "viewer")
+    world.policy.grant("multi", OTHER, "viewer")
+    bob, gina, multi = world.session("bob"), world.session("gina"), world.session("multi")
+    bob.search(parse_query("actor:bob-was-here"))
+    gina.search(parse_query("actor:gina-was-here"))
+    multi.sql("SELECT count(*) FROM events")  # over both tenants
+    carol = world.session("carol")
+    rows = carol.sql(
+        "SELECT actor_id, target_id, details FROM query_audit ORDER BY time"
+    ).to_arrow().to_pylist()  # fmt: skip
+    who = [r["actor_id"] for r in rows]
+    assert "bob" in who and "multi" in who and "gina" not in who
+    assert not any("gina-was-here" in r["details"] for r in rows)
+    multi_row = next(r for r in rows if r["actor_id"] == "multi")
+    assert multi_row["target_id"] == MINE  # only its part of a read over two tenants
+    assert f'"tenants":["{MINE}"]' in multi_row["details"].replace(" ", "")
+    # The copy is all there is: the reserved tenant's files stay out of reach.
+    audit_file = Path(world.lake.base) / "events" / world.files(READ_AUDIT_TENANT)[0]
+    with pytest.raises(AccessDenied):
+        carol.sql(f"SELECT * FROM read_parquet('{audit_file}')").to_arrow()
+    # A viewer (no auditor role) sees none of it; the auditor sees new reads.
+    assert bob.sql("SELECT count(*) AS n FROM query_audit").to_arrow()["n"][0].as_py() == 0
+    before = carol.sql("SELECT count(*) AS n FROM query_audit").to_arrow()["n"][0].as_py()
+    bob.search(parse_query("actor:again"))
+    after = carol.sql("SELECT count(*) AS n FROM query_audit").to_arrow()["n"][0].as_py()
+    assert after > before
+
+
+# -- A7: encrypted lakes --------------------------------------------------------------------
+
+ADDRESS = "198.51.100.77"
+
+
+@pytest.fixture
+def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
+    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    signer = KeyStore(home).generate("k")
+    TrustStore(home).add(signer.verifier_key)
+    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
+                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+    events = [
+        {"tenant": "acme", "time": f"2026-11-02T10:0{i}:00Z", "category": "authentication",
+         "action": "login", "outcome": "failure",
+         "actor": {"id": "victim@x", "ip": ADDRESS, "user_agent": "Secret-Agent/1"},
+         "details": {"reason": "bad password"}}
+        for i in range(3)
+    ]  # fmt: skip
+    append(lake, validate(events, namespace=b"acme").table, signer)
+    return lake, home
+
+
+def test_searches_on_an_encrypted_lake_leave_no_plaintext_value(enc: tuple[Lake, Path]) -> None:
+    lake, home = enc
+    s = al.open(lake.base, home=home)
+    assert s.search(f"ip:{ADDRESS}").to_arrow().num_rows == 3
+    assert s.search(f'-ip:{ADDRESS} "Secret-Agent"').to_arrow().num_rows == 0
+    assert s.sql(f"SELECT count(*) AS n FROM events WHERE actor_ip = '{ADDRESS}'")["n"][0] == 3
+    assert (
+        s.sql("SELECT count(*) AS n FROM events WHERE user_agent = $$Secret-Agent/1$$")["n"][0] == 3
+    )
+    with pytest.raises(Exception, match="SQL error"):
+        s.sql(f"SELECT CAST('{ADDRESS}' AS INTEGER)")
+    s.close()
+    for needle in (ADDRESS.encode(), b"Secret-Agent", b"bad password"):
+        leaks = [p for p in Path(lake.base).rglob("*") if p.is_file() and needle in p.read_bytes()]
+        assert leaks == [], needle
+    # What the read audit holds instead: tokens that correlate, and the rest as typed.
+    queries = s.sql("SELECT details->>'query' AS q FROM query_audit ORDER BY time")["q"].to_list()
+    token = re.search(TOKEN_PREFIX + "[0-9a-f]{32}", queries[0])
+    assert token is not None and queries[0].startswith("ip:")
+    assert token.group(0) in queries[1]  # the same address, the same token
+    assert "WHERE actor_ip = 'hmac:" in queries[2]
+
+
+def test_encrypted_columns_have_no_delta_statistics(enc: tuple[Lake, Path]) -> None:
+    lake, _ = enc
+    names = set(pa.table(lake.events_table().get_add_actions(flatten=True)).column_names)
+    assert "min.seq" in names and "max.event_id" in names
+    assert not {f"{m}.{f}" for m in ("min", "max") for f in FIELDS} & names
+
+
+def test_the_redactor_keeps_sql_shape_and_plain_identifiers() -> None:
+    r = Redactor(b"k" * 32)
+    out = r.sql(
+        'SELECT "actor_ip", "198.51.100.77" FROM events -- 10.0.0.1\n'
+        "WHERE x = 'it''s' AND y = E'a\\'b' /* ua */ AND z = 'unterminated"
+    )
+    assert '"actor_ip"' in out and "198.51" not in out and "10.0.0.1" not in out
+    assert "it''s" not in out and "a\\'b" not in out and "unterminated" not in out
+    assert out.count(TOKEN_PREFIX) == 6
+    assert r.search("actor:bob ip:10.0.0.*") == f'actor:bob ip:"{r.token("10.0.0.*")}"'
