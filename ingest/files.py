@@ -560,8 +560,11 @@ def fingerprints(
     )
     h: np.ndarray = lengths * _GOLDEN ^ np.uint64(seed)
     for k in range(width // 8):
-        h = (h ^ words[:, k]) * _MIX1
-        h ^= h >> np.uint64(32)
+        # Only a key's own words: the padding width differs between chunks (it is the
+        # longest key's), and a key must fingerprint alike in every chunk.
+        mixed = (h ^ words[:, k]) * _MIX1
+        mixed ^= mixed >> np.uint64(32)
+        h = np.where(lengths > np.uint64(8 * k), mixed, h)
     h ^= h >> np.uint64(33)
     h *= _MIX2
     h ^= h >> np.uint64(33)
@@ -756,7 +759,9 @@ def _csv_records(raw: bytes) -> tuple[list[Any], list[int], list[Issue]]:
 
 def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
     try:
-        table = pq.read_table(pa.BufferReader(raw))
+        # ParquetFile, not read_table: the dataset reader refuses a repeated column name
+        # with an unreadable message; `_check_columns` names it.
+        table = pq.ParquetFile(pa.BufferReader(raw)).read()
     except (pa.ArrowException, OSError) as exc:
         raise UsageError(f"{label}: not a readable Parquet file ({exc})") from None
     for i, col in enumerate(table.schema):

@@ -7,6 +7,7 @@ format reaches them with the right event index, line and field.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -589,3 +590,178 @@ def test_parallel_jsonl_validation_equals_one_process(tmp_path, monkeypatch) -> 
     ]
     assert many.total == one.total
     assert any("duplicate id" in str(i) for i in one.validated.issues)
+
+
+# ---------------------------------------------------------------------------------------
+# #17: ids from content, repeated keys and columns, time bounds.
+
+ID_LESS = ev(source="web", details={"b": [1, {"x": "y"}], "a": "z"})
+
+
+def _csv_of(*events: dict[str, Any]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["tenant", "time", "category", "action", "outcome", "actor_id", "source", "details"]
+    )
+    for e in events:
+        cells = [e[k] for k in ("tenant", "time", "category", "action", "outcome")]
+        writer.writerow(
+            [*cells, e["actor"]["id"], e["source"], orjson.dumps(e["details"]).decode()]
+        )
+    return out.getvalue().encode()
+
+
+def _id_of(table: pa.Table, action: str = "login") -> str:
+    (found,) = [r["event_id"] for r in table.to_pylist() if r["action"] == action]
+    return str(found)
+
+
+def test_the_same_id_less_event_gets_the_same_id_by_every_route(tmp_path: Path) -> None:
+    from ingest.collector import NDJSON, _validate_body
+
+    others = [ev(id="o1", action="logout"), ev(id="o2", action="role.grant")]
+    routes = {
+        "jsonl file": load(write(tmp_path, "a.jsonl", jsonl_bytes(ID_LESS, *others))),
+        "json array, third": load(write(tmp_path, "b.json", orjson.dumps([*others, ID_LESS]))),
+        "csv": load(write(tmp_path, "c.csv", _csv_of(ID_LESS))),
+        "stdin jsonl, second": load("-", data=jsonl_bytes(others[0], ID_LESS)),
+    }
+    got = {name: _id_of(inp.validated.table) for name, inp in routes.items()}
+    # The collector's own entry point, both body types, the event at other positions.
+    for content_type, body in (
+        (NDJSON, jsonl_bytes(*others, ID_LESS)),
+        ("application/json", orjson.dumps([others[1], ID_LESS])),
+    ):
+        table, issues = _validate_body(body, content_type, 100)
+        assert issues == []
+        got[f"collector {content_type}"] = _id_of(table)
+    assert len(set(got.values())) == 1, got
+
+
+def test_identical_id_less_events_across_chunks_are_kept_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.files as files
+
+    monkeypatch.setattr(files, "CHUNK_BYTES", 300)  # a chunk or two per event
+    data = jsonl_bytes(ID_LESS, ev(id="x"), ID_LESS, ev(action="logout"), ID_LESS)
+    with files.open_input(write(tmp_path, "r.jsonl", data)) as spooled:
+        table = spooled.read_all()
+        assert (spooled.total, spooled.rows, spooled.repeats) == (5, 3, 2)
+        assert spooled.rejected == []
+    assert [r["action"] for r in table.to_pylist()] == ["login", "login", "logout"]
+    assert len(set(table.column("event_id").to_pylist())) == 3
+
+
+def test_a_client_id_repeated_across_chunks_is_still_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.files as files
+
+    monkeypatch.setattr(files, "CHUNK_BYTES", 200)
+    data = jsonl_bytes(ev(id="x"), ev(), ev(id="x", action="logout"))
+    with files.open_input(write(tmp_path, "r.jsonl", data)) as spooled:
+        assert [(i.index, i.field) for i in spooled.issues] == [(2, "id")]
+        assert spooled.repeats == 0
+
+
+TENANT_TWICE = (
+    b'{"tenant":"acme","tenant":"evil","time":"2024-03-01T12:00:00Z","category":'
+    b'"authentication","action":"login","outcome":"success","actor":{"id":"u1"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (TENANT_TWICE, "tenant"),
+        (orjson.dumps(ev())[:-1] + b',"details":{"a":{"k":1,"k":2}}}', "details.a.k"),
+        (orjson.dumps(ev()).replace(b'{"id":"u1"}', b'{"id":"u1","id":"root"}'), "actor.id"),
+        # An escaped colon elsewhere must not hide the repeat from the colon count.
+        (TENANT_TWICE[:-1] + b',"source":"a\\u003ab"}', "tenant"),
+    ],
+)
+def test_repeated_json_keys_are_rejected_not_resolved(
+    tmp_path: Path, line: bytes, field: str
+) -> None:
+    plain = [orjson.dumps(ev(id=f"e{i}")) for i in range(40)]
+    for name, data in (
+        # Among plain lines, so the block-wise fast path sees it first.
+        ("a.jsonl", b"\n".join([*plain[:30], line, *plain[30:]]) + b"\n"),
+        ("b.json", b"[" + b",".join([*plain[:30], line, *plain[30:]]) + b"]"),
+    ):
+        inp = load(write(tmp_path, name, data))
+        (issue,) = inp.validated.issues
+        assert (issue.index, issue.field) == (30, field)
+        assert "appears more than once" in issue.message
+        assert inp.validated.table.num_rows == 40  # --skip-invalid keeps the rest
+
+
+@pytest.mark.parametrize(
+    ("extra", "clash"),
+    [
+        ("actor_id,tenant", "tenant"),
+        ("actor_id,actor.id", "actor.id"),
+        ("actor.id,user_agent,actor_user_agent", "actor_user_agent"),
+        ("actor_id,id,event_id", "event_id"),
+    ],
+)
+def test_csv_columns_that_name_one_field_twice_are_rejected(
+    tmp_path: Path, extra: str, clash: str
+) -> None:
+    header = "tenant,time,category,action,outcome," + extra
+    cells = "acme,2024-03-01T12:00:00Z,authentication,login,success,u1,x,y"
+    row = ",".join(cells.split(",")[: header.count(",") + 1])
+    with pytest.raises(ValidationError) as caught:
+        load(write(tmp_path, "d.csv", f"{header}\n{row}\n".encode()))
+    (issue,) = caught.value.issues
+    assert (issue.field, issue.line) == (clash, 1)
+    assert "keep one" in issue.message
+
+
+def test_parquet_columns_that_name_one_field_twice_are_rejected(tmp_path: Path) -> None:
+    base = {**_base_columns(1), "time": ["2024-03-01T12:00:00Z"]}
+    both = pa.table({**base, "actor_id": ["u"], "actor.id": ["root"]})
+    with pytest.raises(ValidationError, match=r"actor\.id"):
+        load(write(tmp_path, "a.parquet", parquet_bytes(both)))
+    names = [*base, "actor_id", "tenant"]
+    arrays = [pa.array(v) for v in base.values()] + [pa.array(["u"]), pa.array(["evil"])]
+    twice = pa.Table.from_arrays(arrays, names=names)
+    with pytest.raises(ValidationError, match="repeats column 'tenant'"):
+        load(write(tmp_path, "b.parquet", parquet_bytes(twice)))
+
+
+def test_far_dated_events_are_rejected_in_every_format(tmp_path: Path) -> None:
+    far = ev(time="9999-12-31T23:59:59-23:59")
+    table = pa.table({**_base_columns(1), "time": [far["time"]], "actor_id": ["u1"]})
+    near = pa.table({**_base_columns(1), "time": ["2024-03-01T12:00:00Z"], "actor_id": ["u1"]})
+    for name, data in (
+        ("a.jsonl", jsonl_bytes(ev(), far)),
+        ("b.json", orjson.dumps([ev(), far])),
+        ("c.csv", b"tenant,time,category,action,outcome,actor_id\n"
+         b"acme,2024-03-01T12:00:00Z,authentication,login,success,u1\n"
+         b"acme,9999-12-31T23:59:59-23:59,authentication,login,success,u1\n"),
+        ("d.parquet", parquet_bytes(pa.concat_tables([near, table]))),
+    ):  # fmt: skip
+        (issue,) = load(write(tmp_path, name, data)).validated.issues
+        assert (issue.index, issue.field) == (1, "time"), name
+        assert "ahead of this machine's clock" in issue.message
+
+
+def test_closed_stdin_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", None)  # what Python sets when descriptor 0 is closed
+    with pytest.raises(UsageError, match="standard input is closed"):
+        load("-")
+
+
+def test_fingerprints_do_not_depend_on_the_longest_key_beside_them() -> None:
+    # Chunks pad keys to their own longest one; a key must fingerprint alike in each, or a
+    # repeated id in two chunks goes unnoticed (an assigned UUID beside a short client id).
+    from ingest.files import fingerprints
+
+    alone = fingerprints(pa.array(["acme"]), pa.array(["x"]), 7)
+    beside = fingerprints(pa.array(["acme", "acme"]), pa.array(["x", "y" * 40]), 7)
+    assert alone[0] == beside[0]
