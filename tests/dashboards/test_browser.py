@@ -120,3 +120,52 @@ def test_a_browser_signs_in_and_sees_only_its_tenant(
     assert "contoso" in text
     assert "globex" not in text and "northwind" not in text
     assert "Failure rate" in text
+
+
+def test_a_browser_gets_no_mailto_links_and_downloads_every_match(
+    dashboard: str, demo: Demo, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    mine = demo.events().filter(pl.col("tenant") == "northwind")  # dave investigates it
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+            accept_downloads=True,
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(dashboard)
+            page.get_by_label("Sign-in token").fill(demo.tokens["dave"])
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("heading", name="auditlake · Overview").wait_for()
+
+            # Top actors are email addresses: nowhere on the page may one become a link.
+            page.get_by_text("Top actors and addresses").wait_for()
+            page.get_by_role("link", name="Alerts").click()
+            page.get_by_role("heading", name="auditlake · Alerts").wait_for()
+            page.get_by_text("Open an alert").wait_for()
+            page.get_by_role("combobox", name="Alert", exact=True).click()
+            page.get_by_role("option").first.click()
+            page.get_by_text("grouped by").wait_for()
+            mailto = page.locator('a[href^="mailto:"]').count()
+
+            page.get_by_role("link", name="Search").click()
+            page.get_by_role("heading", name="auditlake · Search").wait_for()
+            page.locator('[data-testid="data-grid-canvas"]').first.wait_for()
+            with page.expect_download() as download:
+                page.get_by_role("button", name="CSV", exact=True).click()
+            saved = tmp_path / "download.csv"
+            download.value.save_as(saved)
+        finally:
+            browser.close()
+
+    assert mailto == 0
+    downloaded = pl.read_csv(saved)
+    assert downloaded.height == mine.height > 100  # more than the page of 100 shown
+    assert sorted(downloaded["event_id"].to_list()) == sorted(mine["event_id"].to_list())
