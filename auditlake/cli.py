@@ -829,11 +829,12 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
     FILE may be '-' for stdin. Checks with the config home's trusted keys or --key only,
     never with a key found inside the proof or pack.
     """
+    from lake.evidence import check_pack, is_pack, read_input
+
     try:
-        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        raw = read_input(file)  # bounded: a proof or pack comes from outside
     except OSError as exc:
         fail(f"{file}: {exc.strerror or exc}")
-    from lake.evidence import check_pack, is_pack
 
     keys_ = parse_verifier_keys(list(key), "--key") if key else TrustStore(ctx.home).keys()
     if is_pack(raw):

@@ -2,6 +2,11 @@
 
 Run by a second party (another team, an auditor, a partner) with its own key, so that a
 log operator who forks or rolls back a tenant's log cannot obtain a cosignature for it.
+
+A request body is read only up to MAX_BODY (a checkpoint is a few hundred bytes): a
+declared Content-Length beyond it is answered 413 before any of the body is read, and a
+body without one (chunked) is read chunk by chunk and answered 413 as soon as it passes
+the limit; either way the connection is closed rather than drained.
 """
 
 from __future__ import annotations
@@ -29,11 +34,32 @@ def load_cosigner(name: str, key_file: Path) -> Cosigner:
     return Cosigner(name, key)
 
 
+def _refuse(status: int, text: str) -> Response:
+    # Connection: close: the server stops reading the rest of the body and hangs up.
+    return PlainTextResponse(text, status_code=status, headers={"Connection": "close"})
+
+
+async def _bounded_body(request: Request) -> bytes | Response:
+    """The body, or a 413/400 response once it is (or is declared) larger than MAX_BODY."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            return _refuse(400, "bad Content-Length\n")
+        if int(declared) > MAX_BODY:
+            return _refuse(413, "request too large\n")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return _refuse(413, "request too large\n")
+    return bytes(body)
+
+
 def make_app(witness: Witness) -> Starlette:
     async def add_checkpoint(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return PlainTextResponse("request too large\n", status_code=413)
+        body = await _bounded_body(request)
+        if isinstance(body, Response):
+            return body
         try:
             line = witness.add_checkpoint(body)
         except WitnessError as exc:

@@ -14,12 +14,19 @@ Layout of the zip:
     proofs/<event_id>.json  one inclusion proof each (`auditlake prove` format)
     checkpoints/<tenant>.txt  the signed checkpoint the proofs lead to
     verifier_keys.txt       the verifier keys named by the checkpoints
+
+A pack comes from outside, so reading one is bounded (a zip bomb of a few hundred KB once
+inflated to 1.75 GB): at most MAX_MEMBERS members, each read in chunks and refused as
+soon as it passes its cap (MAX_MEMBER_BYTES; events.jsonl EVENT_BYTES per proof) or
+inflates more than MAX_RATIO times its compressed size, whatever its header declares.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import zipfile
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -33,6 +40,13 @@ from lake.storage import Lake, check_tenant
 from lake.tiles import TileLog
 
 MAX_EVENTS: Final = 10_000
+MAX_INPUT_BYTES: Final = 256 << 20  # a proof or a pack file given to verify-proof
+MAX_MEMBERS: Final = MAX_EVENTS + 16
+MAX_MEMBER_BYTES: Final = 1 << 20  # a proof is a few KB; an event at most ~40 KB
+EVENT_BYTES: Final = 128 << 10  # events.jsonl: per proof in the pack
+MAX_RATIO: Final = 200  # JSON deflates ~5-20x; zeros ~1000x
+RATIO_FLOOR: Final = 1 << 20  # small members may deflate well: only larger ones are judged
+CHUNK: Final = 64 << 10
 
 README: Final = """auditlake evidence pack
 =======================
@@ -137,6 +151,45 @@ def build_pack(
     return buf.getvalue()
 
 
+def read_input(name: str) -> bytes:
+    """The bytes of a proof or pack file ('-': stdin), refused past MAX_INPUT_BYTES.
+
+    Raises UsageError for a file too large, OSError when it cannot be read.
+    """
+    if name == "-":
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+    else:
+        with open(name, "rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise UsageError(f"{name}: larger than {MAX_INPUT_BYTES >> 20} MiB; not a proof or pack")
+    return data
+
+
+def _member(zf: zipfile.ZipFile, name: str, cap: int) -> bytes:
+    """One member's bytes, read in chunks and refused as soon as it passes `cap` or
+    MAX_RATIO (the header's sizes are checked too, but not trusted)."""
+    info = zf.getinfo(name)
+    too_big = f"the pack's {name} inflates beyond {cap} bytes; refusing it"
+    if info.file_size > cap:
+        raise UsageError(too_big)
+    out = bytearray()
+    try:
+        with zf.open(info) as fh:
+            while chunk := fh.read(CHUNK):
+                out += chunk
+                if len(out) > cap:
+                    raise UsageError(too_big)
+                if len(out) > RATIO_FLOOR and len(out) > MAX_RATIO * max(info.compress_size, 1):
+                    raise UsageError(
+                        f"the pack's {name} inflates more than {MAX_RATIO} times its "
+                        "compressed size (a zip bomb?); refusing it"
+                    )
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise ProofError(f"{name}: cannot be read from the zip ({exc})") from None
+    return bytes(out)
+
+
 def is_pack(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
@@ -144,13 +197,16 @@ def is_pack(data: bytes) -> bool:
 def check_pack(data: bytes, keys: Sequence[VerifierKey]) -> list[str]:
     """Check every proof of a pack with `keys`; returns one line per proof.
 
-    Raises ProofError naming the first proof (or listing) that does not hold.
+    Raises ProofError naming the first proof (or listing) that does not hold, and
+    UsageError for a pack past the reading limits (module docstring).
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         raise ProofError("not a valid zip file") from None
     with zf:
+        if len(zf.infolist()) > MAX_MEMBERS:
+            raise UsageError(f"the pack holds more than {MAX_MEMBERS} files; refusing it")
         names = [n for n in zf.namelist() if n.startswith("proofs/") and n.endswith(".json")]
         if not names:
             raise ProofError("the pack holds no proofs/")
@@ -158,7 +214,7 @@ def check_pack(data: bytes, keys: Sequence[VerifierKey]) -> list[str]:
         proven: dict[str, Any] = {}
         for name in sorted(names):
             try:
-                proof = orjson.loads(zf.read(name))
+                proof = orjson.loads(_member(zf, name, MAX_MEMBER_BYTES))
             except orjson.JSONDecodeError:
                 raise ProofError(f"{name}: not JSON") from None
             try:
@@ -167,7 +223,8 @@ def check_pack(data: bytes, keys: Sequence[VerifierKey]) -> list[str]:
                 raise ProofError(f"{name}: {exc}") from None
             proven[proof["event_id"]] = proof["event"]
         try:
-            listed = [orjson.loads(x) for x in zf.read("events.jsonl").splitlines() if x.strip()]
+            raw = _member(zf, "events.jsonl", EVENT_BYTES * len(names))
+            listed = [orjson.loads(x) for x in raw.splitlines() if x.strip()]
         except KeyError:
             raise ProofError("the pack lacks events.jsonl") from None
         if {e.get("event_id") for e in listed} != set(proven) or any(
