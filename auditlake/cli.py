@@ -977,6 +977,29 @@ def checkpoint_export(ctx: Ctx, tenant: str | None, dest: str | None) -> None:
     help="Seconds a client may take to send its body (408 beyond: slow clients hold no slot).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Open connections at most (kept below the open-file limit); at the limit the "
+    "oldest connection that has not sent a request is closed.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection may take to send a request's headers before it is closed.",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(0.0),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, seconds to keep trying to commit what is pending (the rest stays "
+    "in the write-ahead log for the next start, and the exit code is 1).",
+)
+@click.option(
     "--forward-to-nats",
     metavar="URL",
     help="Publish accepted events to this NATS JetStream (202 once it has them) instead "
@@ -1000,6 +1023,9 @@ def serve(
     max_body: int,
     max_pending_events: int,
     body_timeout: float,
+    max_connections: int,
+    header_timeout: float,
+    drain_timeout: float,
     forward_to_nats: str | None,
     forward_stream: str,
 ) -> None:
@@ -1007,7 +1033,9 @@ def serve(
 
     Events are validated, written to a write-ahead log and fsync'd before the 202; a
     batcher seals them into the lake by size or age. SIGTERM stops accepting, commits
-    everything pending and exits 0. Tokens come from `auditlake token create`.
+    everything pending and exits 0; if some could not be committed (within
+    --drain-timeout) it says so and exits 1: they stay in the write-ahead log and are
+    committed on the next start. Tokens come from `auditlake token create`.
 
     With --forward-to-nats the 202 means stored in JetStream instead (503 + Retry-After
     while it is unreachable); nothing is kept here, so collectors scale out freely.
@@ -1018,7 +1046,7 @@ def serve(
 
     lake = None if forward_to_nats else ctx.open()  # forwarding: a stateless HTTP tier
     wal = Path(wal_dir) if wal_dir else ctx.home / "wal" / (lake.name if lake else "forward")
-    run_server(
+    pending = run_server(
         CollectorConfig(
             lake_path=lake.root if lake else ctx.lake_path,
             home=ctx.home,
@@ -1031,10 +1059,19 @@ def serve(
             validate_workers=os.cpu_count() or 1,
             forward_nats=forward_to_nats,
             forward_stream=forward_stream,
+            max_connections=max_connections,
+            header_timeout_s=header_timeout,
+            drain_timeout_s=drain_timeout,
         ),
         host,
         port,
     )
+    if pending:
+        fail(
+            f"stopped with {pending} acknowledged event(s) not yet in the lake; they are "
+            f"kept in the write-ahead log {wal} and committed on the next start",
+            ExitCode.FINDING,
+        )
 
 
 @cli.group()

@@ -37,6 +37,9 @@ Durability argument:
 5. Trim deletes whole segments, oldest first, and never the active one: a crash
    mid-trim leaves a shorter, still contiguous log, and the active segment's name keeps
    the numbering from going backwards after a restart, even when every record is trimmed.
+   When a trim covers every record of the active segment, a new (empty, durable) segment
+   named by the next seq becomes active first and the old one is deleted with the rest,
+   so a clean restart replays nothing.
 6. A failed write or fsync makes this instance unusable (every later call raises
    `WalError`): after a failed fsync the kernel may have dropped the dirty pages, so
    nothing since the last good fsync can be vouched for. Reopening recovers as in (4).
@@ -324,6 +327,7 @@ class WriteAheadLog:
                 doomed: list[_Segment] = []
                 while len(self._segments) > 1 and self._segments[0].next_seq - 1 <= upto:
                     doomed.append(self._segments.pop(0))
+                doomed += self._retire_active_locked(upto)
             # Unlinking a large file can take a while: appends need not wait for it.
             try:
                 for segment in doomed:
@@ -333,6 +337,38 @@ class WriteAheadLog:
                     self._count_fsyncs(1)
             except OSError as exc:
                 raise WalError(f"trim of {self._dir} failed: {exc}") from exc
+
+    def _retire_active_locked(self, upto: int) -> list[_Segment]:
+        """When every record of the active segment is <= `upto`, start the next segment and
+        return the old one to delete (point 5): a clean restart then replays nothing.
+
+        The new segment is made durable before the old one is closed. When it cannot be
+        created (e.g. no space left), the old one stays active and its records stay until
+        a later trim; only a segment left half-created makes the log unusable.
+        """
+        active = self._segments[-1]
+        if not active.records or active.next_seq - 1 > upto:
+            return []
+        try:
+            segment, fd = self._create_segment(self._next_seq)
+        except (OSError, WalError) as exc:
+            if segment_path(self._dir, self._next_seq).exists():
+                raise WalError(self._fail(f"new segment in {self._dir} failed: {exc}")) from exc
+            return []
+        try:
+            if self._fsync:
+                os.fsync(self._fd)  # appenders waiting on these records may count on it
+                self._count_fsyncs(1)
+        except OSError as exc:
+            os.close(fd)
+            raise WalError(self._fail(f"fsync of {self._dir} failed: {exc}")) from exc
+        os.close(self._fd)
+        self._fd = fd
+        self._segments[-1] = segment
+        with self._cond:
+            self._durable_seq = max(self._durable_seq, active.next_seq - 1)
+            self._cond.notify_all()
+        return [active]
 
     def stats(self) -> WalStats:
         """Records, bytes and segments on disk, fsyncs since opening, the next seq."""
@@ -498,7 +534,7 @@ class WriteAheadLog:
 
     def _create_segment(self, first_seq: int) -> tuple[_Segment, int]:
         """A new empty segment, durable under its final name; its fd, open for writing."""
-        path = self._dir / f"{first_seq:020d}.wal"
+        path = segment_path(self._dir, first_seq)
         if path.exists():
             raise WalCorruptError(f"{path} already exists: cannot start a segment there")
         tmp = path.with_name(path.name + _TMP_SUFFIX)
@@ -515,6 +551,11 @@ class WriteAheadLog:
             os.close(fd)
             raise
         return _Segment(first_seq=first_seq, path=path, records=0, size=_SEGMENT.size), fd
+
+
+def segment_path(directory: Path, first_seq: int) -> Path:
+    """Where the segment whose first record is `first_seq` lives."""
+    return directory / f"{first_seq:020d}.wal"
 
 
 def _payload_crc(payload: bytes) -> int:

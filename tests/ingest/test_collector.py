@@ -98,7 +98,7 @@ def test_health_and_metrics(server: Any) -> None:
     wait_for(lambda: server.committed() == 10)
     with urllib.request.urlopen(server.url + "/metrics") as r:
         text = r.read().decode()
-    assert "auditlake_events_accepted_total 10" in text
+    assert "auditlake_events_accepted_total 10.0" in text
     assert "# TYPE auditlake_wal_records gauge" in text
 
 

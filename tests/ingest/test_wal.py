@@ -368,12 +368,30 @@ def test_crash_in_the_middle_of_a_trim_leaves_a_valid_log(tmp_path: Path) -> Non
     assert seqs == list(range(int(files[1].stem), 11))
 
 
-def test_trim_never_deletes_the_active_segment(tmp_path: Path) -> None:
+def test_trim_keeps_the_active_segment_while_it_holds_a_later_record(tmp_path: Path) -> None:
     with WriteAheadLog(tmp_path, fsync=False) as wal:
         wal.append_many([b"a", b"b", b"c"])
-        wal.trim(3)
+        wal.trim(2)
         assert list(wal.replay()) == [(1, b"a"), (2, b"b"), (3, b"c")]
         assert wal.append(b"d") == 4
+
+
+def test_a_trim_of_everything_leaves_nothing_to_replay_after_a_restart(tmp_path: Path) -> None:
+    # A collector trims after each commit: a clean restart must not replay (and re-commit)
+    # what was already in the lake.
+    with WriteAheadLog(tmp_path) as wal:
+        wal.append_many([b"a", b"b", b"c"])
+        wal.trim(3)
+        assert list(wal.replay()) == []
+        assert (wal.stats().records, wal.stats().oldest_seq) == (0, None)
+        assert [int(p.stem) for p in segments(tmp_path)] == [4]
+        assert wal.append(b"d") == 4
+    with WriteAheadLog(tmp_path) as wal:
+        assert list(wal.replay()) == [(4, b"d")]
+        wal.trim(4)
+    with WriteAheadLog(tmp_path) as wal:
+        assert list(wal.replay()) == []
+        assert wal.append(b"e") == 5
 
 
 # -- usage errors and lifecycle -----------------------------------------------------------
