@@ -347,7 +347,7 @@ def _open_stream(name: str, data: bytes | None) -> tuple[IO[bytes], int | None]:
     if name == "-":
         # With descriptor 0 closed (`ingest - <&-`) Python starts with no sys.stdin.
         stdin = sys.stdin.buffer if sys.stdin is not None else None
-        if stdin is None or stdin.closed:
+        if stdin is None or getattr(stdin, "closed", False):
             raise UsageError("stdin: standard input is closed; pass a file name or pipe events in")
         return stdin, None
     path = Path(name)
