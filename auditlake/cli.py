@@ -583,10 +583,19 @@ def ingest(
 @pass_ctx
 @handle_errors
 def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
-    """Sign checkpoints for events committed but not yet sealed (after a crash)."""
+    """Sign checkpoints for events committed but not yet sealed (after a crash).
+
+    Also removes temporary tile files older than ten minutes that a crash or a full disk
+    left behind (younger ones may belong to a concurrent writer).
+    """
     ctx.require_operator("seal")
     lake = ctx.open()
     tenants = list(tenant) or lake.tenants()
+    from lake.tiles import remove_stale_temp
+
+    for t in tenants:  # temp tile files a crash or a full disk left behind
+        if stale := remove_stale_temp(lake, check_tenant(t)):
+            note(f"{t}: removed {stale} stale temporary tile file(s)")
     if rebuild_tiles:
         from lake.tiles import rebuild
 

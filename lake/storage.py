@@ -478,8 +478,12 @@ class Lake:
         # Local disk: plain os calls are ~5x cheaper than pyarrow.fs per small file,
         # which matters for tiles (thousands per million events).
         Path(parent).mkdir(parents=True, exist_ok=True)
-        Path(tmp).write_bytes(data)
-        Path(tmp).replace(full)
+        try:
+            Path(tmp).write_bytes(data)
+            Path(tmp).replace(full)
+        except BaseException:  # e.g. ENOSPC: no empty temp file left behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     # -- tables ---------------------------------------------------------------------------
 

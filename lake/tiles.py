@@ -8,13 +8,21 @@ leaves reads at most one partial tile per level.
 
 Paths follow C2SP tlog-tiles (`tile/<L>/<N>` with N in 3-digit `x`-prefixed groups), under
 `tiles/<tenant>/`, so a tenant's tiles can be served to standard tlog tooling as they are.
+
+On local disk each tile is written to a `.tmp-*` file and renamed. The writer removes its
+temp file when the write fails (ENOSPC), and `seal` removes temp files a crash left behind
+(`remove_stale_temp`): only ones older than STALE_TEMP_SECONDS, because a concurrent
+writer's temp file lives for the milliseconds between its write and its rename, and a
+concurrent seal of the same tenant may be extending its tiles right now.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from lake.errors import NoteError, StorageError
 from lake.leaf import hash_leaves
@@ -27,6 +35,7 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH = 32
 WRITE_THREADS = 8
+STALE_TEMP_SECONDS = 600  # far beyond any write-then-rename; see the module docstring
 
 
 def encode_index(n: int) -> str:
@@ -182,3 +191,24 @@ def rebuild(lake: Lake, tenant: str, trusted: Sequence[VerifierKey]) -> int:
         )
     TileLog(lake, tenant).extend(0, levels.level(0)[: size * HASH])
     return size
+
+
+def remove_stale_temp(lake: Lake, tenant: str, *, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Remove the tenant's leftover `.tmp-*` tile files older than `older_than` seconds.
+
+    Local lakes only (object stores write each tile in one PUT, with no temp object).
+    Returns how many went.
+    """
+    check_tenant(tenant)
+    if not lake.is_local:
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in Path(lake._full(f"tiles/{tenant}")).rglob(".tmp-*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # renamed or removed by its writer meanwhile
+            continue
+    return removed
