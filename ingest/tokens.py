@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lake.config import check_private
 from lake.errors import ConfigError, UsageError
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE
 from lake.storage import check_tenant
@@ -47,6 +48,7 @@ class TokenStore:
     def _load(self) -> dict[str, dict[str, object]]:
         if not self.path.is_file():
             return {}
+        check_private(self.path, "token file")
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):

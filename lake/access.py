@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from lake.config import check_private
 from lake.errors import ConfigError, UsageError
 from lake.schema import READ_AUDIT_TENANT, is_valid_tenant
 
@@ -156,12 +157,7 @@ class AccessPolicy:
     def _load(self) -> dict[str, dict[str, Role]]:
         if not self.path.exists():
             return {}
-        mode = self.path.stat().st_mode & 0o777
-        if mode & 0o022:
-            raise ConfigError(
-                f"the access policy {self.path} is writable by other users (mode {mode:o}); "
-                f"run: chmod 600 {self.path}"
-            )
+        check_private(self.path, "access policy")
         try:
             doc = json.loads(self.path.read_text())
             principals = doc["principals"]

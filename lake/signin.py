@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lake.access import check_principal
+from lake.config import check_private
 from lake.errors import ConfigError, UsageError
 
 SIGNIN_FILE: Final = "signin_tokens.json"
@@ -61,12 +62,7 @@ class SigninStore:
     def _load(self) -> dict[str, SigninToken]:
         if not self.path.is_file():
             return {}
-        mode = self.path.stat().st_mode & 0o777
-        if mode & 0o022:
-            raise ConfigError(
-                f"the sign-in tokens {self.path} are writable by other users (mode {mode:o}); "
-                f"run: chmod 600 {self.path}"
-            )
+        check_private(self.path, "sign-in tokens")
         try:
             doc: Any = json.loads(self.path.read_text())
             entries = doc["tokens"]
