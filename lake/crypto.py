@@ -137,12 +137,15 @@ class Keyring:
     def key_for(self, tenant: str, subject: str | None) -> tuple[str, AESGCM]:
         """The key new values of (tenant, subject) are sealed with, made on first use."""
         want = self.subject_id(tenant, subject) if self.per_subject and subject else None
-        doc = self._doc(tenant)
-        for key_id, entry in doc["keys"].items():
-            if entry.get("subject") == want:
-                found = self.cipher(tenant, key_id)
-                if found is not None:
-                    return key_id, found
+        for fresh in (False, True):
+            if fresh:  # before adding a key: the file as it is now (a shred may have
+                self._docs.pop(tenant, None)  # rotated its master key since we read it)
+            doc = self._doc(tenant)
+            for key_id, entry in doc["keys"].items():
+                if entry.get("subject") == want:
+                    found = self.cipher(tenant, key_id)
+                    if found is not None:
+                        return key_id, found
         key_id = os.urandom(8).hex()
         raw = AESGCM.generate_key(bit_length=256)
         # All keys of one file share the master key the file names (mid-rotation, that
