@@ -1,8 +1,10 @@
 """The config home: signing keys and trusted verifier keys, kept outside every lake.
 
 `AUDITLAKE_HOME` names it; otherwise the platform's user config dir. Private keys are
-PKCS#8 PEM files created with mode 0600 in a 0700 directory and refused when anyone else
-can read them (as ssh does). The lake only ever sees verifier (public) keys.
+PKCS#8 PEM files created with mode 0600 in a 0700 directory. One rule (`check_private`)
+holds for the home and every file in it (keys, master key, trusted keys, access policy,
+token files): refused when group or others may read or write it, as ssh does. The lake
+only ever sees verifier (public) keys.
 """
 
 from __future__ import annotations
@@ -259,7 +261,10 @@ class TrustStore:
         if attr not in ("not-before", "not-after", "revoked"):
             raise ConfigError(f"unknown key attribute {attr!r}")
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
-        stamp = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Microseconds kept when there are any: checkpoints sign their time to the
+        # microsecond, and a window cut to the second would misjudge that second.
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+        stamp = value.astimezone(UTC).strftime(fmt)
         found = False
         for i, line in enumerate(lines):
             parts = line.split()
