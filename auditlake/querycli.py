@@ -18,6 +18,8 @@ from auditlake.output import emit_json, emit_table, fail, note, progress
 from lake.querystring import SearchFilter, parse_query, parse_time
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lake.query import QuerySession, SearchResult
 
 # lake.export's FORMATS (a test holds them equal); not imported here because the export
@@ -69,11 +71,30 @@ def output_options(fn: Any) -> Any:
 def _format_cell(value: Any) -> str:
     if value is None:
         return ""
-    if hasattr(value, "strftime") and hasattr(value, "hour"):
-        return str(value.strftime("%Y-%m-%d %H:%M:%S.%f"))[:-3]
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def _table_cells(batch: pa.RecordBatch) -> list[list[str]]:
+    """A batch's cells as text. Times and dates are formatted by Arrow, not as Python
+    datetimes: a stored time may lie beyond year 9999 (Python's limit), and a time of year
+    1 keeps its four-digit year (strftime would print `1-01-01`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns: list[list[str]] = []
+    for arr in batch.columns:
+        if pa.types.is_timestamp(arr.type):
+            micros = arr.cast(pa.timestamp("us", tz=arr.type.tz), safe=False)
+            text = pc.strftime(micros, format="%Y-%m-%d %H:%M:%S")
+            columns.append([t[:-3] if t else "" for t in text.to_pylist()])  # milliseconds
+        elif pa.types.is_date(arr.type):
+            text = pc.strftime(arr, format="%Y-%m-%d")
+            columns.append([t or "" for t in text.to_pylist()])
+        else:
+            columns.append([_format_cell(v) for v in arr.to_pylist()])
+    return [list(row) for row in zip(*columns, strict=True)]
 
 
 def _emit(result: SearchResult, fmt: str, output: str, columns: Iterable[str] | None) -> int:
@@ -86,8 +107,7 @@ def _emit(result: SearchResult, fmt: str, output: str, columns: Iterable[str] | 
         for batch in result:
             total += batch.num_rows
             if len(rows) < MAX_TABLE_ROWS:
-                part = batch.select(shown).slice(0, MAX_TABLE_ROWS - len(rows)).to_pylist()
-                rows += [[_format_cell(r[c]) for c in shown] for r in part]
+                rows += _table_cells(batch.select(shown).slice(0, MAX_TABLE_ROWS - len(rows)))
         emit_table(None, shown, rows)
         if total > len(rows):
             note(f"{total - len(rows)} more row(s) not shown: use --format csv/jsonl/parquet")
@@ -128,8 +148,28 @@ def _filter_from_options(
         since=parse_time(since) if since else None,
         until=parse_time(until) if until else None,
     )
+    _check_range(filt, from_options, since, until)
     merged = filt.merge(from_options)
     return parse_query(merged.to_query_string())
+
+
+def _check_range(
+    filt: SearchFilter, options: SearchFilter, since: str | None, until: str | None
+) -> None:
+    """A start at or after the end is a mistake (an empty search that looks like "no
+    events"), named with the options or the query's `created:` that set each end."""
+    starts = [(t, f"--since {since}") for t in [options.since] if t is not None]
+    starts += [(t, "created: in the query") for t in [filt.since] if t is not None]
+    ends = [(t, f"--until {until}") for t in [options.until] if t is not None]
+    ends += [(t, "created: in the query") for t in [filt.until] if t is not None]
+    for start, said_start in starts:
+        for end, said_end in ends:
+            if start >= end:
+                where = said_start if said_start == said_end else f"{said_start} and {said_end}"
+                fail(
+                    f"{where}: the start ({start.isoformat()}) is not before the end "
+                    f"({end.isoformat()}), so nothing can match; swap them"
+                )
 
 
 @cli.command()
@@ -191,7 +231,10 @@ def search(
     # A table shows a few columns: read only those (the other formats carry every column).
     columns = TABLE_COLUMNS if fmt == "table" else None
     result = session.search(filt, limit=limit or None, cursor=cursor, columns=columns)
-    _emit(result, fmt, output, TABLE_COLUMNS)
+    if _emit(result, fmt, output, TABLE_COLUMNS) == 0:
+        # On stderr, whatever stdout is: a pipe still gets a valid empty document.
+        asked = f" {filt.to_query_string()!r}" if not filt.is_empty() else ""
+        note(f"no events match{asked} in the tenants you may read")
     if result.next_cursor:
         note(f"more results: --cursor {result.next_cursor}")
 
@@ -205,8 +248,9 @@ def sql_cmd(ctx: Ctx, query: str, fmt: str, output: str) -> None:
     """Run one read-only DuckDB SQL statement over your views.
 
     \b
-    Views: events, checkpoints, alerts (only your tenants), query_audit (the read audit,
-    with a grant on the tenant 'auditlake'). Columns are DESIGN.md's stored columns:
+    Views: events, checkpoints, alerts (only your tenants), query_audit (the read audit:
+    all of it with a grant on the tenant 'auditlake'; as an auditor or admin of a tenant,
+    the reads that touched it). Columns are the stored columns (DESCRIBE events):
       auditlake sql "SELECT actor_id, count(*) FROM events
                      WHERE outcome = 'failure' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
 

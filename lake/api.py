@@ -183,7 +183,7 @@ class LakeSession:
         return verify_lake(self.lake, TrustStore(self.home).keys(), tenants=wanted)
 
     def prove(self, event_id: str, *, tenant: str) -> dict[str, Any]:
-        """The inclusion proof of one event (DESIGN.md format)."""
+        """The inclusion proof of one event (the proof format `verify-proof` reads)."""
         from lake.proof import prove
 
         self.principal.require(Permission.PROVE, tenant)
