@@ -172,6 +172,11 @@ class Keyring:
                 f"{hold.get('set_by', '?')} at {hold.get('set_at', '?')}): shredding would "
                 "destroy held fields; `hold clear` first"
             )
+        if self._home is None and not self._keks.from_env:
+            raise ConfigError(
+                "this keyring holds a master key but not the config home it came from, so "
+                "it cannot rotate it: open it with keyring_for(lake, home) to shred"
+            )
         if self._keks.from_env or self._home is None:
             raise ConfigError(
                 f"keys shred must rotate the master key, and {masterkey.ENV} cannot be rotated "
