@@ -185,7 +185,7 @@ def _member(zf: zipfile.ZipFile, name: str, cap: int) -> bytes:
                         f"the pack's {name} inflates more than {MAX_RATIO} times its "
                         "compressed size (a zip bomb?); refusing it"
                     )
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise ProofError(f"{name}: cannot be read from the zip ({exc})") from None
     return bytes(out)
 
