@@ -17,6 +17,7 @@ connection is released or collected.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import weakref
@@ -40,13 +41,15 @@ def sql_literal(text: str) -> str:
 
 
 def _private_temp_dir() -> str:
-    """A fresh directory outside the working directory (`mkdtemp` makes it 0700)."""
+    """A fresh directory (`mkdtemp` makes it 0700), outside the working directory when the
+    machine has such a place (a working directory of / or /tmp leaves none; the directory
+    is still fresh and private, which is what keeps links out of it)."""
     cwd = Path.cwd().resolve()
-    base = Path(tempfile.gettempdir()).resolve()
-    if base == cwd or cwd in base.parents:
-        base = Path("/tmp") if Path("/tmp").is_dir() else Path.home()  # TMPDIR=. would allow cwd
-    path = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base)
-    return path
+    candidates = [tempfile.gettempdir(), "/var/tmp", os.environ.get("XDG_RUNTIME_DIR")]
+    usable = [Path(c).resolve() for c in candidates if c and Path(c).is_dir()]
+    outside = [p for p in usable if p != cwd and cwd not in p.parents and os.access(p, os.W_OK)]
+    base = outside[0] if outside else Path(tempfile.gettempdir())
+    return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base)
 
 
 def locked_connection(
@@ -77,21 +80,20 @@ def locked_connection(
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         con.execute("SET lock_configuration = true")
-        _check_directories(con)
+        _check_directories(con, temp)
     except BaseException:
         release(con)
         raise
     return con
 
 
-def _check_directories(con: duckdb.DuckDBPyConnection) -> None:
-    """Refuse a connection whose readable directories include the working directory's."""
+def _check_directories(con: duckdb.DuckDBPyConnection, temp: str) -> None:
+    """Refuse a connection that may read any directory but its own temp directory."""
     row = con.execute("SELECT current_setting('allowed_directories')").fetchone()
-    cwd = Path.cwd().resolve()
+    mine = Path(temp).resolve()
     for entry in (row[0] if row else None) or []:
-        path = Path(str(entry)).resolve()
-        if path == cwd or cwd in path.parents:
-            raise StorageError(f"a locked connection may read {entry}, under the working directory")
+        if Path(str(entry)).resolve() != mine:
+            raise StorageError(f"a locked connection may read the directory {entry}")
 
 
 def release(con: duckdb.DuckDBPyConnection) -> None:
