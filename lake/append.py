@@ -450,13 +450,20 @@ def checkpoint_row(
     root: bytes,
     signers: Sequence[NoteSigner],
     batch_id: str,
+    *,
+    at: datetime | None = None,
 ) -> tuple[dict[str, object], Transaction]:
     """A signed checkpoint row of the tenant's log at `size`, and its seal transaction.
 
     All signers sign the same note (a key rotation's old and new key); the last one's
-    name is recorded as the row's key.
+    name is recorded as the row's key. The note signs its moment (`at`, default now) in
+    a `time` extension line: verify judges key validity on that, while the row's
+    `sealed_at` (the same moment) is for display only, since anyone who can write the
+    lake can rewrite a column.
     """
-    note = sign_checkpoint(Checkpoint(lake.origin(tenant), size, root), list(signers))
+    moment = at or datetime.now(UTC)
+    cp = Checkpoint.at(lake.origin(tenant), size, root, moment)
+    note = sign_checkpoint(cp, list(signers))
     row: dict[str, object] = {
         "tenant": tenant,
         "tree_size": size,
@@ -464,7 +471,7 @@ def checkpoint_row(
         "batch_id": batch_id,
         "note": note,
         "key_name": signers[-1].name,
-        "sealed_at": datetime.now(UTC),
+        "sealed_at": moment,
     }
     return row, Transaction(app_id=seal_app_id(tenant), version=size)
 

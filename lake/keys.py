@@ -10,12 +10,19 @@ still has the old checkpoints signed by a key it can add with a validity window.
 Afterwards `KeyStore.retire` destroys the old private key (forward security), and
 `TrustStore.set_attr(key, "revoked", when)` marks a compromised key: checkpoints it
 signed after that moment are findings.
+
+Every moment here is a *signed* one: the announcement signs its time (a `time` line of
+the checkpoint), the old key's `not-after` is set just past that time, and verify judges
+each checkpoint by the time it signs, never by the `sealed_at` column. So the old key,
+even stolen, cannot vouch for a tree head signed after the announcement: it would have
+to sign a later time (outside its window) or an earlier one for a larger tree (a time
+going backwards along the log, which verify reports).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from lake.append import checkpoint_row, commit_checkpoints
 from lake.config import KeyStore, TrustStore
@@ -44,17 +51,19 @@ def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rot
     trust.add(new.verifier_key)
     lake.publish_key(new.verifier_key.encode())
     announced: dict[str, int] = {}
+    moment = datetime.now(UTC)
     for attempt in range(ATTEMPTS):
         checkpoints = lake.checkpoints_table()
         rows, txns = [], []
         announced = {}
+        moment = datetime.now(UTC)
         for tenant in lake.tenants():
             size = Lake.sealed_size(checkpoints, tenant)
             if size == 0:
                 continue
             root = tree_root(size, TileLog(lake, tenant).node_fn(size))
             row, txn = checkpoint_row(
-                lake, tenant, size, root, [old, new], f"key-rotation:{new_name}"
+                lake, tenant, size, root, [old, new], f"key-rotation:{new_name}", at=moment
             )
             rows.append(row)
             txns.append(txn)
@@ -64,5 +73,7 @@ def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rot
     else:
         raise ConcurrentAppendError("gave up announcing the new key")
     store.activate(new_name)
-    trust.set_attr(old.verifier_key, "not-after", datetime.now(UTC))
+    # The old key's last valid moment is the announcement it signed: one microsecond
+    # later it is outside its window, whatever a checkpoint's row says.
+    trust.set_attr(old.verifier_key, "not-after", moment + timedelta(microseconds=1))
     return Rotation(old.name, new_name, announced, new.verifier_key.encode())

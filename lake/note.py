@@ -23,6 +23,14 @@ golang.org/x/mod/sumdb/note (`sumdb/note/note.go`):
 * A checkpoint's note text is the origin line, the tree size in decimal, the
   base64 root hash, and optional non-empty extension lines.
 
+Extension lines are signed like the rest of the text (and C2SP tlog-cosignature has
+witnesses cosign them too), so auditlake puts one there: ``time <RFC 3339 UTC>``, the
+moment the log signed the tree head. Key validity (rotation, revocation) is judged on
+that signed time, never on a column of the checkpoints table that anyone with write
+access to the lake could rewrite. Verifiers that do not know the line ignore it, as the
+spec asks; ours insists that a ``time`` line, when present, is exactly one well-formed
+UTC time.
+
 Parsing is strict: anything that is not exactly the canonical form (upper-case
 hex in a key ID, non-canonical or unpadded base64, ``+5`` or ``05`` as a tree
 size, CR-LF line ends) is rejected with a `NoteError` that says what is wrong.
@@ -39,6 +47,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -51,6 +60,7 @@ from lake.errors import NoteError
 __all__ = [
     "ALG_ED25519",
     "MAX_SIGNATURES",
+    "TIME_PREFIX",
     "Checkpoint",
     "NoteSignature",
     "NoteSigner",
@@ -62,6 +72,7 @@ __all__ = [
     "parse_note",
     "sign_checkpoint",
     "sign_note",
+    "time_line",
     "verify_note",
 ]
 
@@ -86,6 +97,9 @@ _WHITE_SPACE = frozenset(
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
 _HEX8 = re.compile("[0-9a-f]{8}")
 _DECIMAL = re.compile("0|[1-9][0-9]*")
+TIME_PREFIX = "time "
+"""Start of the checkpoint extension line that carries the signed time."""
+_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -551,6 +565,32 @@ def _check_line(line: str, what: str) -> None:
     _check_utf8(line, what)
 
 
+def time_line(moment: datetime) -> str:
+    """The extension line that signs a moment: ``time 2026-12-08T02:30:00.123456Z``.
+
+    Args:
+        moment: An aware datetime (converted to UTC; microseconds kept).
+
+    Raises:
+        NoteError: If `moment` is naive (its zone would be a guess).
+    """
+    if moment.tzinfo is None:
+        raise NoteError("a checkpoint's signed time must be timezone-aware")
+    return TIME_PREFIX + moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time_line(line: str) -> datetime:
+    stamp = line[len(TIME_PREFIX) :]
+    if not _RFC3339_UTC.fullmatch(stamp):
+        raise NoteError(
+            f"checkpoint time line {line!r} is not 'time YYYY-MM-DDTHH:MM:SS[.ffffff]Z' (UTC)"
+        )
+    try:
+        return datetime.fromisoformat(stamp).astimezone(UTC)
+    except ValueError:
+        raise NoteError(f"checkpoint time line {line!r} is not a valid time") from None
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A transparency-log checkpoint: the note text committing to a tree head.
@@ -560,6 +600,7 @@ class Checkpoint:
         tree_size: Number of leaves, 0 <= tree_size < 2**64.
         root_hash: The 32-byte RFC 6962 Merkle tree hash at `tree_size`.
         extensions: Optional extra lines, each non-empty (the spec discourages them).
+            At most one may be a ``time`` line (see `time_line`); it must parse.
     """
 
     origin: str
@@ -583,6 +624,26 @@ class Checkpoint:
             raise NoteError("checkpoint extensions must be a tuple of strings")
         for i, ext in enumerate(self.extensions, 1):
             _check_line(ext, f"checkpoint extension line {i}")
+        times = [_parse_time_line(e) for e in self.extensions if e.startswith(TIME_PREFIX)]
+        if len(times) > 1:
+            raise NoteError(f"checkpoint has {len(times)} time lines; at most one is allowed")
+
+    @classmethod
+    def at(cls, origin: str, tree_size: int, root_hash: bytes, moment: datetime) -> Checkpoint:
+        """A checkpoint that signs the moment it was made (a ``time`` extension line)."""
+        return cls(origin, tree_size, root_hash, (time_line(moment),))
+
+    @property
+    def signed_time(self) -> datetime | None:
+        """The time in the checkpoint's ``time`` line (UTC), or None for a checkpoint without one.
+
+        Signed with the tree head, so unlike a stored column it cannot be changed
+        without the log's key.
+        """
+        for ext in self.extensions:
+            if ext.startswith(TIME_PREFIX):
+                return _parse_time_line(ext)
+        return None
 
     def body(self) -> str:
         """Return the note text: origin, size, base64 root hash, extensions, one per line."""

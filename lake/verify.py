@@ -5,7 +5,9 @@ For each tenant:
 1. Recompute every leaf from the stored row (never trusting the stored `leaf_hash`).
 2. Check each checkpoint's signed note against *trusted* keys only (config home or
    `--trusted-key`); a signature that verifies only with a key published inside the lake
-   is `untrusted_key`. Check the note agrees with its row and that sizes only grow.
+   is `untrusted_key`. Key windows, the rotation chain and the order of checkpoints are
+   judged on what the notes sign (tree size, and the time each checkpoint signs), never
+   on the `sealed_at` column (`lake.verify_keys`).
 3. Take the stored level-0 hash tiles as the expected leaf sequence only if their roots
    match every signed checkpoint (then they are as authentic as the signatures), and
    compare each row against them. This pinpoints the event behind a failure:
@@ -14,7 +16,8 @@ For each tenant:
 4. Compare against checkpoints exported earlier (`--since-checkpoint`) to catch rollback
    of the newest batches, which leaves the lake self-consistent.
 
-A damaged lake never raises: an unreadable data file is itself a finding.
+A damaged lake never raises: an unreadable data file, checkpoints file or Delta log is
+itself a finding (`lake.verify_read`).
 
 **Ranges.** The row work of a tenant is split into `RangeTask`s over aligned ranges of
 `seq` (2**k events, k >= 8 so a range is whole tiles), so memory is bounded by the range
@@ -33,12 +36,11 @@ a local process pool (`verify_lake(workers=...)`), or Ray (`lake/distributed.py`
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -52,13 +54,18 @@ from lake.errors import LakeError, NoteError, StorageError, UsageError
 from lake.leaf import hash_leaves, hashes_to_bytes
 from lake.merkle import MerkleLevels, frontier, tree_root
 from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
-from lake.schema import LEAF_FIELDS
+from lake.schema import CHECKPOINTS_SCHEMA, LEAF_FIELDS
 from lake.storage import DataFile, Lake
 from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog
 from lake.unique import repeated_ids
+from lake.verify_keys import SealedCheckpoint, check_signatures
+from lake.verify_read import READ_ERRORS, data_files, open_table, read_checkpoints
+from lake.verify_report import MAX_FINDINGS_PER_KIND as MAX_FINDINGS_PER_KIND
+from lake.verify_report import Finding as Finding
+from lake.verify_report import Report as Report
+from lake.verify_report import TenantReport as TenantReport
 from lake.workers import process_context
 
-MAX_FINDINGS_PER_KIND = 50
 READ_THREADS = 4
 # Below this many events a process pool costs more (interpreter start, imports) than it saves.
 PARALLEL_MIN_EVENTS = 300_000
@@ -67,94 +74,6 @@ RANGE_EVENTS = 1 << 17
 ROW_COLUMNS = [*LEAF_FIELDS, "event_date", "seq", "batch_id", "leaf_hash"]
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class Finding:
-    """One problem, located as precisely as the evidence allows."""
-
-    tenant: str
-    kind: str
-    message: str
-    seq: int | None = None
-    event_id: str | None = None
-    batch_id: str | None = None
-    file: str | None = None
-    tree_size: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class TenantReport:
-    """What verify found for one tenant."""
-
-    tenant: str
-    events: int = 0
-    sealed_size: int = 0
-    checkpoints: int = 0
-    key_names: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    suppressed: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def add(self, finding: Finding) -> None:
-        shown = sum(1 for f in self.findings if f.kind == finding.kind)
-        if shown >= MAX_FINDINGS_PER_KIND:
-            self.suppressed[finding.kind] = self.suppressed.get(finding.kind, 0) + 1
-        else:
-            self.findings.append(finding)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "ok": self.ok,
-            "events": self.events,
-            "sealed_size": self.sealed_size,
-            "checkpoints": self.checkpoints,
-            "key_names": self.key_names,
-            "findings": [f.as_dict() for f in self.findings],
-            "suppressed": self.suppressed,
-        }
-
-
-@dataclass
-class Report:
-    """The outcome of `verify` over some tenants."""
-
-    lake: str
-    tenants: list[TenantReport] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(t.ok for t in self.tenants)
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for t in self.tenants for f in t.findings]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "lake": self.lake,
-            "ok": self.ok,
-            "events": sum(t.events for t in self.tenants),
-            "findings": len(self.findings) + sum(sum(t.suppressed.values()) for t in self.tenants),
-            "tenants": [t.as_dict() for t in self.tenants],
-        }
-
-
-@dataclass
-class _Cp:
-    size: int
-    root: bytes
-    batch_id: str
-    key_name: str
-    sealed_at: Any
-    trusted: bool
 
 
 def _origin_tenant(lake: Lake, origin: str) -> str | None:
@@ -203,17 +122,29 @@ def verify_lake(
     `range_events` sizes them. The report does not depend on either.
     """
     report = Report(lake.root)
-    events_table = lake.events_table()
-    all_files = lake.data_files(events_table, ids=True)  # ids: for repeated_ids below
-    cps_all = lake.read_checkpoints()
-    known = sorted({f.tenant for f in all_files} | set(cps_all.column("tenant").to_pylist()))
+    damaged = report.lake_findings
+    events_table = open_table(lake, "events", damaged)
+    # ids: for repeated_ids below
+    all_files = data_files(lake, events_table, damaged) if events_table is not None else []
+    checkpoints_table = open_table(lake, "checkpoints", damaged)
+    cps_all, cp_findings = (
+        read_checkpoints(lake, checkpoints_table)
+        if checkpoints_table is not None
+        else (CHECKPOINTS_SCHEMA.empty_table(), [])
+    )
+    damaged += [f for f in cp_findings if not f.tenant]
+    known = sorted(
+        {f.tenant for f in all_files}
+        | set(cps_all.column("tenant").to_pylist())
+        | {f.tenant for f in cp_findings if f.tenant}
+    )
     exported: dict[str, list[Checkpoint]] = {}
     since_findings: list[Finding] = []
     for note in since:
         _exported(lake, note, trusted, exported, since_findings)
     wanted = list(tenants) if tenants is not None else sorted(set(known) | set(exported))
     unknown = [t for t in wanted if t not in known and t not in exported]
-    if tenants is not None and unknown:
+    if tenants is not None and unknown and not damaged:
         # A misspelt tenant must not make a cron job pass: say so instead of "ok".
         raise UsageError(f"no events or checkpoints for tenant(s): {', '.join(unknown)}")
     files_of: dict[str, list[DataFile]] = {t: [] for t in wanted}
@@ -228,8 +159,35 @@ def verify_lake(
     published = _published(lake)
     from lake.retention import removed_ranges
 
-    removed = removed_ranges(lake)
+    try:
+        removed = removed_ranges(lake)
+    except READ_ERRORS:
+        removed = {}  # the unreadable file is reported with its tenant's findings
     reports = {t: TenantReport(t) for t in wanted}
+    for f in cp_findings:
+        if f.tenant in reports:
+            reports[f.tenant].add(f)
+    if damaged:
+        # Without both tables the rows cannot be checked against the signatures (every
+        # event would look missing or unsealed): report what is unreadable, and the
+        # signatures that can still be read.
+        for t in wanted:
+            reports[t].events = events_of[t]
+            cps = check_signatures(
+                lake,
+                t,
+                cps_all.filter(pc.equal(cps_all.column("tenant"), t)),
+                trusted,
+                published,
+                reports[t],
+                windows,
+            )
+            reports[t].checkpoints = len(cps)
+            reports[t].sealed_size = max((c.size for c in cps), default=0)
+            reports[t].key_names = sorted({c.key_name for c in cps})
+        wanted_steps: list[str] = []
+    else:
+        wanted_steps = wanted
     steps = {
         t: _tenant_steps(
             lake,
@@ -245,7 +203,7 @@ def verify_lake(
             range_events,
         )
         # largest first, so that the big tenants do not finish last on a busy pool
-        for t in sorted(wanted, key=lambda t: -events_of[t])
+        for t in sorted(wanted_steps, key=lambda t: -events_of[t])
     }
     if runner is not None:
         drive(steps, runner, events_of, total, progress)
@@ -506,7 +464,8 @@ def _read_range(task: RangeTask, out: RangeResult) -> tuple[pa.Table | None, np.
             reason = (
                 "is missing" if isinstance(exc, FileNotFoundError) else f"is unreadable ({exc})"
             )
-            return Finding(tenant, "unreadable_file", f"data file {f.path} {reason}", file=f.path)
+            rel = f"events/{f.path}"
+            return Finding(tenant, "unreadable_file", f"data file {rel} {reason}", file=rel)
 
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         results = list(pool.map(one, task.files))
@@ -814,7 +773,7 @@ def _tenant_steps(
     whose tiles do not vouch for the checkpoints a second one (rows), and rows that match
     no sealed leaf at their seq a lookup of their leaves in the tiles (homes).
     """
-    cps = _check_signatures(lake, tenant, cps_table, trusted, published, tr, windows)
+    cps = check_signatures(lake, tenant, cps_table, trusted, published, tr, windows)
     tr.checkpoints = len(cps)
     tr.key_names = sorted({c.key_name for c in cps})
     sealed = max((c.size for c in cps), default=0)
@@ -1028,7 +987,7 @@ def _compare_ranges_without_tiles(
     results: Sequence[RangeResult],
     plan: _Plan,
     bits: int | None,
-    cps: list[_Cp],
+    cps: list[SealedCheckpoint],
     tr: TenantReport,
     removed: Sequence[tuple[int, int]],
 ) -> _RangeTree | None:
@@ -1105,124 +1064,6 @@ def _exported(
     out.setdefault(tenant, []).append(cp)
 
 
-def _check_signatures(
-    lake: Lake,
-    tenant: str,
-    cps: pa.Table,
-    trusted: Sequence[VerifierKey],
-    published: Sequence[VerifierKey],
-    tr: TenantReport,
-    windows: Mapping[str, KeyWindow] | None = None,
-) -> list[_Cp]:
-    out: list[_Cp] = []
-    # In sealing order, so that a key announced by a rotation checkpoint (signed by a
-    # trusted key and the new one) is trusted for the checkpoints after it.
-    trusted_now = list(trusted)
-    valid_for = dict(windows or {})
-    rows = sorted(cps.to_pylist(), key=lambda r: (r["sealed_at"], r["tree_size"]))
-    for row in rows:
-        size = int(row["tree_size"])
-        where = {"tree_size": size, "batch_id": row["batch_id"]}
-        try:
-            text, _ = parse_note(row["note"])
-            cp = Checkpoint.parse(text)
-        except NoteError as exc:
-            tr.add(
-                Finding(tenant, "bad_checkpoint", f"checkpoint note is malformed: {exc}", **where)
-            )
-            continue
-        if (
-            cp.origin != lake.origin(tenant)
-            or cp.tree_size != size
-            or cp.root_hash != row["root_hash"]
-        ):
-            tr.add(
-                Finding(
-                    tenant,
-                    "bad_checkpoint",
-                    "checkpoint note disagrees with its row (origin, size or root)",
-                    **where,
-                )
-            )
-            continue
-        trusted_ok = False
-        try:
-            vn = verify_note(row["note"], trusted_now, allow_unverified=True)
-        except NoteError as exc:
-            tr.add(Finding(tenant, "bad_signature", f"checkpoint signature: {exc}", **where))
-            continue
-        at = row["sealed_at"]
-        valid = [k for k in vn.verified if valid_for.get(k.encode(), KeyWindow()).allows(at)]
-        trusted_ok = bool(valid)
-        if vn.verified and not valid:
-            why = "; ".join(
-                f"{k.name}: {valid_for.get(k.encode(), KeyWindow()).describe()}"
-                for k in vn.verified
-            )
-            tr.add(
-                Finding(
-                    tenant,
-                    "key_not_valid",
-                    f"checkpoint sealed at {at:%Y-%m-%dT%H:%M:%SZ} is signed only by keys "
-                    f"outside their validity ({why})",
-                    **where,
-                )
-            )
-            out.append(_Cp(size, cp.root_hash, row["batch_id"], row["key_name"], at, False))
-            continue
-        if trusted_ok and vn.unverified:
-            _follow_announcements(row["note"], vn.unverified, published, at, trusted_now, valid_for)
-        if not trusted_ok:
-            names = ", ".join(sorted({s.name for s in vn.unverified})) or "nobody"
-            try:
-                pv = verify_note(row["note"], published, allow_unverified=True)
-                found = bool(pv.verified)
-            except NoteError:
-                tr.add(
-                    Finding(
-                        tenant,
-                        "bad_signature",
-                        f"checkpoint signature by {names} does not verify",
-                        **where,
-                    )
-                )
-                continue
-            detail = "its key is published only inside the lake" if found else "the key is unknown"
-            tr.add(
-                Finding(
-                    tenant,
-                    "untrusted_key",
-                    f"checkpoint signed by {names}, which is not a trusted key ({detail})",
-                    **where,
-                )
-            )
-        out.append(
-            _Cp(size, cp.root_hash, row["batch_id"], row["key_name"], row["sealed_at"], trusted_ok)
-        )
-    # sizes must only grow in sealing order, and one size has one root
-    by_time = sorted(out, key=lambda c: (c.sealed_at, c.size))
-    for prev, cur in itertools.pairwise(by_time):
-        if cur.size < prev.size:
-            tr.add(
-                Finding(
-                    tenant,
-                    "bad_chain",
-                    f"checkpoint of size {cur.size} was sealed after one of size {prev.size}",
-                    tree_size=cur.size,
-                    batch_id=cur.batch_id,
-                )
-            )
-    roots: dict[int, bytes] = {}
-    for c in out:
-        if roots.setdefault(c.size, c.root) != c.root:
-            tr.add(
-                Finding(
-                    tenant, "fork", f"two checkpoints of size {c.size} differ", tree_size=c.size
-                )
-            )
-    return out
-
-
 class _Levels(Protocol):
     def level(self, level: int) -> bytes: ...
 
@@ -1277,24 +1118,6 @@ def _report_missing_runs(tenant: str, runs: Iterable[tuple[int, int]], tr: Tenan
     for lo, hi in runs:
         what = f"seq {lo}" if lo == hi else f"seq {lo}..{hi} ({hi - lo + 1} events)"
         tr.add(Finding(tenant, "missing", f"{what} missing from the lake", seq=lo))
-
-
-def _follow_announcements(
-    note: str,
-    unverified: Sequence[Any],
-    published: Sequence[VerifierKey],
-    at: Any,
-    trusted_now: list[VerifierKey],
-    valid_for: dict[str, KeyWindow],
-) -> None:
-    """A key that co-signs a checkpoint with a valid trusted key is trusted from then on."""
-    text = parse_note(note)[0].encode()
-    for sig in unverified:
-        for key in published:
-            same = key.name == sig.name and key.key_hash == sig.key_hash
-            if same and key not in trusted_now and key.verify(text, sig.signature):
-                trusted_now.append(key)
-                valid_for.setdefault(key.encode(), KeyWindow(not_before=at))
 
 
 def _check_witnesses(
