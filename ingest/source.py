@@ -18,7 +18,8 @@ commit also records, per tenant, the highest position it covers
 (`lake.append.source_app_id`), so a message delivered again after a crash, at or below
 that position, is acknowledged without being appended. The lake's (tenant, id)
 deduplication is the second line of defence: an event sent without an id gets one
-derived from (source, position, index), so a redelivery yields the same ids.
+derived from its content alone (`lake.wire_ids`), so a redelivery, or the same event by
+another route, yields the same id.
 
 Skipping by position is sound only if each tenant's messages are committed in position
 order, with none missing. The source and this loop guarantee it together: the one
@@ -59,7 +60,7 @@ from lake.note import NoteSigner
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
 from lake.storage import Lake
 from lake.unique import event_keys, first_occurrence, same_rows
-from lake.wire import OUTPUT_SCHEMA, assign_ids, parse_json_array, parse_jsonl, validate
+from lake.wire import OUTPUT_SCHEMA, parse_json_array, parse_jsonl, validate
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 EVENTS_HEADER = "Auditlake-Events"  # events in a message, when the producer says (batching)
@@ -188,8 +189,8 @@ def _validate_json(
     source: str,
     bad: dict[int, list[Issue]],
 ) -> _Part | None:
-    """Validate the records of several messages in one call (a call costs ~1 ms), then
-    give events sent without an id the id their message and index determine."""
+    """Validate the records of several messages in one call (a call costs ~1 ms); events
+    sent without an id get the id their content determines (as on every route)."""
     if not items:
         return None
     records: list[Any] = []
@@ -213,40 +214,7 @@ def _validate_json(
             Issue(i.index - base, i.field, i.message, i.line) for i in r.issues
         )
     rows = result.positions if result.positions is not None else np.zeros(0, np.int64)
-    table = result.table
-    had_id = np.fromiter(
-        (type(r) is dict and r.get("id") is not None for r in records), bool, len(records)
-    )
-    need = np.flatnonzero(~had_id[rows])
-    if len(need):
-        table = _derive_ids(table, need, owner[rows], local[rows], messages, source)
-    return _Part(table, owner[rows], local[rows])
-
-
-def _derive_ids(
-    table: pa.Table,
-    need: np.ndarray,
-    owner: np.ndarray,
-    local: np.ndarray,
-    messages: Sequence[Message],
-    source: str,
-) -> pa.Table:
-    """Ids for rows `need` from (source, message position, index in the message)."""
-    # One assign_ids call per run of consecutive events of one message (usually: a message).
-    o, n = owner[need], local[need]
-    breaks = np.flatnonzero((np.diff(o) != 0) | (np.diff(n) != 1)) + 1
-    times = table.column("time").combine_chunks()
-    parts = []
-    for run in np.split(np.arange(len(need)), breaks):
-        m = messages[int(o[run[0]])]
-        namespace = f"{source}/{m.position}".encode()
-        parts.append(assign_ids(times.take(need[run]), namespace, int(n[run[0]])))
-    mask = np.zeros(table.num_rows, dtype=bool)
-    mask[need] = True
-    ids = pc.replace_with_mask(
-        table.column("event_id").combine_chunks(), pa.array(mask), pa.concat_arrays(parts)
-    )
-    return table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
+    return _Part(result.table, owner[rows], local[rows])
 
 
 def _read_arrow(m: Message) -> tuple[pa.Table | None, str]:
