@@ -51,14 +51,32 @@ _KEY_LABEL: Final = b"auditlake read-audit values v1"
 # A string literal ('…' with '' doubled, E'…' with backslash escapes, unterminated to the
 # end), a dollar-quoted string, a comment, or a double-quoted identifier.
 _SQL_TOKEN: Final = re.compile(
-    r"""(?P<e>[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z))"""
+    r"""(?P<e>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z))"""
     r"""|(?P<s>'(?:[^']|'')*(?:'|\Z))"""
     r"""|(?P<d>\$(?P<tag>[A-Za-z_]*)\$.*?(?:\$(?P=tag)\$|\Z))"""
     r"""|(?P<c>--[^\n]*|/\*.*?(?:\*/|\Z))"""
     r"""|(?P<q>"(?:[^"]|"")*(?:"|\Z))""",
     re.DOTALL,
 )
+_S_BODY: Final = re.compile(r"'((?:[^']|'')*)'?", re.DOTALL)
+_E_BODY: Final = re.compile(r"[eE]'((?:[^'\\]|\\.|'')*)'?", re.DOTALL)
 _PLAIN_IDENTIFIER: Final = re.compile(r'"[A-Za-z_][A-Za-z0-9_]*"')
+
+
+def _literal_value(m: re.Match[str]) -> str:
+    """The value a matched string literal stands for (so `'x'`, `E'x'`, `$$x$$` and a
+    search for x all give one token)."""
+    whole = m.group(0)
+    if m.group("d") is not None:
+        tag = f"${m.group('tag')}$"
+        inner = whole[len(tag) :]
+        return inner[: -len(tag)] if inner.endswith(tag) and len(inner) >= len(tag) else inner
+    if m.group("e") is not None:
+        body = _E_BODY.fullmatch(whole)
+        text = body.group(1) if body else whole
+        return re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL).replace("''", "'")
+    body = _S_BODY.fullmatch(whole)
+    return (body.group(1) if body else whole).replace("''", "'")
 
 
 class Redactor:
@@ -81,7 +99,7 @@ class Redactor:
                 return whole if _PLAIN_IDENTIFIER.fullmatch(whole) else f'"{self.token(whole)}"'
             if m.group("c") is not None:
                 return "/* " + self.token(whole) + " */"
-            return "'" + self.token(whole) + "'"
+            return "'" + self.token(_literal_value(m)) + "'"
 
         return _SQL_TOKEN.sub(sub, text)
 
