@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from lake.append import append
@@ -268,4 +271,51 @@ def test_two_writers_racing_one_id_on_two_dates_store_it_once(fresh: Fresh, tmp_
     assert [p.returncode for p in procs] == [0, 0], outs
     assert sorted(out.strip() for out, _ in outs) == ["appended", "rejected"]
     assert [(t, i) for t, i, _ in stored(lake)] == [("acme", "same")]
+    assert verify_lake(lake, trusted).ok
+
+
+def test_random_ids_read_only_the_files_the_writers_index_points_at(
+    fresh: Fresh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UUIDv4 ids defeat the min/max statistics; a writer's index narrows the reads."""
+    lake, signer, trusted, _ = fresh
+    rng = random.Random(7)
+    days = {}
+    for day in ("01", "02", "03"):
+        evs = [
+            event(str(uuid.UUID(int=rng.getrandbits(128), version=4)), f"2026-03-{day}T10:00:00Z")
+            for _ in range(20_000)
+        ]
+        days[day] = evs
+        append(lake, table(*evs), signer)
+    # The writer's next append indexes the files (each one's range holds a random id).
+    append(
+        lake, table(event(str(uuid.UUID(int=1 << 127, version=4)), "2026-03-04T10:00:00Z")), signer
+    )
+    opened: list[str] = []
+    real_file, real_read = pq.ParquetFile, pq.read_table
+
+    def counting_file(source: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(source))
+        return real_file(source, *args, **kwargs)
+
+    def counting_read(source: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(source))
+        return real_read(source, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", counting_file)
+    monkeypatch.setattr(pq, "read_table", counting_read)
+    retry = days["02"][5]
+    reused = dict(days["01"][7], time="2026-03-04T11:00:00Z")
+    new = [event(f"new-{k}", "2026-03-04T12:00:00Z") for k in range(5)]
+    got: list[list[Issue]] = []
+    batch = pa.concat_tables([table(retry), table(reused, *new)])
+    result = append(lake, batch, signer, on_conflict=got.append)
+    assert (result.appended, result.duplicates, result.conflicts) == (5, 1, 1)
+    assert got == [[Issue(1, "id", ID_TAKEN)]]
+    # Only the files of 03-01 and 03-02 that hold those two ids: read for ids, then rows.
+    assert opened and {Path(p).parent.name for p in opened} == {
+        "event_date=2026-03-01",
+        "event_date=2026-03-02",
+    }
     assert verify_lake(lake, trusted).ok
