@@ -132,7 +132,61 @@ def tenant_option(required: bool = True, multiple: bool = False) -> Callable[[F]
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# The two global options, also accepted after any subcommand (`auditlake demo --lake D`,
+# `auditlake keys list --as bob`): a user writes them where the README's examples put them.
+# Given after the subcommand they win over the ones before it and over the environment.
+GLOBAL_OPTIONS = {
+    "--lake": ("lake_path", "Lake directory (or URI); same as the global --lake."),
+    "--as": ("principal", "Principal to act as; same as the global --as."),
+}
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Callback of a subcommand's --lake/--as: overrides what the group's option set."""
+    if value is None:
+        return
+    obj = ctx.find_object(Ctx)
+    if obj is None:  # `--help` of a subcommand: the group's callback has not run
+        return
+    attr = GLOBAL_OPTIONS[param.opts[0]][0]
+    if attr == "principal":
+        try:
+            check_principal(value)
+        except LakeError as exc:
+            fail(str(exc))
+    setattr(obj, attr, value)
+
+
+def _attach_globals(command: click.Command) -> None:
+    """Give every subcommand (nested groups too) its own --lake and --as, once."""
+    for sub in getattr(command, "commands", {}).values():
+        taken = {o for p in sub.params for o in getattr(p, "opts", ())}
+        for flag, (name, help_text) in GLOBAL_OPTIONS.items():
+            if flag in taken:
+                continue
+            sub.params.append(
+                click.Option(
+                    [flag, f"_global_{name}"],
+                    expose_value=False,
+                    callback=_set_global,
+                    help=help_text,
+                )
+            )
+        _attach_globals(sub)
+
+
+class AuditlakeGroup(click.Group):
+    """The root group: before running, every subcommand learns --lake and --as."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _attach_globals(self)
+        return super().main(*args, **kwargs)
+
+
+@click.group(
+    cls=AuditlakeGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--lake",
     envvar="AUDITLAKE_LAKE",
