@@ -6,6 +6,7 @@ import base64
 import json
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,3 +205,97 @@ def test_shredding_refuses_a_master_key_from_the_environment(
     run("keys", "shred", "--tenant", "acme", "--yes", env=env_key).assert_usage_error(
         "AUDITLAKE_MASTER_KEY cannot be rotated"
     )
+
+
+def _stolen_seed(home: Path, name: str) -> str:
+    """The raw Ed25519 seed of a key in the home, as AUDITLAKE_SIGNING_KEY takes it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        load_pem_private_key,
+    )  # fmt: skip
+
+    key = load_pem_private_key((home / "keys" / f"{name}.key").read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return base64.b64encode(
+        key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    ).decode()
+
+
+def _backdate_sealed_at(lake: Path, old: str) -> list[tuple[str, int]]:
+    """Set sealed_at of the rotation rows and of the stolen key's later rows to just after
+    the last honest row's, so that in sealed_at order they look sealed before the rotation
+    ended and before the revocation. Returns the (tenant, size) of the stolen key's rows.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    attacked: list[tuple[str, int]] = []
+    for part in sorted((lake / "checkpoints").glob("tenant=*")):
+        tenant = part.name.split("=", 1)[1]
+        files = sorted(part.glob("*.parquet"))
+        rows = [(f, r) for f in files for r in pq.read_table(f).to_pylist()]
+        rotations = [r["tree_size"] for _, r in rows if r["batch_id"].startswith("key-rotation:")]
+        if not rotations:
+            continue
+        rotated = int(max(rotations))
+
+        def later(r: dict[str, object], rotated: int = rotated) -> bool:
+            rot = str(r["batch_id"]).startswith("key-rotation:")
+            size = r["tree_size"]
+            assert isinstance(size, int)
+            return rot or (r["key_name"] == old and size > rotated)
+
+        honest = max(r["sealed_at"] for _, r in rows if not later(r))
+        for f in files:
+            table = pq.read_table(f)
+            changed = table.to_pylist()
+            for r in changed:
+                if later(r):
+                    r["sealed_at"] = honest + timedelta(microseconds=1)
+                    if not str(r["batch_id"]).startswith("key-rotation:"):
+                        attacked.append((tenant, r["tree_size"]))
+            pq.write_table(pa.Table.from_pylist(changed, schema=table.schema), f)
+    return attacked
+
+
+def test_a_stolen_revoked_key_cannot_hide_behind_a_rewritten_sealed_at(
+    run: Run, demo_copy: DemoLake, home: Path, tmp_path: Path
+) -> None:
+    old = demo_copy.verifier_key.split("+")[0]
+    seed = _stolen_seed(home, old)  # the attacker copies the key before it is retired
+    assert run("keys", "rotate", "--name", "demo-key-2").returncode == 0
+    assert run("keys", "retire", old).returncode == 0
+    revoked_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert run("keys", "revoke", old, "--at", revoked_at).returncode == 0
+    # Later, the attacker appends a batch sealed with the stolen key...
+    stolen = {**demo_copy.env, "AUDITLAKE_SIGNING_KEY": seed, "AUDITLAKE_SIGNING_KEY_NAME": old}
+    _ingest(run, tmp_path, "mallory", env=stolen)
+    # ... and moves its unsigned sealed_at to before the rotation and the revocation.
+    attacked = _backdate_sealed_at(demo_copy.lake, old)
+    assert any(t == "contoso" for t, _ in attacked), attacked
+    result = run("verify", "--format", "json")
+    assert result.returncode == 1, result
+    found = {
+        (t["tenant"], f["kind"], f.get("tree_size"))
+        for t in result.json()["tenants"]
+        for f in t["findings"]
+    }
+    assert found == {(t, "key_not_valid", size) for t, size in attacked}
+
+
+def test_an_honest_rotation_then_a_revocation_verifies(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    old = demo_copy.verifier_key.split("+")[0]
+    _ingest(run, tmp_path, "before")
+    assert run("keys", "rotate", "--name", "demo-key-2").returncode == 0
+    _ingest(run, tmp_path, "after")
+    # The old key leaks after it was rotated out: what it signed in its time stands.
+    revoked_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert run("keys", "revoke", old, "--at", revoked_at).returncode == 0
+    result = run("verify", "--format", "json")
+    assert result.returncode == 0, result
+    assert result.json()["ok"] is True
