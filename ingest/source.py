@@ -54,7 +54,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import log
-from lake.append import append, seal, source_app_id, source_position, stamp_received
+from lake.append import (
+    MAX_MICROS,
+    MIN_MICROS,
+    TIME_RANGE,
+    append,
+    seal,
+    source_app_id,
+    source_position,
+    stamp_received,
+)
 from lake.errors import Issue, LakeError, StorageError, ValidationError
 from lake.note import NoteSigner
 from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
@@ -335,6 +344,15 @@ def _check_rows(
         nulls = table.column(name).is_null().to_numpy(zero_copy_only=False)
         for r in np.flatnonzero(nulls).tolist():
             bad.setdefault(int(owner[r]), []).append(Issue(int(local[r]), name, "is missing"))
+    for name in ("time", "received_at"):
+        # What the lake cannot hold: refused here, or append would refuse the whole batch
+        # again on every retry.
+        micros = pc.cast(table.column(name), pa.int64())
+        outside = pc.or_(pc.less(micros, MIN_MICROS), pc.greater(micros, MAX_MICROS))
+        for r in np.flatnonzero(
+            pc.fill_null(outside, False).to_numpy(zero_copy_only=False)
+        ).tolist():
+            bad.setdefault(int(owner[r]), []).append(Issue(int(local[r]), name, TIME_RANGE))
     day = pc.cast(table.column("time"), pa.date32())
     wrong = pc.fill_null(pc.not_equal(table.column("event_date"), day), True)
     for r in np.flatnonzero(wrong.to_numpy(zero_copy_only=False)).tolist():

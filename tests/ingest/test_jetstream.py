@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from ingest_testkit import wait_for
 from jetstream_testkit import (
@@ -538,3 +539,18 @@ def test_an_id_reused_on_another_date_is_rejected_with_its_message(
     ]
     assert in_stream(url, stream) == 0
     assert lh.verify_ok()
+
+
+def test_an_arrow_event_the_lake_cannot_hold_rejects_its_message() -> None:
+    """A time past year 9999 from an Arrow producer is named, not retried for ever."""
+    table = validate(events(["acme"], 2, seed=13), namespace=b"x").table
+    times = pa.array([1_772_359_200_000_000, 2**62], pa.int64()).cast(UTC_US)
+    table = table.set_column(table.schema.get_field_index("time"), "time", times)
+    day = pc.cast(times, pa.date32())
+    table = table.set_column(table.schema.get_field_index("event_date"), "event_date", day)
+    stamp = pa.scalar(datetime(2026, 1, 2, tzinfo=UTC), UTC_US)
+    arrow = _ipc(table.append_column("received_at", pa.repeat(stamp, 2)))
+    got = decode([msg("audit.acme", arrow, 1, **{"Content-Type": ARROW_STREAM})], "src")
+    assert got.events.num_rows == 0
+    [(_, issues)] = got.rejected
+    assert [(i.index, i.field) for i in issues] == [(1, "time")]
