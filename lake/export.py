@@ -23,7 +23,12 @@ Choices for types the events table does not have (user SQL may produce any Arrow
   types → their storage.
 - CSV: header row, LF line ends, RFC 4180 quoting (every string quoted, `"` doubled), a null
   is an empty unquoted field and an empty string is `""`; lists, structs and maps are cells
-  holding their JSON text.
+  holding their JSON text. A text cell that starts with `=`, `+`, `-`, `@`, a tab or a
+  carriage return gets a leading `'` (OWASP's CSV-injection advice), so a spreadsheet shows
+  an attacker's `=HYPERLINK(...)` as text instead of running it. Such a cell that already
+  starts with quotes (`'=x`) gets one more, so `read_export` removes exactly one `'` from
+  cells of the form `'…'<formula start>` and the round trip stays exact; other cells
+  (`'single'`) are written as they are. Numbers are never prefixed (`-3` stays a number).
 - Parquet: zstd, the result's schema as is (string/binary views become plain strings and
   binaries), at least one row group per batch.
 - A `details` column is spliced verbatim only when it is text; every non-null value must look
@@ -554,8 +559,35 @@ def _csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
             plain = plain.cast(pa.string())
         elif not _csv_ok(t):  # a union or odd interval: its JSON text, like nested values
             plain = _value_json(plain)
+        if pa.types.is_string(plain.type) or pa.types.is_large_string(plain.type):
+            plain = _defuse(plain)
         columns.append(plain)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+# What a spreadsheet reads as the start of a formula, after any quotes already there.
+_FORMULA_START: Final = "^'*[=+\\-@\t\r]"
+_DEFUSED: Final = "^'+[=+\\-@\t\r]"
+
+
+def _defuse(texts: pa.Array) -> pa.Array:
+    """Prefix `'` to the cells a spreadsheet would run as a formula (module docstring);
+    one vectorised pass over the column, nulls stay null."""
+    risky = pc.match_substring_regex(texts, _FORMULA_START)
+    if not pc.any(risky).as_py():
+        return texts
+    quoted = pc.binary_join_element_wise(
+        pa.scalar("'", texts.type), texts, pa.scalar("", texts.type)
+    )
+    return pc.if_else(risky, quoted, texts)
+
+
+def _undefuse(texts: pa.Array) -> pa.Array:
+    """The inverse of `_defuse`: one `'` removed from each cell it prefixed."""
+    quoted = pc.match_substring_regex(texts, _DEFUSED)
+    if not pc.any(quoted).as_py():
+        return texts
+    return pc.if_else(quoted, pc.utf8_slice_codeunits(texts, 1), texts)
 
 
 def _csv_ok(t: pa.DataType) -> bool:
@@ -641,7 +673,7 @@ def _read_csv(data: bytes, schema: pa.Schema) -> pa.Table:
         quoted_strings_can_be_null=False,  # "" is an empty string, an empty field a null
     )
     table = pcsv.read_csv(pa.py_buffer(data), convert_options=options)
-    columns = [_from_text(table.column(f.name).combine_chunks(), f.type) for f in schema]
+    columns = [_from_text(_undefuse(table.column(f.name).combine_chunks()), f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
