@@ -43,7 +43,7 @@ def hostile(run: Run, tmp_path: Path) -> Run:
     events = [
         _event(1, f"a{ESC_TITLE}b"),
         _event(2, ESC_COLOUR),
-        _event(3, f"line1\nline2\rline3\ttab"),
+        _event(3, "line1\nline2\rline3\ttab"),
         _event(4, BIDI),
         _event(5, MARKUP),
         _event(6, '=HYPERLINK("http://evil.example","x")', actor="+cmd|' /C calc'!A0"),
