@@ -162,7 +162,7 @@ class ReadAudit:
         self.signer = signer
         self.source = source
         self.buffered = buffered
-        self._redactor = redactor_for(lake, home)
+        self.home = home
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -177,8 +177,11 @@ class ReadAudit:
         reason: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        if self._redactor is not None:
-            query, reason = self._redactor.record(interface.rpartition(".")[2], query, reason)
+        # Loaded per record: a shred meanwhile rotates the master key, and later records
+        # must not be linkable with a key that no longer exists.
+        redactor = redactor_for(self.lake, self.home)
+        if redactor is not None:
+            query, reason = redactor.record(interface.rpartition(".")[2], query, reason)
         details: dict[str, Any] = {
             "interface": interface,
             "query": query[:8000],

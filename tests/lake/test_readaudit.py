@@ -22,7 +22,7 @@ import lake.api as al
 from lake.access import AccessDenied, AccessPolicy
 from lake.append import append
 from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS
+from lake.crypto import FIELDS, keyring_for, master_key
 from lake.query import QuerySession, ReadAudit
 from lake.querystring import parse_query
 from lake.readaudit import TOKEN_PREFIX, Redactor
@@ -216,3 +216,34 @@ def test_the_redactor_keeps_sql_shape_and_plain_identifiers() -> None:
     assert f"y = '{r.token(chr(39).join(['a', 'b']))}'" in out
     assert "LIKE'" in r.sql("SELECT 1 WHERE name LIKE'x'")  # not an E'…' string
     assert r.search("actor:bob ip:10.0.0.*") == f'actor:bob ip:"{r.token("10.0.0.*")}"'
+
+
+def test_a_shred_leaves_recorded_tokens_linked_to_no_existing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The master key in the config home (a shred rotates it; one from the environment
+    # cannot be rotated, and shredding refuses it).
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
+    monkeypatch.delenv("AUDITLAKE_MASTER_KEY", raising=False)
+    master_key(home, create=True)
+    signer = KeyStore(home).generate("k")
+    TrustStore(home).add(signer.verifier_key)
+    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
+                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+    event = {"tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "failure",
+             "actor": {"id": "victim@x", "ip": ADDRESS}}  # fmt: skip
+    append(lake, validate([event], namespace=b"acme").table, signer)
+    with al.open(lake.base, home=home) as s:
+        assert s.search(f"ip:{ADDRESS}").to_arrow().num_rows == 1
+        recorded = s.sql("SELECT details->>'query' AS q FROM query_audit")["q"][0]
+    assert ADDRESS not in recorded
+    assert Redactor(master_key(home)).search(f"ip:{ADDRESS}") == recorded
+    keyring_for(lake, home).shred("acme", "victim@x")
+    # The key the token was made with is gone: no key that exists gives it again.
+    assert Redactor(master_key(home)).search(f"ip:{ADDRESS}") != recorded
+    with al.open(Lake.open(lake.base).base, home=home) as s:
+        s.search(f"ip:{ADDRESS}").to_arrow()
+        later = s.sql("SELECT details->>'query' AS q FROM query_audit ORDER BY time")["q"]
+    assert later[-2] != recorded and ADDRESS not in later[-2]
