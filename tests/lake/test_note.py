@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -32,6 +33,7 @@ from lake.note import (
     parse_note,
     sign_checkpoint,
     sign_note,
+    time_line,
     verify_note,
 )
 
@@ -530,6 +532,54 @@ def test_checkpoint_signed_by_unknown_and_known_keys() -> None:
     assert [s.name for s in verified.unverified] == ["witness.example/w1"]
 
 
+def test_a_checkpoint_signs_its_time_in_an_extension_line() -> None:
+    moment = datetime(2026, 12, 8, 2, 30, 0, 123456, tzinfo=UTC)
+    cp = Checkpoint.at("example.com/log", 5, bytes(32), moment)
+    assert cp.body().splitlines()[3] == "time 2026-12-08T02:30:00.123456Z"
+    assert cp.signed_time == moment
+    # Any zone in, UTC out; other extension lines are kept beside it, untouched.
+    east = moment.astimezone(timezone(timedelta(hours=5)))
+    assert time_line(east) == "time 2026-12-08T02:30:00.123456Z"
+    text = cp.body() + "vendor.example/x 42\n"
+    parsed = Checkpoint.parse(text)
+    assert parsed.extensions == ("time 2026-12-08T02:30:00.123456Z", "vendor.example/x 42")
+    assert parsed.signed_time == moment and parsed.body() == text
+    opened, _ = open_checkpoint(sign_checkpoint(parsed, [LOG_SIGNER]), [LOG_SIGNER.verifier_key])
+    assert opened.signed_time == moment
+    # Without a time line (checkpoints written before there was one), or with lines that
+    # merely look alike, there is no signed time.
+    assert Checkpoint("o", 1, bytes(32), ("timestamp 5", "time")).signed_time is None
+    assert Checkpoint.parse(f"o\n5\n{ROOT}\ntime 2026-12-08T02:30:00Z\n").signed_time == (
+        datetime(2026, 12, 8, 2, 30, tzinfo=UTC)
+    )
+    with pytest.raises(NoteError, match="timezone-aware"):
+        time_line(datetime(2026, 12, 8))  # naive: the zone would be a guess
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "time 2026-12-08 02:30:00Z",
+        "time 2026-12-08T02:30:00+01:00",
+        "time 2026-12-08T02:30:00",
+        "time 2026-12-08t02:30:00z",
+        "time 2026-02-30T00:00:00Z",
+        "time 2026-12-08T02:30:00.1234567Z",
+        "time 1733625000",
+        "time ",
+    ],
+)
+def test_a_malformed_time_line_is_rejected(line: str) -> None:
+    with pytest.raises(NoteError, match="time line"):
+        Checkpoint.parse(f"o\n5\n{ROOT}\n{line}\n")
+
+
+def test_two_time_lines_are_rejected() -> None:
+    two = "time 2026-12-08T02:30:00Z\ntime 2020-01-01T00:00:00Z"
+    with pytest.raises(NoteError, match="2 time lines"):
+        Checkpoint.parse(f"o\n5\n{ROOT}\n{two}\n")
+
+
 # --------------------------------------------------------------------------- properties
 
 # UTF-8 encodable (no surrogates), no ASCII controls, no newline.
@@ -540,7 +590,8 @@ checkpoints = st.builds(
     origin=_line,
     tree_size=st.integers(min_value=0, max_value=2**64 - 1),
     root_hash=st.binary(min_size=32, max_size=32),
-    extensions=st.lists(_line, max_size=3).map(tuple),
+    # A line starting "time " is ours and must parse (tested below); others are opaque.
+    extensions=st.lists(_line.filter(lambda x: not x.startswith("time ")), max_size=3).map(tuple),
 )
 
 
