@@ -247,3 +247,16 @@ def test_a_shred_leaves_recorded_tokens_linked_to_no_existing_key(
         s.search(f"ip:{ADDRESS}").to_arrow()
         later = s.sql("SELECT details->>'query' AS q FROM query_audit ORDER BY time")["q"]
     assert later[-2] != recorded and ADDRESS not in later[-2]
+
+
+def test_recording_a_proof_needs_no_master_key(
+    enc: tuple[Lake, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake.access import Principal
+
+    lake, home = enc
+    monkeypatch.delenv("AUDITLAKE_MASTER_KEY")  # an outside auditor: public key only
+    audit = ReadAudit(lake, KeyStore(home).active(), source="test", home=home)
+    audit.record(Principal("ann"), interface="cli.prove", query="id:x", tenants=["acme"])
+    rows = lake.read_rows(lake.data_files(lake.events_table(), tenants={READ_AUDIT_TENANT}))
+    assert '"query":"id:x"' in rows.column("details")[0].as_py().replace(" ", "")
