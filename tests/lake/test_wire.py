@@ -1162,3 +1162,51 @@ def test_scan_jsonl_equals_parse_jsonl_then_validate(data: st.DataObject) -> Non
     assert got.lines.tolist() == [line_numbers[i] for i in want.positions]
     assert wire.assign_missing_ids(got.table).equals(want.table)
     assert got.rejected == want.rejected
+
+
+# ---------------------------------------------------------------------------------------
+# Repeated keys: the block path's colon count must find every one the exact parse finds.
+
+
+def _with_repeat(event: dict[str, Any], where: str, key: str, value: Any) -> bytes:
+    """`event` as JSON text with `key` written a second time (with `value`) in `where`."""
+    if where == "top":
+        return (
+            orjson.dumps(event)[:-1] + b"," + orjson.dumps(key) + b":" + orjson.dumps(value) + b"}"
+        )
+    inner = dict(event.get(where) or {}) if isinstance(event.get(where), dict) else {}
+    inner.setdefault(key, "first")
+    text = orjson.dumps(inner)[:-1] + b"," + orjson.dumps(key) + b":" + orjson.dumps(value) + b"}"
+    placeholder = orjson.dumps({**event, where: "@@here@@"})
+    return placeholder.replace(b'"@@here@@"', text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_block_path_finds_every_repeated_key(data: st.DataObject) -> None:
+    lines: list[bytes] = []
+    repeated: dict[int, str] = {}
+    for event in [e for e in _events(data) if isinstance(e, dict)]:
+        if data.draw(st.booleans()):
+            where = data.draw(st.sampled_from(["top", "actor", "target", "details"]))
+            keys = sorted(event) if where == "top" else ["id", "type", "k", "a:b"]
+            key = data.draw(st.sampled_from(keys or ["tenant"]))
+            value = data.draw(st.sampled_from(["x", "a:b", 1, None, {"c": ":"}]))
+            try:
+                line = _with_repeat(event, where, key, value)
+            except TypeError:  # not JSON at all (bytes, lone surrogates): not this test's
+                continue
+            repeated[len(lines)] = key if where == "top" else f"{where}.{key}"
+            lines.append(line)
+        else:
+            lines.append(_line(event))
+    text = b"\n".join(lines)
+    records, line_numbers, issues = parse_jsonl(text)
+    want = validate(records, lines=line_numbers, pre_issues=issues, check_ids=False, window=WINDOW)
+    with blocks_of(data.draw(st.sampled_from([1, 2, 1024]))):
+        got = wire.scan_jsonl(text, window=WINDOW)
+    assert got.rejected == want.rejected
+    assert wire.assign_missing_ids(got.table).equals(want.table)
+    for index, path in repeated.items():
+        (r,) = [r for r in got.rejected if r.index == index]
+        assert path in [i.field for i in r.issues], (path, r.issues)
