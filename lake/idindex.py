@@ -31,7 +31,7 @@ import pyarrow as pa
 from lake.storage import DataFile, Lake
 
 # Below this many rows in the candidate files, reading them is cheaper than indexing.
-MIN_ROWS: Final = 50_000
+MIN_ROWS: Final = 8_192
 
 
 def fingerprints(ids: Sequence[str]) -> np.ndarray:

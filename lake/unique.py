@@ -174,10 +174,12 @@ def stored_rows(lake: Lake, table: DeltaTable, events: pa.Table, keys: Keys) -> 
         hit_ids = have.column("event_id").filter(pa.array(hit)).to_pylist()
         for k, event_id in zip(owner[hit].tolist(), hit_ids, strict=True):
             hit_files.setdefault(start - len(group) + k, []).append(event_id)
-    found = [
-        lake.read_file(candidates[k], list(COMPARED), filters=[("event_id", "in", ids)])
-        for k, ids in hit_files.items()
-    ]
+    found = []
+    for k, ids in hit_files.items():
+        # Whole columns, then is_in: a Parquet filter of thousands of ids (a batch sent
+        # again) costs far more than the read.
+        part = lake.read_file(candidates[k], list(COMPARED))
+        found.append(part.filter(pc.is_in(part.column("event_id"), value_set=pa.array(ids))))
     if not found:
         return pa.table({"_k": pa.array([], pa.string())})
     rows_ = pa.concat_tables(found, promote_options="permissive")
