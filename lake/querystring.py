@@ -428,6 +428,11 @@ def _parse_created(value: str, now: datetime) -> tuple[datetime | None, datetime
         low, _, high = value.partition("..")
         since = None if low.strip() == "*" else _parse_point(low, now)[0]
         until = None if high.strip() == "*" else _after(_parse_point(high, now), high)
+        if since is not None and until is not None and since >= until:
+            raise UsageError(
+                f"the start is not before the end, so nothing can match; swap them: "
+                f"{high.strip()}..{low.strip()}"
+            )
         return since, until
     point = _parse_point(value, now)
     if _RELATIVE_RE.fullmatch(value.strip().lower()):

@@ -213,6 +213,8 @@ def test_parse_time() -> None:
         ("created:2026-11-01T10:00:00", ["no UTC offset", "2026-11-01T10:00:00Z"]),
         ("created:2026-13-01", ["invalid time '2026-13-01'"]),
         ("created:2026-11-01,2026-11-02", ["one time or range"]),
+        ("created:2026-11-05..2026-11-01", ["not before the end", "2026-11-01..2026-11-05"]),
+        ("created:1w..2w", ["created:1w..2w", "not before the end", "2w..1w"]),
         ("created:>9999-12-31", ["out of range"]),
         ("created:>=999999999w", ["out of range"]),
         ("actor:a\x00", ["NUL"]),
