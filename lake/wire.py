@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,8 +48,15 @@ from lake.schema import (
     UTC_US,
     WIRE_FIELDS,
 )
-from lake.wire_ids import content_ids, uuid_text
-from lake.wire_json import colons_match, repeated_key, repeated_keys_in_array
+from lake.wire_ids import assign_ids as assign_ids  # re-exported: benchmarks, tests
+from lake.wire_ids import content_ids
+from lake.wire_json import (
+    COLON,
+    colons_match,
+    keys_maybe_repeated,
+    repeated_key,
+    repeated_keys_in_array,
+)
 from lake.wire_time import TimeWindow, time_window
 
 # RFC 3339 date-time with a mandatory offset; up to nanosecond digits are accepted as long
@@ -468,31 +474,6 @@ def _parse_time_values(arr: pa.StringArray, issues: _Collector) -> pa.TimestampA
     return pa.array(out, type=pa.int64()).cast(UTC_US)
 
 
-def assign_ids(times: pa.TimestampArray, namespace: bytes, start_index: int = 0) -> pa.StringArray:
-    """UUIDv7 strings from event times and positions, for generators of synthetic events.
-
-    The 48-bit millisecond field comes from the time; the rest from SHA-256(namespace) and
-    the position. Not what validation assigns to id-less events: that id depends on the
-    event's content alone (`lake.wire_ids.content_ids`).
-    """
-    n = len(times)
-    if n == 0:
-        return pa.array([], pa.string())
-    ms = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False) // 1000
-    ms = np.where(ms < 0, 0, ms).astype(np.uint64)  # clamp before the unsigned cast
-    salt = hashlib.sha256(namespace).digest()
-    raw = np.zeros((n, 16), dtype=np.uint8)
-    for byte in range(6):
-        raw[:, byte] = (ms >> np.uint64(8 * (5 - byte))) & np.uint64(0xFF)
-    raw[:, 6:12] = np.frombuffer(salt[:6], dtype=np.uint8)
-    idx = np.arange(start_index, start_index + n, dtype=np.uint64)
-    for byte in range(4):
-        raw[:, 12 + byte] = (idx >> np.uint64(8 * (3 - byte))) & np.uint64(0xFF)
-    raw[:, 6] = 0x70 | (raw[:, 6] & 0x0F)  # version 7
-    raw[:, 8] = 0x80 | (raw[:, 8] & 0x3F)  # RFC 9562 variant
-    return uuid_text(raw)
-
-
 def _check_records(
     records: Sequence[Any],
     lines: Sequence[int] | None,
@@ -548,8 +529,8 @@ def scan_jsonl(
     input in chunks passes one window to them all.
 
     A block whose text has more colons than its parsed events account for may repeat a
-    key (see `lake.wire_json` and `_keys_repeated`) and goes to the exact path, which
-    names the key.
+    key (`lake.wire_json.keys_maybe_repeated`) and goes to the exact path, which names
+    the key.
     """
     window = time_window() if window is None else window
     lines = data.split(b"\n")
@@ -573,7 +554,7 @@ def scan_jsonl(
                 text = np.frombuffer(joined, dtype=np.uint8)
                 # An escaped colon (\\u003a) defeats the count: the exact path then.
                 if not (text == _BACKSLASH).any() or b"\\u003" not in joined:
-                    got = _fast_block(records, int(np.count_nonzero(text == _COLON)))
+                    got = _fast_block(records, int(np.count_nonzero(text == COLON)))
                 del joined, text
                 del records  # freed while the cyclic GC is paused: no full collection later
             if got is None:
@@ -856,7 +837,7 @@ _ROW_FIELDS = (
 # names every problem: the fast path only ever says "all valid".
 
 FAST_ROWS = 1024
-_COLON, _BACKSLASH = ord(":"), ord("\\")
+_BACKSLASH = ord("\\")
 
 _WIRE_STRUCT = pa.struct(
     [
@@ -874,7 +855,7 @@ class _FastBlock:
     events: pa.StructArray
     details: pa.StringArray
     # For blocks parsed from JSON text: its colons and the keys of its events' top level
-    # (see `_keys_repeated`); None where the events came as objects.
+    # (see `lake.wire_json.keys_maybe_repeated`); None where the events came as objects.
     raw_colons: int | None = None
     keys: int = 0
 
@@ -918,59 +899,6 @@ def _fast_block(records: Sequence[Any], raw_colons: int | None = None) -> _FastB
             return None
     keys = sum(map(len, records)) if raw_colons is not None else 0
     return _FastBlock(events, details.cast(pa.string()), raw_colons, keys)
-
-
-def _keys_repeated(
-    blocks: Sequence[_FastBlock], strings: list[pa.Array], members: list[pa.Array]
-) -> np.ndarray | None:
-    """Rows of blocks that may repeat a JSON key (to the exact path), or None if none may.
-
-    The colon count of `lake.wire_json`, columnar: a block's text has one colon per key
-    plus those inside strings; what was parsed has the top-level keys (counted per block
-    from the dicts), the actor and target keys (their non-null values; a null one makes
-    the block look suspicious, which costs only the exact path) and the colons of every
-    string value and of the canonical `details`. More in the text means a repeated key,
-    unless the text escapes a colon (`\\u003a`), which also sends the block on.
-    Measured on a 100k-event file (best of 15, a shared 2-core machine): the check adds
-    ~0.1 µs per event, and the whole scan went from 2.96 to 3.16 µs per event with the
-    time-window check included; rewriting each block with orjson and counting its colons
-    (`colons_match`) cost 0.4-0.9 µs more, and `pc.count_substring` per column 0.4.
-    """
-    bounds = np.cumsum([0, *(len(b.events) for b in blocks)])
-    parsed = np.array([b.keys for b in blocks], dtype=np.int64)
-    for arr in strings:
-        parsed += _colons_per_block(arr, bounds)
-    for arr in members:
-        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False).astype(np.int64)
-        parsed += np.add.reduceat(valid, bounds[:-1])
-    raw = np.array([b.raw_colons for b in blocks], dtype=np.int64)
-    suspect = parsed != raw
-    if not suspect.any():
-        return None
-    return np.repeat(suspect, np.diff(bounds))
-
-
-def _colons_per_block(arr: pa.Array, bounds: np.ndarray) -> np.ndarray:
-    """Colons in the values of each block of rows (bounds[k]:bounds[k + 1]) of a string column.
-
-    Counted over the column's data buffer, one numpy pass (a per-value kernel cost 10x
-    more). Null values hold no bytes in arrays Arrow's converter builds; where one does,
-    the values are counted one by one instead, so that it cannot add phantom colons.
-    """
-    buffers = arr.buffers()
-    n = len(arr)
-    if buffers[2] is None or n == 0:
-        return np.zeros(len(bounds) - 1, dtype=np.int64)
-    offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
-    if arr.null_count:
-        empty = np.diff(offsets) == 0
-        if not empty[~pc.is_valid(arr).to_numpy(zero_copy_only=False)].all():
-            counts = pc.fill_null(pc.count_substring(arr, ":"), 0)
-            return np.add.reduceat(counts.to_numpy(zero_copy_only=False), bounds[:-1])
-    cut = offsets[bounds].astype(np.int64)
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[cut[0] : cut[-1]]
-    positions = np.flatnonzero(data == _COLON) + cut[0]
-    return np.diff(np.searchsorted(positions, cut))
 
 
 def _any_true(mask: pa.Array) -> bool:
@@ -1044,7 +972,13 @@ def _fast_table(
     good = pc.fill_null(good, False)
     if blocks[0].raw_colons is not None:
         strings.append(details)
-        repeated = _keys_repeated(blocks, strings, [*actor.values(), *target.values()])
+        repeated = keys_maybe_repeated(
+            np.cumsum([0, *(len(b.events) for b in blocks)]),
+            [b.keys for b in blocks],
+            [b.raw_colons or 0 for b in blocks],
+            strings,
+            [*actor.values(), *target.values()],
+        )
         if repeated is not None:
             good = pc.and_(good, pa.array(~repeated))
     all_good = bool(pc.all(good).as_py())

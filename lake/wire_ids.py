@@ -110,6 +110,31 @@ def content_ids(table: pa.Table) -> pa.StringArray:
     return uuid_text(raw)
 
 
+def assign_ids(times: pa.TimestampArray, namespace: bytes, start_index: int = 0) -> pa.StringArray:
+    """UUIDv7 strings from event times and positions, for generators of synthetic events.
+
+    The 48-bit millisecond field comes from the time; the rest from SHA-256(namespace) and
+    the position. Not what validation assigns to id-less events: that id depends on the
+    event's content alone (`lake.wire_ids.content_ids`).
+    """
+    n = len(times)
+    if n == 0:
+        return pa.array([], pa.string())
+    ms = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False) // 1000
+    ms = np.where(ms < 0, 0, ms).astype(np.uint64)  # clamp before the unsigned cast
+    salt = hashlib.sha256(namespace).digest()
+    raw = np.zeros((n, 16), dtype=np.uint8)
+    for byte in range(6):
+        raw[:, byte] = (ms >> np.uint64(8 * (5 - byte))) & np.uint64(0xFF)
+    raw[:, 6:12] = np.frombuffer(salt[:6], dtype=np.uint8)
+    idx = np.arange(start_index, start_index + n, dtype=np.uint64)
+    for byte in range(4):
+        raw[:, 12 + byte] = (idx >> np.uint64(8 * (3 - byte))) & np.uint64(0xFF)
+    raw[:, 6] = 0x70 | (raw[:, 6] & 0x0F)  # version 7
+    raw[:, 8] = 0x80 | (raw[:, 8] & 0x3F)  # RFC 9562 variant
+    return uuid_text(raw)
+
+
 def uuid_text(raw: np.ndarray) -> pa.StringArray:
     """(n, 16) uint8 UUID bytes → their canonical lower-case text, columnar."""
     n = len(raw)
