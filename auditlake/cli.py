@@ -19,7 +19,16 @@ import click
 import orjson
 
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
-from lake.access import LOCAL_OPERATOR, AccessPolicy, Permission, Principal, check_principal
+from lake.access import (
+    LOCAL_OPERATOR,
+    AccessDenied,
+    AccessPolicy,
+    Permission,
+    Principal,
+    check_principal,
+    check_reach,
+    logged_tenants,
+)
 from lake.append import append, seal
 from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse_verifier_keys
 from lake.errors import Issue, LakeError, ProofError, ValidationError
@@ -692,15 +701,14 @@ def scoped_tenants(
     """
     who = ctx.who()
     for t in given:
-        who.require(permission, check_tenant(t))
+        check_tenant(t)
+    existing = logged_tenants(lake)
+    check_reach(who, permission, existing, list(given))  # unknown tenant or principal: exit 2
     if given:
         return list(given)
     if who.operator:
         return None
-    mine = who.tenants(permission, lake.tenants())
-    if not mine:
-        fail(f"principal {who.name!r} holds no role that allows this on any tenant")
-    return mine
+    return who.tenants(permission, existing)
 
 
 def _trusted(ctx: Ctx, given: tuple[str, ...]) -> list[VerifierKey]:
@@ -858,17 +866,20 @@ def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None)
 
     lake = ctx.open()
     who = ctx.who()
-    who.require(Permission.PROVE, check_tenant(tenant))
-    local = [k.verifier_key for k in ctx.keys().list()]
+    check_tenant(tenant)
     if not event_id and old_size is None:
         fail("give an EVENT_ID, or --consistency OLD_SIZE")
-    # A proof carries the stored row: it is a read, recorded like a search.
-    ReadAudit(lake, ctx.keys().active(), source="auditlake-cli").record(
-        who,
-        interface="cli.prove",
-        query=f"consistency:{old_size}" if old_size is not None else f"id:{event_id}",
-        tenants=[tenant],
-    )
+    # A proof carries the stored row: it is a read, recorded like a search (refused too).
+    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
+    asked = f"consistency:{old_size}" if old_size is not None else f"id:{event_id}"
+    try:
+        check_reach(who, Permission.PROVE, logged_tenants(lake), [tenant])
+    except AccessDenied as exc:
+        audit.record(who, interface="cli.prove", query=asked, tenants=[tenant],
+                     outcome="failure", reason=str(exc))  # fmt: skip
+        raise
+    local = [k.verifier_key for k in ctx.keys().list()]
+    audit.record(who, interface="cli.prove", query=asked, tenants=[tenant])
     if old_size is not None:
         emit_json(prove_consistency(lake, tenant, old_size, local))
     elif event_id:
@@ -1105,7 +1116,7 @@ def serve(
     """
     ctx.require_operator("serve")
     from ingest.collector import CollectorConfig
-    from ingest.collector import serve as run_server
+    from ingest.collector_app import serve as run_server
 
     lake = None if forward_to_nats else ctx.open()  # forwarding: a stateless HTTP tier
     wal = Path(wal_dir) if wal_dir else ctx.home / "wal" / (lake.name if lake else "forward")

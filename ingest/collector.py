@@ -11,6 +11,9 @@ Requests finish their WAL appends out of order, so the batcher commits only up t
 highest *contiguous* WAL sequence it holds: a trim can never remove a record whose
 request is still on its way to the batcher.
 
+The HTTP side (routes, statuses, connection limits, `serve`) is ingest/collector_app.py;
+a request body's checks are ingest/request_body.py.
+
 What can go wrong at the edges, and what the collector does then:
 
 - A commit fails for a reason of the environment (storage, the WAL: `OSError`,
@@ -20,7 +23,8 @@ What can go wrong at the edges, and what the collector does then:
   collector let through, a payload that no longer decodes): after `POISON_ATTEMPTS`
   tries the batch is bisected, by records then rows, and what the lake refuses on its
   own goes to the quarantine (ingest/quarantine.py) while the rest commits. Health stays
-  failing while the quarantine holds anything; requests are served meanwhile.
+  failing while the quarantine holds such parts; requests are served meanwhile. (Events
+  append leaves out for reusing a tenant's id are kept there too, without failing health.)
 - The batcher itself breaks (a bug): health turns failing with the reason, requests get
   503, and shutdown says events are pending instead of pretending.
 - The WAL's disk fills: the WAL refuses further writes (ingest/wal.py, point 6), so
@@ -32,56 +36,48 @@ What can go wrong at the edges, and what the collector does then:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import ctypes
-import ctypes.util
-import hashlib
-import multiprocessing
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake.exceptions import DeltaError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
-from ingest.metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ingest.metrics import Metrics
 from ingest.quarantine import CONFLICT, REFUSED, Quarantine
-from ingest.tokens import TokenGrant, TokenStore, lookup
+from ingest.request_body import NDJSON as NDJSON
+from ingest.request_body import _check_body as _check_body
+from ingest.request_body import _denied as _denied
+from ingest.request_body import _validate_body as _validate_body
+from ingest.tokens import TokenStore
 from ingest.wal import WalError, WalStats, WriteAheadLog
 from lake.append import append, seal, stamp_received
 from lake.config import KeyStore
-from lake.errors import Issue, LakeError, StorageError, UsageError, ValidationError
+from lake.errors import (
+    Issue,
+    LakeError,
+    LakeNotFoundError,
+    StorageError,
+    UsageError,
+    ValidationError,
+)
 from lake.storage import Lake
 from lake.unique import ID_TAKEN
-from lake.wire import parse_json_array, validate, validate_jsonl
 from lake.witness import load_witnesses, request_cosignatures
 
-__all__ = ["Collector", "CollectorConfig", "Metrics", "create_app", "log", "serve"]
+__all__ = ["Collector", "CollectorConfig", "Metrics", "WalUnavailable", "log"]
 
-NDJSON = "application/x-ndjson"
 POISON_ATTEMPTS = 3
 """Tries of a batch that fails for a data reason before its records are isolated."""
 WAL_RETRY_S = 1.0
 """How often a failed WAL (e.g. a full disk) is reopened, at most."""
-ROUTES = frozenset({"/v1/events", "/v1/health", "/metrics"})
 
 
 @dataclass
@@ -118,6 +114,8 @@ class WalUnavailable(StorageError):
 
 def _transient(exc: BaseException) -> bool:
     """Whether a failed commit is the environment's doing (retry), not the data's."""
+    if isinstance(exc, LakeNotFoundError):  # the lake's volume is away, say: not the data
+        return True
     if isinstance(exc, UsageError):  # e.g. ValidationError: the lake refuses these events
         return False
     return isinstance(exc, OSError | WalError | LakeError | DeltaError)
@@ -489,10 +487,14 @@ class Collector:
         if not tables:
             return 0, 0, set()
         batch = pa.concat_tables(tables)
-        conflicts: list[Issue] = []
-        result = append(self.lake, batch, self.signer, on_conflict=conflicts.extend)
-        if conflicts:
-            self._keep_conflicts(records, batch, conflicts)
+        # Conflicts are kept before the commit (append calls back first): durable before
+        # the rest of their record leaves the WAL.
+        result = append(
+            self.lake,
+            batch,
+            self.signer,
+            on_conflict=lambda issues: self._keep_conflicts(records, batch, issues),
+        )
         return result.appended, result.duplicates, {t.tenant for t in result.tenants}
 
     def _keep_conflicts(
@@ -502,8 +504,8 @@ class Collector:
 
         Acknowledged events under an id another event of their tenant already has are left
         out of the lake (an id is used once per tenant) and never retried (they would block
-        the WAL), but kept (kind `id-conflict`): nothing acknowledged is dropped. After a
-        crash before this, the replayed batch hands them over again.
+        the WAL), but kept (kind `id-conflict`): nothing acknowledged is dropped. A retried
+        commit hands them over again (a second copy beside the first).
         """
         assert self.quarantine is not None
         row_seqs = np.repeat(
@@ -560,322 +562,3 @@ def _wal_reason(exc: BaseException) -> str:
     if isinstance(cause, OSError) and cause.errno is not None:
         return os.strerror(cause.errno).lower()
     return "it refused a write"
-
-
-def _error(
-    status: int,
-    message: str,
-    errors: list[Issue] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if errors is not None:
-        body["errors"] = [e.as_dict() for e in errors]
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _authorise(collector: Collector, request: Request) -> TokenGrant | Response:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return _error(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    grant = lookup(collector.grants, token.strip())
-    if grant is None:
-        return _error(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return grant
-
-
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Response:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"body of {declared} bytes is over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with anyio.fail_after(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return _error(413, f"body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        return _error(408, f"body not received within {timeout:g} s")
-    return b"".join(chunks)
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
-def _keep_heap() -> None:
-    """Start-up of a validation worker: keep freed heap memory for the next request.
-
-    A request's lines, lists and body are glibc allocations. By default glibc gives the
-    heap top back to the kernel after each request and the next one faults it in again:
-    about one page fault per event (measured under `benchmarks.collector`: 16 → 13 µs of
-    worker CPU per event without them). Keeping up to 64 MiB, and serving blocks under
-    16 MiB (a whole body) from the heap rather than from mmap, takes that cost off every
-    request. Elsewhere than glibc this does nothing.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:  # no loadable C library under that name: keep the defaults
-        return
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, 16 * 1024 * 1024)
-        mallopt(_M_TRIM_THRESHOLD, 64 * 1024 * 1024)
-
-
-def _ndjson_events(body: bytes) -> int:
-    """Events in an NDJSON body, unparsed: its non-blank lines, as `parse_jsonl` counts them."""
-    return sum(1 for line in body.split(b"\n") if line.strip())
-
-
-def _more_events_than(body: bytes, limit: int) -> bool:
-    """Whether an NDJSON body holds more than `limit` events (blank lines are none), unparsed.
-
-    Counting newlines is enough for almost every body; only one with at least `limit`
-    newlines is split and its non-blank lines counted.
-    """
-    if body.count(b"\n") < limit:  # at most `limit` lines, so at most `limit` events
-        return False
-    return _ndjson_events(body) > limit
-
-
-def _validate_body(body: bytes, content_type: str, max_events: int) -> tuple[pa.Table, list[Issue]]:
-    """(valid events, issues) of a request body."""
-    table, issues, _ = _validate_counting(body, content_type, max_events)
-    return table, issues
-
-
-def _validate_counting(
-    body: bytes, content_type: str, max_events: int
-) -> tuple[pa.Table, list[Issue], int]:
-    """(valid events, issues, how many events the body held)."""
-    # Ids assigned to events sent without one are seeded by SHA-256 of the body, so a
-    # resent body gets the same ids (for NDJSON, hashed only if some event needs one).
-    if content_type.startswith(NDJSON):
-        # Refused before any parsing: a body past the limit costs a newline count.
-        if _more_events_than(body, max_events):
-            issue = Issue(max_events, "(request)", f"more than {max_events} events")
-            return pa.table({}), [issue], _ndjson_events(body)
-        # The file ingestor's block-wise path; equal to parse_jsonl+validate (tested).
-        result = validate_jsonl(body)
-    else:
-        records = parse_json_array(body)
-        if len(records) > max_events:
-            issue = Issue(max_events, "(request)", f"more than {max_events} events")
-            return pa.table({}), [issue], len(records)
-        result = validate(records, namespace=hashlib.sha256(body).digest())
-    issues = result.issues
-    # A rejected body's events: each valid row, and each rejected event once.
-    return result.table, issues, result.table.num_rows + (len(result.rejected) if issues else 0)
-
-
-def _denied(table: pa.Table, tenants: frozenset[str]) -> list[Issue]:
-    """An issue for each event whose tenant is not one of `tenants`, the token's.
-
-    Columnar: the distinct tenants of a request are few, so the common case (all allowed)
-    is one `unique`; only a request with a denied tenant looks for its rows.
-    """
-    column = table.column("tenant").combine_chunks()
-    if set(pc.unique(column).to_pylist()) <= tenants:
-        return []
-    allowed = pa.array(sorted(tenants), pa.string())
-    rows = np.flatnonzero(
-        pc.invert(pc.is_in(column, value_set=allowed)).to_numpy(zero_copy_only=False)
-    )
-    names = column.take(pa.array(rows, pa.int64())).to_pylist()
-    return [
-        Issue(row, "tenant", f"this token may not write tenant {name!r}")
-        for row, name in zip(rows.tolist(), names, strict=True)
-    ]
-
-
-def _check_body(
-    body: bytes, content_type: str, max_events: int, tenants: frozenset[str]
-) -> tuple[pa.Table, list[Issue], list[Issue]]:
-    """Validate a body, then check its events' tenants: (table, issues, denied)."""
-    table, issues, denied, _ = _screen_body(body, content_type, max_events, tenants)
-    return table, issues, denied
-
-
-def _screen_body(
-    body: bytes, content_type: str, max_events: int, tenants: frozenset[str]
-) -> tuple[pa.Table, list[Issue], list[Issue], int]:
-    """Validate a body, then check its events' tenants: (table, issues, denied, events).
-
-    Both run where validation runs (a worker process, when there are workers), so the
-    event loop's thread calls no Arrow kernel: each releases and retakes the GIL, which
-    the batcher thread may hold for milliseconds. Denied is only looked for in a body
-    without issues, as a 400 comes before a 403. `events` counts the body's events,
-    valid or not (what a refusal refuses).
-    """
-    table, issues, events = _validate_counting(body, content_type, max_events)
-    denied = _denied(table, tenants) if not issues and table.num_rows else []
-    return table, issues, denied, events
-
-
-def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> RequestMetrics:
-    """The ASGI app: /v1/events, /v1/health, /metrics, each request counted and timed.
-
-    `guard`, when given, handles the event loop's out-of-descriptor errors (see
-    ingest/connections.py).
-    """
-
-    async def events(request: Request) -> Response:
-        started = time.perf_counter()
-        auth = _authorise(collector, request)
-        if isinstance(auth, Response):
-            return auth
-        if collector.failed or collector.overloaded():
-            reason = collector.failed or "the collector is behind; retry later"
-            return _error(503, reason, headers={"Retry-After": "1"})
-        body = await _read_body(
-            request, collector.config.max_body_bytes, collector.config.body_timeout_s
-        )
-        if isinstance(body, Response):
-            return body
-        content_type = request.headers.get("content-type", "application/json")
-        args = (body, content_type, collector.config.max_events, auth.tenants)
-        try:
-            if pool is not None:
-                table, issues, denied, n = await asyncio.wrap_future(
-                    pool.submit(_screen_body, *args)
-                )
-            else:
-                table, issues, denied, n = await anyio.to_thread.run_sync(_screen_body, *args)
-        except LakeError as exc:  # a body that is not JSON at all: no events to count
-            issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
-            table, denied, n = pa.table({}), [], 0
-        if issues or denied:
-            collector.metrics.add("auditlake_events_rejected_total", n)
-        if issues:
-            log(event="rejected", token=auth.name, issues=len(issues), status=400)
-            return _error(400, "invalid events; nothing was kept", issues)
-        if denied:
-            log(event="forbidden", token=auth.name, status=403)
-            return _error(403, "token not allowed for these tenants; nothing was kept", denied)
-        if table.num_rows:
-            try:
-                await anyio.to_thread.run_sync(collector.accept, table)
-            except StorageError as exc:  # a full disk under the WAL; a broker that refused
-                log(event="unavailable", token=auth.name, error=str(exc), status=503)
-                return _error(503, f"{exc}; nothing was accepted", headers={"Retry-After": "1"})
-        collector.metrics.add("auditlake_events_accepted_total", table.num_rows)
-        ms = (time.perf_counter() - started) * 1000
-        log(event="accepted", token=auth.name, events=table.num_rows, ms=round(ms, 2))
-        return JSONResponse({"accepted": table.num_rows}, status_code=202)
-
-    async def health(request: Request) -> Response:
-        stats = collector.wal_stats()
-        problem = await anyio.to_thread.run_sync(collector.problem)
-        quarantine = collector.quarantine
-        return JSONResponse(
-            {
-                "status": "failing" if problem else "ok",
-                "error": problem,
-                "wal": {"records": stats.records, "bytes": stats.bytes},
-                "pending_events": collector.pending_events,
-                "quarantine": {
-                    "files": quarantine.files() if quarantine is not None else 0,
-                    "directory": str(quarantine.directory) if quarantine is not None else None,
-                },
-            },
-            status_code=503 if problem else 200,
-        )
-
-    async def metrics(request: Request) -> Response:
-        stats = collector.wal_stats()
-        collector.metrics.set("auditlake_wal_records", stats.records)
-        collector.metrics.set("auditlake_wal_bytes", stats.bytes)
-        collector.metrics.set("auditlake_pending_events", collector.pending_events)
-        if collector.quarantine is not None:
-            collector.metrics.set("auditlake_quarantine_files", collector.quarantine.files())
-        return Response(collector.metrics.render(), media_type=CONTENT_TYPE)
-
-    pool: ProcessPoolExecutor | None = None
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal pool
-        if collector.config.validate_workers > 0:
-            pool = ProcessPoolExecutor(
-                collector.config.validate_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_keep_heap,
-            )
-            # Start the workers (and their imports) now, not on the first request.
-            await asyncio.gather(
-                *(
-                    asyncio.wrap_future(
-                        pool.submit(_check_body, b"[]", "application/json", 1, frozenset())
-                    )
-                    for _ in range(collector.config.validate_workers)
-                )
-            )
-        if guard is not None:
-            asyncio.get_running_loop().set_exception_handler(guard.exception_handler)
-        collector.start()
-        try:
-            yield
-        finally:
-            await anyio.to_thread.run_sync(collector.shutdown)
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-
-    app = Starlette(
-        routes=[
-            Route("/v1/events", events, methods=["POST"]),
-            Route("/v1/health", health, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    return RequestMetrics(app, collector.metrics, ROUTES)
-
-
-def serve(config: CollectorConfig, host: str, port: int) -> int:
-    """Run the collector until SIGTERM/SIGINT, then flush, seal, commit and return.
-
-    Returns how many acknowledged events are still pending (0 after a clean drain): they
-    stay in the WAL and are committed on the next start.
-    """
-    import uvicorn
-    from prometheus_client import disable_created_metrics
-
-    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise for counters that live as long as we do
-    if config.forward_nats:
-        from ingest.jetstream import ForwardingCollector
-
-        collector: Collector = ForwardingCollector(config)
-    else:
-        collector = Collector(config)
-    limit = descriptor_budget(config.max_connections)
-    guard = ConnectionGuard(
-        limit, config.header_timeout_s, RateLimitedLog(log), collector.metrics.add
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(collector, guard),
-            host=host,
-            port=port,
-            http=guarded_protocol(guard),
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=5,
-            timeout_graceful_shutdown=30,
-        )
-    )
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the previous handlers
-    # and re-raises the signal. With these no-op handlers in place that re-raise is
-    # harmless, so after the final flush the process returns rather than dies by the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
-    log(event="listening", url=f"http://{host}:{port}", max_connections=limit)
-    server.run()
-    log(event="exit", pending_events=collector.pending_events)
-    return collector.pending_events

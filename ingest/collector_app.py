@@ -1,0 +1,241 @@
+"""The collector's HTTP side: routes, statuses, connection limits, and `serve`.
+
+ingest/collector.py holds the state that makes a 202 safe (WAL, batcher, quarantine);
+this module turns requests into calls on it. A request is refused as early and as
+cheaply as it can be: a bad token before the body is read, a declared length over the
+limit before a byte of it, a body past its deadline with 408, then validation and the
+tenant check in a worker (ingest/request_body.py), and only then the WAL. Every answer
+is counted by route and status, with its latency (ingest/metrics.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pyarrow as pa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingest.collector import Collector, CollectorConfig, log
+from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
+from ingest.metrics import CONTENT_TYPE, RequestMetrics
+from ingest.request_body import _check_body, _keep_heap, _screen_body
+from ingest.tokens import TokenGrant, lookup
+from lake.errors import Issue, LakeError, StorageError
+
+__all__ = ["create_app", "serve"]
+
+ROUTES = frozenset({"/v1/events", "/v1/health", "/metrics"})
+
+
+def _error(
+    status: int,
+    message: str,
+    errors: list[Issue] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if errors is not None:
+        body["errors"] = [e.as_dict() for e in errors]
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _authorise(collector: Collector, request: Request) -> TokenGrant | Response:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return _error(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    grant = lookup(collector.grants, token.strip())
+    if grant is None:
+        return _error(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return grant
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Response:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _error(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return _error(413, f"body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        return _error(408, f"body not received within {timeout:g} s")
+    return b"".join(chunks)
+
+
+def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> RequestMetrics:
+    """The ASGI app: /v1/events, /v1/health, /metrics, each request counted and timed.
+
+    `guard`, when given, handles the event loop's out-of-descriptor errors (see
+    ingest/connections.py).
+    """
+
+    async def events(request: Request) -> Response:
+        started = time.perf_counter()
+        auth = _authorise(collector, request)
+        if isinstance(auth, Response):
+            return auth
+        if collector.failed or collector.overloaded():
+            reason = collector.failed or "the collector is behind; retry later"
+            return _error(503, reason, headers={"Retry-After": "1"})
+        body = await _read_body(
+            request, collector.config.max_body_bytes, collector.config.body_timeout_s
+        )
+        if isinstance(body, Response):
+            return body
+        content_type = request.headers.get("content-type", "application/json")
+        args = (body, content_type, collector.config.max_events, auth.tenants)
+        try:
+            if pool is not None:
+                table, issues, denied, n = await asyncio.wrap_future(
+                    pool.submit(_screen_body, *args)
+                )
+            else:
+                table, issues, denied, n = await anyio.to_thread.run_sync(_screen_body, *args)
+        except LakeError as exc:  # a body that is not JSON at all: no events to count
+            issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
+            table, denied, n = pa.table({}), [], 0
+        if issues or denied:
+            collector.metrics.add("auditlake_events_rejected_total", n)
+        if issues:
+            log(event="rejected", token=auth.name, issues=len(issues), status=400)
+            return _error(400, "invalid events; nothing was kept", issues)
+        if denied:
+            log(event="forbidden", token=auth.name, status=403)
+            return _error(403, "token not allowed for these tenants; nothing was kept", denied)
+        if table.num_rows:
+            try:
+                await anyio.to_thread.run_sync(collector.accept, table)
+            except StorageError as exc:  # a full disk under the WAL; a broker that refused
+                log(event="unavailable", token=auth.name, error=str(exc), status=503)
+                return _error(503, f"{exc}; nothing was accepted", headers={"Retry-After": "1"})
+        collector.metrics.add("auditlake_events_accepted_total", table.num_rows)
+        ms = (time.perf_counter() - started) * 1000
+        log(event="accepted", token=auth.name, events=table.num_rows, ms=round(ms, 2))
+        return JSONResponse({"accepted": table.num_rows}, status_code=202)
+
+    async def health(request: Request) -> Response:
+        stats = collector.wal_stats()
+        problem = await anyio.to_thread.run_sync(collector.problem)
+        quarantine = collector.quarantine
+        return JSONResponse(
+            {
+                "status": "failing" if problem else "ok",
+                "error": problem,
+                "wal": {"records": stats.records, "bytes": stats.bytes},
+                "pending_events": collector.pending_events,
+                "quarantine": {
+                    "files": quarantine.files() if quarantine is not None else 0,
+                    "directory": str(quarantine.directory) if quarantine is not None else None,
+                },
+            },
+            status_code=503 if problem else 200,
+        )
+
+    async def metrics(request: Request) -> Response:
+        stats = collector.wal_stats()
+        collector.metrics.set("auditlake_wal_records", stats.records)
+        collector.metrics.set("auditlake_wal_bytes", stats.bytes)
+        collector.metrics.set("auditlake_pending_events", collector.pending_events)
+        if collector.quarantine is not None:
+            collector.metrics.set("auditlake_quarantine_files", collector.quarantine.files())
+        return Response(collector.metrics.render(), media_type=CONTENT_TYPE)
+
+    pool: ProcessPoolExecutor | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        if collector.config.validate_workers > 0:
+            pool = ProcessPoolExecutor(
+                collector.config.validate_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_keep_heap,
+            )
+            # Start the workers (and their imports) now, not on the first request.
+            await asyncio.gather(
+                *(
+                    asyncio.wrap_future(
+                        pool.submit(_check_body, b"[]", "application/json", 1, frozenset())
+                    )
+                    for _ in range(collector.config.validate_workers)
+                )
+            )
+        if guard is not None:
+            asyncio.get_running_loop().set_exception_handler(guard.exception_handler)
+        collector.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(collector.shutdown)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    app = Starlette(
+        routes=[
+            Route("/v1/events", events, methods=["POST"]),
+            Route("/v1/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    return RequestMetrics(app, collector.metrics, ROUTES)
+
+
+def serve(config: CollectorConfig, host: str, port: int) -> int:
+    """Run the collector until SIGTERM/SIGINT, then flush, seal, commit and return.
+
+    Returns how many acknowledged events are still pending (0 after a clean drain): they
+    stay in the WAL and are committed on the next start.
+    """
+    import uvicorn
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise for counters that live as long as we do
+    if config.forward_nats:
+        from ingest.jetstream import ForwardingCollector
+
+        collector: Collector = ForwardingCollector(config)
+    else:
+        collector = Collector(config)
+    limit = descriptor_budget(config.max_connections)
+    guard = ConnectionGuard(
+        limit, config.header_timeout_s, RateLimitedLog(log), collector.metrics.add
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(collector, guard),
+            host=host,
+            port=port,
+            http=guarded_protocol(guard),
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=30,
+        )
+    )
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the previous handlers
+    # and re-raises the signal. With these no-op handlers in place that re-raise is
+    # harmless, so after the final flush the process returns rather than dies by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
+    log(event="listening", url=f"http://{host}:{port}", max_connections=limit)
+    server.run()
+    log(event="exit", pending_events=collector.pending_events)
+    return collector.pending_events
