@@ -421,7 +421,11 @@ def retention(viewer: Viewer) -> pl.DataFrame:
 
 
 def may_read_audit(viewer: Viewer) -> bool:
-    return viewer.may(Permission.READ_EVENTS, READ_AUDIT_TENANT)
+    """Whether the viewer sees a read audit: all of it with a grant on its tenant, or the
+    reads that touched its tenants as their auditor (the query layer scopes the rows)."""
+    if viewer.may(Permission.READ_EVENTS, READ_AUDIT_TENANT):
+        return True
+    return any(viewer.may(Permission.VERIFY, t) for t, _ in viewer.grants)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

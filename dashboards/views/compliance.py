@@ -52,8 +52,9 @@ if data.may_read_audit(viewer):
     )
 else:
     st.info(
-        f"The read audit is shown to the operator, or with a grant on tenant "
-        f"{READ_AUDIT_TENANT!r}; your grants do not include it."
+        f"The read audit is shown to the operator, to the auditors of a tenant (the reads "
+        f"that touched it) and with a grant on tenant {READ_AUDIT_TENANT!r}; your grants "
+        "include none of these."
     )
 
 st.subheader("Evidence pack")
