@@ -765,3 +765,22 @@ def test_fingerprints_do_not_depend_on_the_longest_key_beside_them() -> None:
     alone = fingerprints(pa.array(["acme"]), pa.array(["x"]), 7)
     beside = fingerprints(pa.array(["acme", "acme"]), pa.array(["x", "y" * 40]), 7)
     assert alone[0] == beside[0]
+
+
+def test_the_collectors_entry_point_refuses_far_dated_events_and_repeated_keys() -> None:
+    # The collector validates bodies with the same lake.wire functions as file ingest.
+    from ingest.collector import NDJSON, _validate_body
+
+    far = ev(id="far", time="9999-12-31T23:59:59-23:59")
+    for content_type, body in (
+        (NDJSON, jsonl_bytes(ev(id="ok"), far)),
+        ("application/json", orjson.dumps([ev(id="ok"), far])),
+    ):
+        _, issues = _validate_body(body, content_type, 100)
+        assert [(i.index, i.field) for i in issues] == [(1, "time")], content_type
+        assert "ahead of this machine's clock" in issues[0].message
+    _, issues = _validate_body(TENANT_TWICE + b"\n", NDJSON, 100)
+    assert [(i.index, i.field) for i in issues] == [(0, "tenant")]
+    with pytest.raises(ValidationError) as caught:
+        _validate_body(b"[" + TENANT_TWICE + b"]", "application/json", 100)
+    assert [(i.index, i.field) for i in caught.value.issues] == [(0, "tenant")]
