@@ -67,6 +67,7 @@ from lake.wire import (
     scan_jsonl,
     validate,
 )
+from lake.wire_json import colons_match, repeated_key
 from lake.wire_time import TimeWindow, time_window
 from lake.workers import process_context
 
@@ -676,9 +677,14 @@ def _nest(
             event.setdefault(obj, {})[sub] = value
         elif key == "details" and isinstance(value, str):
             try:
-                event["details"] = orjson.loads(value)
+                event["details"] = details = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
                 issues.append(Issue(index, "details", f"is not valid JSON ({exc})", line=line))
+            else:
+                text = value.encode()
+                if not colons_match(text, details) and (found := repeated_key(text)):
+                    field, message = found
+                    issues.append(Issue(index, f"details.{field}", message, line=line))
         elif isinstance(value, datetime):
             if value.tzinfo is None:
                 issues.append(Issue(index, key, "timestamp has no time zone", line=line))

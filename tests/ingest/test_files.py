@@ -784,3 +784,13 @@ def test_the_collectors_entry_point_refuses_far_dated_events_and_repeated_keys()
     with pytest.raises(ValidationError) as caught:
         _validate_body(b"[" + TENANT_TWICE + b"]", "application/json", 100)
     assert [(i.index, i.field) for i in caught.value.issues] == [(0, "tenant")]
+
+
+def test_repeated_keys_inside_a_csv_details_cell_are_rejected(tmp_path: Path) -> None:
+    data = (
+        b"tenant,time,category,action,outcome,actor_id,details\n"
+        b'acme,2024-03-01T12:00:00Z,authentication,login,success,u1,"{""a"": 1}"\n'
+        b'acme,2024-03-01T12:00:00Z,authentication,login,success,u1,"{""a"": 1, ""a"": 2}"\n'
+    )
+    (issue,) = load(write(tmp_path, "d.csv", data)).validated.issues
+    assert (issue.index, issue.field, issue.line) == (1, "details.a", 3)
