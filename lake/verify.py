@@ -56,7 +56,7 @@ from lake.merkle import MerkleLevels, frontier, tree_root
 from lake.note import Checkpoint, VerifierKey, parse_note, verify_note
 from lake.schema import CHECKPOINTS_SCHEMA, LEAF_FIELDS
 from lake.storage import DataFile, Lake
-from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog
+from lake.tiles import TILE_HEIGHT, TILE_WIDTH, TileLog, tile_path
 from lake.unique import repeated_ids
 from lake.verify_keys import SealedCheckpoint, check_signatures
 from lake.verify_read import READ_ERRORS, data_files, open_table, read_checkpoints
@@ -395,6 +395,7 @@ class RangeResult:
     negative: bool = False
     fallback: str | None = None  # why the tenant must be checked as one range
     tile_error: str | None = None
+    tile_file: str | None = None  # the level-0 tile that failed, relative to the lake
     unreadable: list[tuple[int, str, Finding]] = field(default_factory=list)
     misplaced: list[tuple[Pos, Finding]] = field(default_factory=list)
     mismatch: list[tuple[Pos, Finding | None]] = field(default_factory=list)
@@ -430,8 +431,20 @@ def _tile_leaves(tiles: TileLog, first: int, last: int, sealed: int) -> bytes:
     """
     out = []
     for index in range(first // TILE_WIDTH, -(-last // TILE_WIDTH)):
-        out.append(tiles.read(0, index, min(TILE_WIDTH, sealed - index * TILE_WIDTH)))
+        width = min(TILE_WIDTH, sealed - index * TILE_WIDTH)
+        try:
+            out.append(tiles.read(0, index, width))
+        except (StorageError, OSError) as exc:
+            raise _TileError(str(exc), tile_path(tiles.tenant, 0, index, width)) from None
     return b"".join(out)
+
+
+class _TileError(StorageError):
+    """A level-0 tile that cannot be read, with its path in the lake."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _find_homes(task: RangeTask) -> RangeResult:
@@ -560,6 +573,7 @@ def _check_range(task: RangeTask) -> RangeResult:
         leaves = _tile_leaves(TileLog(task.lake, tenant), start, last, sealed)
     except (StorageError, OSError) as exc:
         out.tile_error = str(exc)
+        out.tile_file = exc.path if isinstance(exc, _TileError) else None
         return out
     _export_nodes(out, MerkleLevels.from_concatenated(leaves), task, tiles=True)
     expected = np.frombuffer(leaves, np.uint8).reshape(-1, 32)
@@ -806,9 +820,10 @@ def _tenant_steps(
 
     tree: _RangeTree | None = None
     if sealed:
-        error = next((r.tile_error for r in results if r.tile_error), None)
-        if error is not None:
-            tr.add(Finding(tenant, "bad_tiles", f"stored hash tiles are unusable ({error})"))
+        failed = next((r for r in results if r.tile_error), None)
+        if failed is not None:
+            why = f"stored hash tiles are unusable ({failed.tile_error})"
+            tr.add(Finding(tenant, "bad_tiles", why, file=failed.tile_file))
         else:
             tree = _RangeTree(sealed, bits, results)
             if all(tree.root(c.size) == c.root for c in cps):
@@ -1199,15 +1214,17 @@ def record_report(lake: Lake, report: Report, *, by: str) -> None:
     except (FileNotFoundError, orjson.JSONDecodeError):
         doc = {}
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A table that could not be read leaves every tenant unchecked: none of them is ok.
+    lake_wide = report.lake_findings
     for t in report.tenants:
         doc[t.tenant] = {
             "verified_at": at,
             "by": by,
-            "ok": t.ok,
+            "ok": t.ok and not lake_wide,
             "events": t.events,
             "sealed_size": t.sealed_size,
-            "findings": len(t.findings) + sum(t.suppressed.values()),
-            "kinds": sorted({f.kind for f in t.findings} | set(t.suppressed)),
+            "findings": len(t.findings) + sum(t.suppressed.values()) + len(lake_wide),
+            "kinds": sorted({f.kind for f in [*t.findings, *lake_wide]} | set(t.suppressed)),
         }
     text = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     lake.write_bytes(VERIFY_LOG, text)

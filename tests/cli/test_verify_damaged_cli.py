@@ -8,6 +8,7 @@ the tenant where the path tells it, and the path relative to the lake.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,10 @@ def test_an_unreadable_events_log_is_a_finding_for_a_named_tenant_too(
     result = run("verify", "--tenant", "contoso", "--format", "json")
     assert result.returncode == 1, result  # not "no events for tenant contoso" (exit 2)
     assert [f["file"] for f in result.json()["lake_findings"]] == [path]
+    # The record the dashboard shows does not call the unchecked tenant ok.
+    last = json.loads((demo_copy.lake / "_auditlake" / "verify" / "last.json").read_text())
+    assert last["contoso"]["ok"] is False
+    assert "unreadable_table" in last["contoso"]["kinds"]
 
 
 def test_a_missing_hash_tile_is_a_finding(run: Run, demo_copy: DemoLake) -> None:
@@ -118,3 +123,4 @@ def test_a_missing_hash_tile_is_a_finding(run: Run, demo_copy: DemoLake) -> None
     found = [f for t in result.json()["tenants"] for f in t["findings"]]
     assert [(f["tenant"], f["kind"]) for f in found] == [("contoso", "bad_tiles")]
     assert "missing" in found[0]["message"]
+    assert found[0]["file"] == tile.relative_to(demo_copy.lake).as_posix()
