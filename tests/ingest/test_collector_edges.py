@@ -330,3 +330,19 @@ def test_a_full_disk_under_the_wal_gives_503_and_recovers_by_itself(
     wait_for(lambda: health(server)[0] == 200)
     assert server.stop() == 0
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
+
+
+def test_sigterm_returns_while_the_disk_under_the_wal_is_full(
+    server: Any, small_disk: Path
+) -> None:
+    server.stop()
+    launch(server, "--batch-age", "600", "--wal-dir", str(small_disk / "wal"))
+    pending = events("northwind", 5, seed=23)
+    assert request(server, "/v1/events", ndjson(pending), server.token)[0] == 202
+    fill(small_disk)
+    refused = ndjson(events("contoso", 50, seed=24))
+    assert request(server, "/v1/events", refused, server.token)[0] == 503
+    # The lake is elsewhere: what was acknowledged commits, though the WAL cannot be
+    # trimmed (its records then replay harmlessly), and the process ends.
+    assert server.stop() == 0
+    assert stored_ids(server) == {e["id"] for e in pending}
