@@ -11,12 +11,12 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import Built
 
 from lake.append import append
 from lake.config import KeyStore, TrustStore
@@ -35,6 +35,9 @@ from lake.verify import Report, verify_lake
 from lake.verify_report import Finding
 from lake.wire import validate
 from lake.witness import Cosigner, cosignatures_in
+
+if TYPE_CHECKING:  # the fixture's type only; see tests/lake/conftest.py
+    from conftest import Built
 
 TENANT = "northwind"
 
