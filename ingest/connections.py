@@ -29,10 +29,12 @@ import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+if TYPE_CHECKING:  # uvicorn imports click: the core loads it only inside `serve`
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["ConnectionGuard", "RateLimitedLog", "descriptor_budget", "guarded_protocol"]
 
@@ -131,6 +133,7 @@ class ConnectionGuard:
 
 def guarded_protocol(guard: ConnectionGuard) -> type[H11Protocol]:
     """uvicorn's h11 protocol, reporting each connection's life to `guard`."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedH11Protocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
