@@ -61,8 +61,15 @@ def access_revoke(ctx: Ctx, principal: str, tenant: str | None) -> None:
 @pass_ctx
 @handle_errors
 def access_list(ctx: Ctx, fmt: str) -> None:
-    """Every grant: principal, tenant, role and what the role allows."""
+    """Every grant: principal, tenant, role and what the role allows.
+
+    The whole policy is the operator's to see; any other principal (--as) sees only its
+    own grants, so it learns neither who else may read nor which tenants they hold.
+    """
     grants = AccessPolicy(ctx.home).list()
+    if not ctx.who().operator:
+        grants = [g for g in grants if g[0] == ctx.principal]
+        note(f"your own grants only ({ctx.principal}); the whole policy is the operator's")
     rows = [
         {
             "principal": p,

@@ -348,27 +348,29 @@ def alerts_list(
     import orjson
 
     from detect.sinks import alert_json
+    from lake.access import AccessDenied, check_reach, logged_tenants
     from lake.query import ReadAudit
 
     lake = ctx.open()
     who = ctx.who()
-    known = set(lake.read_alerts().column("tenant").to_pylist())
-    for t in tenant:
-        who.require(Permission.READ_ALERTS, t)
-    scope = set(tenant) if tenant else {t for t in known if who.may(Permission.READ_ALERTS, t)}
-    ReadAudit(lake, ctx.keys().active(), source="auditlake-cli").record(
-        who,
-        interface="cli.alerts",
-        query=" ".join(
-            [
-                *(f"tenant:{t}" for t in tenant),
-                *(f"rule:{r}" for r in rule_ids),
-                *(f"severity:{s}" for s in severity),
-                *([f"since:{since}"] if since else []),
-            ]
-        ),
-        tenants=sorted(scope),
+    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
+    asked = " ".join(
+        [
+            *(f"tenant:{t}" for t in tenant),
+            *(f"rule:{r}" for r in rule_ids),
+            *(f"severity:{s}" for s in severity),
+            *([f"since:{since}"] if since else []),
+        ]
     )
+    try:  # unknown principal or tenant: refused, and recorded like a refused search
+        check_reach(who, Permission.READ_ALERTS, logged_tenants(lake), list(tenant))
+    except AccessDenied as exc:
+        audit.record(who, interface="cli.alerts", query=asked, tenants=list(tenant),
+                     outcome="failure", reason=str(exc))  # fmt: skip
+        raise
+    known = set(lake.read_alerts().column("tenant").to_pylist())
+    scope = set(tenant) if tenant else {t for t in known if who.may(Permission.READ_ALERTS, t)}
+    audit.record(who, interface="cli.alerts", query=asked, tenants=sorted(scope))
     cutoff = _time(since, "--since")
     rows = [
         r

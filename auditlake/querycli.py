@@ -327,30 +327,37 @@ def evidence(
 
     Needs the investigator role (or higher) on the tenant; recorded in the read audit.
     """
-    from lake.access import Permission
+    from lake.access import AccessDenied, Permission, check_reach, logged_tenants
     from lake.evidence import build_pack
     from lake.query import ReadAudit
+    from lake.storage import check_tenant
 
     lake = ctx.open()
     who = ctx.who()
-    if alert_id:
-        if event_ids or tenant:
-            fail("give either --alert or --tenant with EVENT_IDS, not both")
-        rows = [r for r in lake.read_alerts().to_pylist() if r["alert_id"] == alert_id]
-        if not rows or not who.may(Permission.READ_ALERTS, rows[0]["tenant"]):
-            fail(f"no alert {alert_id!r} that you may read")
-        tenant = rows[0]["tenant"]
-        event_ids = tuple(rows[0]["event_ids"])
-    if not tenant or not event_ids:
+    if alert_id and (event_ids or tenant):
+        fail("give either --alert or --tenant with EVENT_IDS, not both")
+    if not alert_id and (not tenant or not event_ids):
         fail("give --alert ALERT_ID, or --tenant T and one or more EVENT_IDS")
-    assert tenant is not None
-    who.require(Permission.PROVE, tenant)
-    ReadAudit(lake, ctx.keys().active(), source="auditlake-cli").record(
-        who,
-        interface="cli.evidence",
-        query=f"alert:{alert_id}" if alert_id else " ".join(f"id:{e}" for e in event_ids),
-        tenants=[tenant],
-    )
+    if tenant is not None:
+        check_tenant(tenant)
+    # Refused packs are recorded in the read audit like refused searches.
+    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
+    asked = f"alert:{alert_id}" if alert_id else " ".join(f"id:{e}" for e in event_ids)
+    try:
+        if alert_id:
+            check_reach(who, Permission.READ_ALERTS, logged_tenants(lake))
+            rows = [r for r in lake.read_alerts().to_pylist() if r["alert_id"] == alert_id]
+            if not rows or not who.may(Permission.READ_ALERTS, rows[0]["tenant"]):
+                raise AccessDenied(f"no alert {alert_id!r} that you may read")
+            tenant = rows[0]["tenant"]
+            event_ids = tuple(rows[0]["event_ids"])
+        assert tenant is not None
+        check_reach(who, Permission.PROVE, logged_tenants(lake), [tenant])
+    except AccessDenied as exc:
+        audit.record(who, interface="cli.evidence", query=asked, tenants=[tenant] if tenant else [],
+                     outcome="failure", reason=str(exc))  # fmt: skip
+        raise
+    audit.record(who, interface="cli.evidence", query=asked, tenants=[tenant])
     local = [k.verifier_key for k in ctx.keys().list()]
     data = build_pack(
         lake, [(tenant, e) for e in event_ids], made_by=who.name, note=note_text, local_keys=local

@@ -10,10 +10,25 @@ from typing import Any
 import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table, note
-from lake.access import Permission
+from auditlake.output import emit_json, emit_table, fail, note
+from lake.access import Permission, Principal, logged_tenants
+from lake.storage import Lake, check_tenant
 
 PRESET_HELP = "sox (7 years), hipaa (6 years), pci-dss (12 months)"
+ALLOW_NEW_HELP = "The tenant has no events yet (a tenant about to be onboarded): set it anyway."
+
+
+def _check_managed(who: Principal, lake: Lake, tenant: str, allow_new: bool, what: str) -> None:
+    """May `who` manage `tenant`, and does the lake hold it? A misspelt tenant would take
+    the setting while the real tenant stays unprotected, so one without a log in the lake
+    is refused unless --allow-new says it is on purpose."""
+    who.require(Permission.MANAGE_RETENTION, check_tenant(tenant))
+    if not allow_new and tenant not in logged_tenants(lake):
+        fail(
+            f"no tenant {tenant!r} in this lake: {what} "
+            "(misspelt? `auditlake retention status` lists the tenants; --allow-new sets it "
+            "for a tenant that has no events yet)"
+        )
 
 
 @cli.group()
@@ -62,15 +77,19 @@ def retention_status(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:
 @click.option("--tenant", required=True, help="Tenant id.")
 @click.option("--days", type=click.IntRange(1), help="Keep events this many days.")
 @click.option("--preset", type=click.Choice(["sox", "hipaa", "pci-dss"]), help=PRESET_HELP)
+@click.option("--allow-new", is_flag=True, help=ALLOW_NEW_HELP)
 @pass_ctx
 @handle_errors
-def retention_set(ctx: Ctx, tenant: str, days: int | None, preset: str | None) -> None:
+def retention_set(
+    ctx: Ctx, tenant: str, days: int | None, preset: str | None, allow_new: bool
+) -> None:
     """Set how long a tenant's events are kept (default 2557 days, seven years)."""
     from lake.retention import set_policy
 
     who = ctx.who()
-    who.require(Permission.MANAGE_RETENTION, tenant)
-    entry = set_policy(ctx.open(), ctx.keys().active(), who, tenant, days=days, preset=preset)
+    lake = ctx.open()
+    _check_managed(who, lake, tenant, allow_new, "a retention policy on it would govern nothing")
+    entry = set_policy(lake, ctx.keys().active(), who, tenant, days=days, preset=preset)
     note(f"{tenant}: keep {entry['days']} days" + (f" ({preset})" if preset else ""))
 
 
@@ -123,15 +142,17 @@ def hold() -> None:
 @hold.command("set")
 @click.option("--tenant", required=True, help="Tenant id.")
 @click.option("--reason", required=True, help="Case or matter reference (recorded).")
+@click.option("--allow-new", is_flag=True, help=ALLOW_NEW_HELP)
 @pass_ctx
 @handle_errors
-def hold_set(ctx: Ctx, tenant: str, reason: str) -> None:
+def hold_set(ctx: Ctx, tenant: str, reason: str, allow_new: bool) -> None:
     """Put a tenant under legal hold (recorded as a signed event)."""
     from lake.retention import set_hold
 
     who = ctx.who()
-    who.require(Permission.MANAGE_RETENTION, tenant)
-    set_hold(ctx.open(), ctx.keys().active(), who, tenant, reason)
+    lake = ctx.open()
+    _check_managed(who, lake, tenant, allow_new, "a legal hold on it would protect nothing")
+    set_hold(lake, ctx.keys().active(), who, tenant, reason)
     note(f"{tenant}: under legal hold ({reason})")
 
 

@@ -14,6 +14,11 @@ Roles are cumulative:
 The local operator, principal `admin`, holds every permission on every tenant, including
 the reserved tenant that records who queried what (`READ_AUDIT_TENANT`). Any other
 principal sees the reserved tenant only through an explicit grant on it.
+
+`check_reach` is the one check every read path makes before it answers (CLI, TUI,
+notebook, dashboard): a request that could only come back empty because of who asks
+(an unknown principal, every grant revoked, no grant on any tenant of the lake) or
+because a tenant is misspelt is refused with the reason, never answered with nothing.
 """
 
 from __future__ import annotations
@@ -22,14 +27,18 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lake.config import check_private
 from lake.errors import ConfigError, UsageError
 from lake.schema import READ_AUDIT_TENANT, is_valid_tenant
+
+if TYPE_CHECKING:
+    from lake.storage import Lake
 
 LOCAL_OPERATOR: Final = "admin"
 ALL_TENANTS: Final = "*"
@@ -145,6 +154,77 @@ _VERBS: Final = {
 
 class AccessDenied(UsageError):
     """The principal lacks the permission for this tenant (or the tenant does not exist)."""
+
+
+class UnknownTenant(AccessDenied):
+    """A tenant the principal may read is not in the lake (a misspelt --tenant): refused
+    like a missing grant, so every refusal is recorded the same way."""
+
+
+def check_reach(
+    principal: Principal,
+    permission: Permission,
+    existing: Iterable[str],
+    requested: Sequence[str] = (),
+) -> None:
+    """Refuse a request that can only come back empty for a reason other than the data.
+
+    Args:
+        principal: who asks.
+        permission: what the request needs on each tenant.
+        existing: the tenants the lake holds (a log: events or checkpoints).
+        requested: the tenants asked for by name (`prefix*` patterns are not checked);
+            none means every tenant the principal may reach.
+
+    Raises AccessDenied for a principal without any grant or without `permission` on a
+    requested tenant (the same message whether that tenant exists), UnknownTenant for a
+    requested tenant it may reach that the lake does not hold, and AccessDenied when
+    nothing was requested and no tenant of the lake is within its grants.
+    """
+    if not principal.operator and not principal.grants:
+        raise AccessDenied(
+            f"principal {principal.name!r} holds no grant (unknown, or every grant was "
+            "revoked); an admin can run `auditlake access grant`"
+        )
+    known = set(existing)
+    for tenant in requested:
+        if tenant.endswith("*"):
+            continue
+        principal.require(permission, tenant)
+        if tenant not in known:
+            raise UnknownTenant(
+                f"no tenant {tenant!r} in this lake (misspelt? `auditlake retention status` "
+                "lists the tenants)"
+            )
+    if (
+        not requested
+        and not principal.operator
+        and not principal.tenants(permission, sorted(known))
+    ):
+        held = ", ".join(f"{r} on {t}" for t, r in sorted(principal.grants.items()))
+        raise AccessDenied(
+            f"principal {principal.name!r} may {_VERBS[permission]} of no tenant in this "
+            f"lake (its grants: {held})"
+        )
+
+
+def logged_tenants(lake: Lake) -> list[str]:
+    """Tenants with a log in the lake: events, or checkpoints left after retention.
+
+    A table whose Delta log cannot be read adds none (`verify` reports it as a finding).
+    """
+    from contextlib import suppress
+
+    from deltalake.exceptions import DeltaError
+
+    from lake.errors import LakeError
+
+    tenants: set[str] = set()
+    with suppress(LakeError, DeltaError, OSError):
+        tenants.update(lake.tenants())
+    with suppress(LakeError, DeltaError, OSError):
+        tenants.update(p["tenant"] for p in lake.checkpoints_table().partitions())
+    return sorted(tenants)
 
 
 class AccessPolicy:

@@ -20,7 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lake.access import LOCAL_OPERATOR, AccessDenied, AccessPolicy, Permission, Principal
+from lake.access import (
+    LOCAL_OPERATOR,
+    AccessDenied,
+    AccessPolicy,
+    Permission,
+    Principal,
+    check_reach,
+    logged_tenants,
+)
 from lake.config import KeyStore, TrustStore, config_home
 from lake.crypto import FIELDS, encrypted, keyring_for
 from lake.errors import UsageError
@@ -163,7 +171,7 @@ class LakeSession:
         where = ""
         if tenant is not None:
             check_tenant(tenant)  # [a-z0-9_-] only: safe inside the literal below
-            self.principal.require(Permission.READ_ALERTS, tenant)
+            self._reach("alerts", f"tenant:{tenant}", Permission.READ_ALERTS, [tenant])
             where = f"WHERE tenant = '{tenant}'"
         return self.sql(f"SELECT * FROM alerts {where} ORDER BY last_seen DESC, alert_id")
 
@@ -173,8 +181,7 @@ class LakeSession:
         """Full verification of the principal's verifiable tenants with trusted keys."""
         wanted = list(tenants) if tenants else None
         if wanted:
-            for t in wanted:
-                self.principal.require(Permission.VERIFY, t)
+            check_reach(self.principal, Permission.VERIFY, logged_tenants(self.lake), wanted)
         elif not self.principal.operator:
             existing = self.lake.tenants()
             wanted = self.principal.tenants(Permission.VERIFY, existing)
@@ -186,7 +193,7 @@ class LakeSession:
         """The inclusion proof of one event (the proof format `verify-proof` reads)."""
         from lake.proof import prove
 
-        self.principal.require(Permission.PROVE, tenant)
+        self._reach("prove", f"id:{event_id}", Permission.PROVE, [tenant])
         self.query.record("prove", f"id:{event_id}", [tenant], "success", None)
         local = [k.verifier_key for k in KeyStore(self.home).list()]
         return prove(self.lake, tenant, event_id, local)
@@ -201,15 +208,10 @@ class LakeSession:
         """Write an evidence pack (zip) of (tenant, event_id) pairs; returns its path."""
         from lake.evidence import build_pack
 
-        for tenant in {t for t, _ in events}:
-            self.principal.require(Permission.PROVE, tenant)
-        self.query.record(
-            "evidence",
-            " ".join(f"id:{e}" for _, e in events)[:4000],
-            sorted({t for t, _ in events}),
-            "success",
-            None,
-        )
+        asked = " ".join(f"id:{e}" for _, e in events)[:4000]
+        wanted = sorted({t for t, _ in events})
+        self._reach("evidence", asked, Permission.PROVE, wanted)
+        self.query.record("evidence", asked, wanted, "success", None)
         local = [k.verifier_key for k in KeyStore(self.home).list()]
         data = build_pack(
             self.lake, events, made_by=self.principal.name, note=note, local_keys=local
@@ -217,6 +219,14 @@ class LakeSession:
         out = Path(path)
         out.write_bytes(data)
         return out
+
+    def _reach(self, kind: str, asked: str, permission: Permission, tenants: list[str]) -> None:
+        """`check_reach` for a read of `kind`; a refusal is recorded like a refused search."""
+        try:
+            check_reach(self.principal, permission, logged_tenants(self.lake), tenants)
+        except AccessDenied as exc:
+            self.query.record(kind, asked, tenants, "failure", str(exc))
+            raise
 
     def close(self) -> None:
         """Flush buffered read-audit records and close the connection."""

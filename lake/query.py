@@ -46,7 +46,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from lake.access import AccessDenied, Permission, Principal
+from lake.access import AccessDenied, Permission, Principal, check_reach
 from lake.cache import TableFiles
 from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
 from lake.errors import UsageError
@@ -261,8 +261,10 @@ class QuerySession:
         """The tenants a request may read: the requested ones (each checked) or all granted.
 
         A requested `prefix*` means the granted tenants with that prefix. The read-audit
-        tenant is in scope only when asked for by its full name.
+        tenant is in scope only when asked for by its full name. A principal without any
+        grant, or a requested tenant the lake does not hold, is refused (`check_reach`).
         """
+        check_reach(self.principal, permission, self.lake.tenants(table), requested)
         if not requested:
             return self.tenants(permission, table)
         out: set[str] = set()
@@ -517,6 +519,11 @@ class QuerySession:
 
     def sql(self, query: str) -> SearchResult:
         """Run one read-only statement over the principal's views; stream the result."""
+        try:  # a principal that reaches no tenant would see empty views: refused instead
+            check_reach(self.principal, Permission.READ_EVENTS, self.lake.tenants(self.latest()))
+        except AccessDenied as exc:
+            self.record("sql", query, [], "failure", str(exc))
+            raise
         con = self.connection()
         assert self._conn_layout is not None
         tenants = list(self._conn_layout.tenants)

@@ -181,13 +181,14 @@ def test_a_tenant_prefix_covers_only_granted_tenants(world: World) -> None:
     assert bob.search(parse_query("tenant:*"), limit=None).to_arrow().num_rows == got.num_rows
 
 
-def test_a_principal_without_grants_sees_nothing(world: World) -> None:
+def test_a_principal_without_grants_is_refused_not_answered_empty(world: World) -> None:
+    # #17 B14: an empty answer looked like "no events"; the refusal names the reason.
     eve = world.session("eve")
-    assert world.rows(eve, "SELECT count(*) AS n FROM events") == [{"n": 0}]
-    assert world.rows(eve, "SELECT count(*) AS n FROM checkpoints") == [{"n": 0}]
-    assert world.rows(eve, "SELECT count(*) AS n FROM alerts") == [{"n": 0}]
-    assert world.rows(eve, "SELECT count(*) AS n FROM query_audit") == [{"n": 0}]
-    assert eve.search(SearchFilter(), limit=None).to_arrow().num_rows == 0
+    for view in ("events", "checkpoints", "alerts", "query_audit"):
+        with pytest.raises(AccessDenied, match="'eve' holds no grant"):
+            eve.sql(f"SELECT count(*) AS n FROM {view}")
+    with pytest.raises(AccessDenied, match="'eve' holds no grant"):
+        eve.search(SearchFilter(), limit=None)
     with pytest.raises(UsageError):
         eve.sql(f"SELECT * FROM read_parquet('{world.other_file()}')").to_arrow()
 
