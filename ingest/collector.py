@@ -280,8 +280,8 @@ class Collector:
             return self.failed or self._wal_problem
         if self.quarantine is not None and (files := self.quarantine.files(REFUSED)):
             return (
-                f"{files} quarantined part(s) in {self.quarantine.directory}: events the lake "
-                "refused (the log names them); the collector commits everything else"
+                f"{files} quarantined part(s): events the lake refused, kept in the WAL "
+                "directory's quarantine (the log names them); everything else commits"
             )
         return None
 

@@ -140,10 +140,8 @@ def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> Re
                 "error": problem,
                 "wal": {"records": stats.records, "bytes": stats.bytes},
                 "pending_events": collector.pending_events,
-                "quarantine": {
-                    "files": quarantine.files() if quarantine is not None else 0,
-                    "directory": str(quarantine.directory) if quarantine is not None else None,
-                },
+                # Counted, not located: health answers without a token.
+                "quarantine": {"files": quarantine.files() if quarantine is not None else 0},
             },
             status_code=503 if problem else 200,
         )
