@@ -252,6 +252,8 @@ threshold: 10
 class NestedRun:
     """A sink that runs detection again before the outer run commits: an overlapping run."""
 
+    name = "nested-run"
+
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
         self.inner: Any = None
