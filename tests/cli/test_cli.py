@@ -618,10 +618,11 @@ def test_consistency_past_the_log_is_a_usage_error(demo_copy: DemoLake, run: Run
 def _check_note(text: str, lake_name: str, tenant: str, size: int, key_name: str) -> None:
     lines = text.split("\n")
     assert text.endswith("\n") and lines[-1] == ""
-    origin, tree_size, root, blank, *signatures = lines[:-1]
+    origin, tree_size, root, signed_time, blank, *signatures = lines[:-1]
     assert origin == f"auditlake/{lake_name}/{tenant}"
     assert tree_size == str(size)
     assert len(base64.b64decode(root, validate=True)) == 32
+    assert re.fullmatch(r"time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", signed_time)
     assert blank == ""
     assert signatures and all(s.startswith("— ") for s in signatures)
     assert signatures[0].split(" ")[1] == key_name
