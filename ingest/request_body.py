@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 
 import numpy as np
 import pyarrow as pa
@@ -75,8 +74,8 @@ def _validate_counting(
     body: bytes, content_type: str, max_events: int
 ) -> tuple[pa.Table, list[Issue], int]:
     """(valid events, issues, how many events the body held)."""
-    # Ids assigned to events sent without one are seeded by SHA-256 of the body, so a
-    # resent body gets the same ids (for NDJSON, hashed only if some event needs one).
+    # Ids assigned to events sent without one derive from each event's content alone
+    # (lake.wire_ids), so a resent body, or the same event by another route, gets the same id.
     if content_type.startswith(NDJSON):
         # Refused before any parsing: a body past the limit costs a newline count.
         if _more_events_than(body, max_events):
@@ -89,7 +88,7 @@ def _validate_counting(
         if len(records) > max_events:
             issue = Issue(max_events, "(request)", f"more than {max_events} events")
             return pa.table({}), [issue], len(records)
-        result = validate(records, namespace=hashlib.sha256(body).digest())
+        result = validate(records)
     issues = result.issues
     # A rejected body's events: each valid row, and each rejected event once.
     return result.table, issues, result.table.num_rows + (len(result.rejected) if issues else 0)
