@@ -22,9 +22,16 @@ SEVERITY_RANK: Final = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info":
 
 
 def page(title: str) -> Viewer:
-    """Start a page: its header, naming the product, and the signed-in viewer."""
+    """Start a page: its header, naming the product, and the signed-in viewer.
+
+    A viewer without any grant stops here with a note: the lake refuses it every query
+    (lake.access.check_reach), and an empty page would look like an empty lake."""
     st.title(f"auditlake · {title}")
-    return viewer()
+    found = viewer()
+    if not found.operator and not found.grants:
+        st.info("Your principal holds no grant yet (ask for `auditlake access grant`).")
+        st.stop()
+    return found
 
 
 def viewer() -> Viewer:
