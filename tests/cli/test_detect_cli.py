@@ -134,7 +134,10 @@ def test_alerts_are_scoped_and_detection_is_the_operators(run: Run, demo_copy: D
     mine = run("--as", "ivy", "alerts", "list", "--format", "json").json()
     assert mine and {a["tenant"] for a in mine} == {tenant}
     assert run("access", "grant", "vic", "--tenant", tenant, "--role", "viewer").returncode == 0
-    assert run("--as", "vic", "alerts", "list", "--format", "json").json() == []
+    # a viewer may read no alerts: refused with the reason, not an empty list (#17 B14)
+    run("--as", "vic", "alerts", "list", "--format", "json").assert_usage_error(
+        "may read the alerts of no tenant"
+    )
     run("--as", "vic", "alerts", "list", "--tenant", tenant).assert_usage_error("may not read")
     run("--as", "ivy", "detect", "run").assert_usage_error("local operator")
 
