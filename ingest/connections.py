@@ -6,7 +6,8 @@ then fails with EMFILE (asyncio logs a traceback each time) and even `/v1/health
 longer get in. So:
 
 - a connection must send its request's headers within `header_timeout_s` of opening (or
-  of its previous answer, on a kept-alive connection), else it is closed;
+  of its previous answer, on a kept-alive connection), else it is closed; the rest of a
+  body that was answered without being read (a 401, a 413) gets no more time than that;
 - at most `max_connections` are open. At the limit a new connection does not wait: the
   oldest connection that has not yet sent a request is closed to make room (a half-open
   connection is the flood's, a real client sends its headers at once), and only when
@@ -30,8 +31,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import h11
 
 if TYPE_CHECKING:  # uvicorn imports click: the core loads it only inside `serve`
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -142,12 +141,16 @@ def guarded_protocol(guard: ConnectionGuard) -> type[H11Protocol]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
+            # Only a request still being answered holds its slot: the rest of a body the
+            # answer did not wait for (a 401, a 413, a GET with a Content-Length) leaves
+            # h11 out of IDLE too, and trickled a byte at a time it would hold a slot with
+            # no deadline at all, past the limit, and lock health out.
+            if self.cycle is not None and not self.cycle.response_complete:
                 guard.started(self)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            if not self.transport.is_closing():
                 guard.waiting(self)
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -1,0 +1,75 @@
+"""Red-team checks of the collector's connection limits (#17 A9), against a real process.
+
+The header deadline and the connection cap protected against connections that never send
+their headers. A connection that sends its headers with a large Content-Length gets its
+answer at once (401 without a token, or any GET), and the body it still owes kept h11 out
+of its idle state: such a connection was counted as mid-request, had no deadline (a byte
+now and then kept uvicorn's keep-alive timer from firing) and was never chosen to make
+room, so a few of them past the cap locked every client out, health included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Any
+
+from test_collector_edges import closed_by_server, half_open, health, launch
+
+OWED_BODY = (
+    b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+    b"a"  # the first byte of a body that never ends
+)
+
+
+def answered(sock: socket.socket) -> None:
+    """Wait for the end of the answer's headers on `sock`."""
+    seen = b""
+    while b"\r\n\r\n" not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, "closed before answering"
+        seen += chunk
+
+
+def test_answered_connections_that_still_owe_a_body_do_not_lock_health_out(
+    server: Any,
+) -> None:
+    server.stop()
+    launch(server, "--max-connections", "16", "--header-timeout", "600")
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(24):  # one after the other, each answered: none is mid-request
+            (sock,) = half_open(server, 1)
+            flood.append(sock)
+            sock.sendall(OWED_BODY)
+            answered(sock)
+        for sock in flood:
+            with contextlib.suppress(OSError):  # those closed to make room
+                sock.sendall(b"a")  # still sending: uvicorn's keep-alive timer is reset
+        status, body = health(server)
+        assert (status, body["status"]) == (200, "ok")
+    finally:
+        for sock in flood:
+            sock.close()
+    assert server.stop() == 0
+
+
+def test_a_body_trickled_after_its_answer_gets_the_header_deadline(server: Any) -> None:
+    server.restart("--header-timeout", "0.5")
+    (sock,) = half_open(server, 1)
+    with sock:
+        sock.sendall(OWED_BODY)
+        answered(sock)
+        sock.settimeout(0.1)
+        closed = False
+        for _ in range(300):  # 30 s of a byte every 0.1 s: past uvicorn's 5 s keep-alive
+            try:
+                sock.sendall(b"a")
+                closed = closed_by_server(sock)
+            except TimeoutError:
+                continue
+            except OSError:  # reset or broken pipe: closed by the server
+                closed = True
+            if closed:
+                break
+        assert closed
