@@ -7,6 +7,7 @@ reason on stderr). `--format json` output is stable; tables are for people.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -85,8 +86,21 @@ def handle_errors(fn: F) -> F:
             fail(str(exc))
         except KeyboardInterrupt:
             fail("interrupted", ExitCode.USAGE)
+        except BrokenPipeError:
+            raise  # the reader went away: main() ends quietly
+        except OSError as exc:  # the machine's refusal (full disk, read-only, permissions)
+            fail(os_error_line(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an error of the machine, naming the path and errno, never a traceback:
+    what a full disk or a read-only mount under a long job looks like to its operator."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or type(exc).__name__
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{where}{what}" + (f" ({name})" if name else "")
 
 
 def format_option(
