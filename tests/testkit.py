@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+
+import pytest
 
 import lake.wire as wire
 
@@ -17,6 +21,42 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def mounted(*args: str, target: Path) -> Iterator[Path]:
+    """`mount ARGS TARGET` for the duration (lazily unmounted after), or skip the test where
+    mounting is not allowed: a real full disk or read-only mount needs root (chmod does not
+    stop root from writing), and CI runs as root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small or read-only filesystem")
+    try:
+        subprocess.run(["mount", *args, str(target)], check=True, capture_output=True)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.skip(f"cannot mount here: {exc} {detail.decode(errors='replace').strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False, timeout=30)
+
+
+def small_disk(target: Path, size: str = "4m") -> AbstractContextManager[Path]:
+    """A tmpfs of `size` at `target` (created), for tests of a full disk."""
+    target.mkdir(parents=True, exist_ok=True)
+    return mounted("-t", "tmpfs", "-o", f"size={size}", "tmpfs", target=target)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem has no space left; the file (unlink it to free)."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
 
 
 @contextmanager

@@ -9,11 +9,9 @@ change a lake or a home work on a copy.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,42 +19,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from cli_testkit import _DROP, AUDITLAKE, TIMEOUT, Result, Run
 
-AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
-TIMEOUT = 120
 DEMO_ARGS = ("demo", "--days", "2", "--events-per-day", "60")
-# Environment variables that change what auditlake (or rich, for its output) does.
-_DROP = ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES")
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one run of the command left behind."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as one JSON document (fails the test if it is anything else)."""
-        return json.loads(self.stdout)
-
-    @property
-    def stderr_lines(self) -> list[str]:
-        return self.stderr.splitlines()
-
-    def assert_usage_error(self, *needles: str) -> None:
-        """Exit 2, nothing on stdout, a one-line `auditlake: ...` reason naming `needles`."""
-        assert self.returncode == 2, self
-        assert self.stdout == "", self
-        assert len(self.stderr_lines) == 1, self
-        assert self.stderr.startswith("auditlake: "), self
-        for needle in needles:
-            assert needle in self.stderr, (needle, self)
-
-
-Run = Callable[..., Result]
 
 
 def clean_env(home: Path, lake: Path) -> dict[str, str]:

@@ -10,14 +10,13 @@ import json
 import os
 import shlex
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AUDITLAKE, TIMEOUT, Result, Run
+from cli_testkit import AUDITLAKE, TIMEOUT, Result, Run
+from testkit import mounted, small_disk
 
 
 def event(**overrides: Any) -> dict[str, Any]:
@@ -132,24 +131,9 @@ def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
 
 
-@contextmanager
-def _mounted(*args: str, target: Path) -> Iterator[None]:
-    """Mount (as root) for the duration, or skip the test where mounting is not allowed."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount (chmod does not stop root from writing)")
-    try:
-        _mount(*args, str(target))
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount here: {exc}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False, timeout=30)
-
-
 def test_a_read_only_lake_is_a_one_line_error(acme: Run, tmp_path: Path, lake: Path) -> None:
     src = jsonl(tmp_path / "e.jsonl", event())
-    with _mounted("--bind", str(lake), target=lake):
+    with mounted("--bind", str(lake), target=lake):
         try:
             _mount("-o", "remount,bind,ro", str(lake))
         except subprocess.CalledProcessError as exc:
@@ -168,7 +152,7 @@ def test_a_full_spool_disk_is_a_one_line_error(run: Run, tmp_path: Path) -> None
     with big.open("w") as fh:
         for i in range(8000):
             fh.write(json.dumps(event(id=f"e{i}", details={"pad": pad})) + "\n")
-    with _mounted("-t", "tmpfs", "-o", "size=1m", "tmpfs", target=small):
+    with small_disk(small, "1m"):
         lake = small / "lake"
         env = {**os.environ, "AUDITLAKE_HOME": str(tmp_path / "home"), "AUDITLAKE_LAKE": str(lake)}
         env = {k: v for k, v in env.items() if k != "AUDITLAKE_MAX_FUTURE_SKEW"}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
-from conftest import AUDITLAKE, TIMEOUT
+from cli_testkit import AUDITLAKE, TIMEOUT
 
 from auditlake.querycli import _table_cells
 from lake.append import append

@@ -7,8 +7,6 @@ under the WAL, and what /metrics says about all of it.
 
 from __future__ import annotations
 
-import errno
-import os
 import resource
 import signal
 import socket
@@ -25,6 +23,8 @@ import pyarrow as pa
 import pytest
 from ingest_testkit import wait_for
 from prometheus_client.parser import text_string_to_metric_families
+from testkit import fill
+from testkit import small_disk as mount_small_disk
 
 from ingest.collector import _ipc
 from ingest.demo import generate
@@ -286,27 +286,8 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(server: Any) -> 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
+    with mount_small_disk(tmp_path / "small") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the filesystem has no space left; the file."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def test_a_full_disk_under_the_wal_gives_503_and_recovers_by_itself(

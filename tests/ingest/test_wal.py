@@ -7,7 +7,6 @@ the tests need no knowledge of the record header's layout.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import stat
@@ -23,6 +22,7 @@ from typing import IO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import fill, small_disk
 
 from ingest.wal import MAX_PAYLOAD_BYTES, WalCorruptError, WalError, WriteAheadLog
 
@@ -396,26 +396,15 @@ def test_a_trim_of_everything_leaves_nothing_to_replay_after_a_restart(tmp_path:
 
 
 def test_a_trim_on_a_full_disk_keeps_the_segment_and_the_log_usable(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "small"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
-    try:
-        with WriteAheadLog(disk / "wal") as wal:
-            wal.append_many([b"a", b"b"])
-            filler = disk / "filler"
-            with filler.open("wb", buffering=0) as f, pytest.raises(OSError, match="No space"):
-                while True:
-                    f.write(bytes(4096))
-            wal.trim(2)  # no room for the next segment: the records stay, nothing fails
-            assert [s for s, _ in wal.replay()] == [1, 2]
-            filler.unlink()
-            wal.trim(2)
-            assert list(wal.replay()) == []
-            assert wal.append(b"c") == 3
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+    with small_disk(tmp_path / "small", "256k") as disk, WriteAheadLog(disk / "wal") as wal:
+        wal.append_many([b"a", b"b"])
+        filler = fill(disk)
+        wal.trim(2)  # no room for the next segment: the records stay, nothing fails
+        assert [s for s, _ in wal.replay()] == [1, 2]
+        filler.unlink()
+        wal.trim(2)
+        assert list(wal.replay()) == []
+        assert wal.append(b"c") == 3
 
 
 # -- usage errors and lifecycle -----------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit import fill
+from testkit import small_disk as mount_small_disk
 
 from lake.merkle import MerkleLevels, inclusion_proof, tree_root, verify_inclusion
 from lake.storage import Lake
@@ -85,31 +85,15 @@ def test_missing_tile_is_a_clear_error(tiny_lake: Lake) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MB tmpfs at tmp_path/small (needs root and mount; skipped otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    try:
+    with mount_small_disk(tmp_path / "small") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_full_disk_leaves_no_temporary_tile_file(small_disk: Path) -> None:
     lake = Lake.init(small_disk / "lake", "t", "k+00000000+AA==")
     log = TileLog(lake, "acme")
     log.extend(0, leaves(5))  # the tile directories exist; only the data will not fit
-    with (small_disk / "filler").open("wb") as fh, pytest.raises(OSError) as full:
-        while True:
-            fh.write(bytes(1 << 16))
-            fh.flush()
-    assert full.value.errno == errno.ENOSPC
+    fill(small_disk)
     with pytest.raises(OSError) as again:
         log.extend(5, leaves(200, b"more"))
     assert again.value.errno == errno.ENOSPC
