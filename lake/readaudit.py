@@ -10,11 +10,11 @@ Two concerns beyond writing the events live here:
   master key read it), so a recorded query must not carry the values that the lake keeps
   encrypted: a search for `ip:198.51.100.77` would otherwise put the address, in
   plaintext, into the read audit and its statistics, beyond the reach of `keys shred`.
-  Values that may be such (ip, free text, every SQL string literal) are recorded as a
-  keyed hash (`hmac:<hex>`, HMAC-SHA256 under a key derived from the master key): the
-  same value gives the same token, so repeated searches still correlate, but the value
-  cannot be read back nor guessed without the master key (and not at all once that key
-  is replaced).
+  Values that may be such (ip, free text, every SQL string literal and number) are
+  recorded as a keyed hash (`hmac:<hex>`, HMAC-SHA256 under a key derived from the
+  master key): the same value gives the same token, so repeated searches still
+  correlate, but the value cannot be read back nor guessed without the master key (and
+  not at all once that key is replaced).
 - A tenant's auditor sees the reads that touched the tenant (`scoped_audit_sql`), and
   of a read over several tenants only the part about theirs, without a grant on the
   reserved tenant (which shows every tenant's reads).
@@ -49,13 +49,15 @@ PLAIN_KINDS: Final = frozenset({"events", "prove", "evidence", "alerts"})
 TOKEN_PREFIX: Final = "hmac:"
 _KEY_LABEL: Final = b"auditlake read-audit values v1"
 # A string literal ('…' with '' doubled, E'…' with backslash escapes, unterminated to the
-# end), a dollar-quoted string, a comment, or a double-quoted identifier.
+# end), a dollar-quoted string, a comment, a double-quoted identifier, or a number.
 _SQL_TOKEN: Final = re.compile(
     r"""(?P<e>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z))"""
     r"""|(?P<s>'(?:[^']|'')*(?:'|\Z))"""
     r"""|(?P<d>\$(?P<tag>[A-Za-z_]*)\$.*?(?:\$(?P=tag)\$|\Z))"""
     r"""|(?P<c>--[^\n]*|/\*.*?(?:\*/|\Z))"""
-    r"""|(?P<q>"(?:[^"]|"")*(?:"|\Z))""",
+    r"""|(?P<q>"(?:[^"]|"")*(?:"|\Z))"""
+    # A number (or an unquoted address, 198.51.100.77): details values are numbers too.
+    r"""|(?P<n>(?<![\w$])\.?[0-9][\w.]*)""",
     re.DOTALL,
 )
 _S_BODY: Final = re.compile(r"'((?:[^']|'')*)'?", re.DOTALL)
@@ -90,7 +92,7 @@ class Redactor:
         return TOKEN_PREFIX + digest[:32]
 
     def sql(self, text: str) -> str:
-        """SQL with every string literal and comment replaced by a token (quoted
+        """SQL with every string literal, number and comment replaced by a token (quoted
         identifiers stay when they are plain names: a column, a view)."""
 
         def sub(m: re.Match[str]) -> str:
@@ -99,6 +101,8 @@ class Redactor:
                 return whole if _PLAIN_IDENTIFIER.fullmatch(whole) else f'"{self.token(whole)}"'
             if m.group("c") is not None:
                 return "/* " + self.token(whole) + " */"
+            if m.group("n") is not None:
+                return self.token(whole)
             return "'" + self.token(_literal_value(m)) + "'"
 
         return _SQL_TOKEN.sub(sub, text)

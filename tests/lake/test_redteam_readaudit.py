@@ -1,0 +1,65 @@
+"""Red-team checks of the read audit on an encrypted lake (#17 A7).
+
+String literals, comments and quoted identifiers were recorded as keyed-hash tokens, but
+a number was recorded as typed: `json_extract(details, '$.ssn')::BIGINT = 123456789`
+put the encrypted field's value, in plaintext, into the reserved tenant's log (and an
+unquoted address, a syntax error, too), beyond the reach of `keys shred`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+import lake.api as al
+from lake.append import append
+from lake.config import KeyStore, TrustStore
+from lake.crypto import FIELDS
+from lake.readaudit import TOKEN_PREFIX, Redactor
+from lake.storage import Lake
+from lake.wire import validate
+
+SSN = "918273645"
+ADDRESS = "198.51.100.77"
+
+
+@pytest.fixture
+def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
+    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    signer = KeyStore(home).generate("k")
+    TrustStore(home).add(signer.verifier_key)
+    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
+                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+    event = {"tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "failure", "actor": {"id": "victim@x", "ip": ADDRESS},
+             "details": {"ssn": int(SSN)}}  # fmt: skip
+    append(lake, validate([event], namespace=b"acme").table, signer)
+    return lake, home
+
+
+def test_a_number_in_sql_leaves_no_plaintext_value(enc: tuple[Lake, Path]) -> None:
+    lake, home = enc
+    s = al.open(lake.base, home=home)
+    query = f"SELECT count(*) AS n FROM events WHERE CAST(details->>'ssn' AS BIGINT) = {SSN}"
+    assert s.sql(query)["n"][0] == 1
+    with pytest.raises(Exception, match="SQL error"):
+        s.sql(f"SELECT count(*) FROM events WHERE actor_ip = {ADDRESS}")  # forgot the quotes
+    s.close()
+    for needle in (SSN.encode(), ADDRESS.encode()):
+        leaks = [p for p in Path(lake.base).rglob("*") if p.is_file() and needle in p.read_bytes()]
+        assert leaks == [], needle
+
+
+def test_the_redactor_tokens_numbers_outside_names() -> None:
+    r = Redactor(b"k" * 32)
+    out = r.sql("SELECT t1.x2, $1 FROM events t1 WHERE a = 42 AND b = 1.5e3 AND c = .5")
+    assert "t1.x2" in out and "events t1" in out and "$1" in out  # names and parameters
+    assert "42" not in out and "1.5e3" not in out and ".5" not in out
+    assert out.count(TOKEN_PREFIX) == 3
+    assert f"c = {r.token('.5')}" in out
+    assert r.token(ADDRESS) in r.sql(f"WHERE actor_ip = {ADDRESS}")  # the search's token
