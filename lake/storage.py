@@ -435,8 +435,19 @@ class Lake:
             meta = json.loads(raw)
         except ValueError:
             raise StorageError(f"{root}/{META_PATH} is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise StorageError(f"{root}/{META_PATH} is not a JSON object")
         if meta.get("format") != FORMAT_VERSION:
             raise StorageError(f"{root} uses lake format {meta.get('format')!r}; expected 1")
+        # A damaged description is a one-line error, not a traceback in whoever reads it.
+        keys = meta.get("published_keys", [])
+        for field, bad in (
+            ("name", not isinstance(meta.get("name"), str)),
+            ("published_keys", not isinstance(keys, list) or any(type(k) is not str for k in keys)),
+            ("encryption", not isinstance(meta.get("encryption", {}), dict)),
+        ):
+            if bad:
+                raise StorageError(f"{root}/{META_PATH}: {field} is missing or malformed")
         probe.meta, probe.name = meta, meta["name"]  # its filesystem is the one to keep
         return probe
 
