@@ -224,11 +224,33 @@ def check_pack(data: bytes, keys: Sequence[VerifierKey]) -> list[str]:
             proven[proof["event_id"]] = proof["event"]
         try:
             raw = _member(zf, "events.jsonl", EVENT_BYTES * len(names))
-            listed = [orjson.loads(x) for x in raw.splitlines() if x.strip()]
         except KeyError:
             raise ProofError("the pack lacks events.jsonl") from None
-        if {e.get("event_id") for e in listed} != set(proven) or any(
-            e != proven.get(e.get("event_id")) for e in listed
+        listed = _listed_events(raw)
+        ids = [e["event_id"] for e in listed]
+        if (
+            len(ids) != len(set(ids))
+            or set(ids) != set(proven)
+            or any(e != proven.get(e["event_id"]) for e in listed)
         ):
             raise ProofError("events.jsonl differs from the proven events")
     return lines
+
+
+def _listed_events(raw: bytes) -> list[dict[str, Any]]:
+    """The events of a pack's events.jsonl; ProofError naming the first line that is
+    not a JSON object (an edited pack is a failed pack, not a traceback)."""
+    listed = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            event = None
+        if not isinstance(event, dict):
+            raise ProofError(f"events.jsonl line {number} is not a JSON object")
+        if not isinstance(event.get("event_id"), str):
+            raise ProofError(f"events.jsonl line {number} has no event_id string")
+        listed.append(event)
+    return listed

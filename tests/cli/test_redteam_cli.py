@@ -4,10 +4,16 @@ A lake whose `_auditlake/lake.json` held valid JSON of the wrong shape (a list, 
 object without a name, published_keys that is not a list) made every command, verify
 included, die with a traceback and exit 1 ("a problem found") instead of saying what is
 wrong with the lake's description.
+
+`verify-proof` of an evidence pack whose events.jsonl was edited (a line that is not
+JSON, or JSON that is not an object) died with a traceback, and one that listed a proven
+event twice passed as OK.
 """
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -37,3 +43,34 @@ def test_a_malformed_lake_description_is_a_one_line_error(
         assert result.returncode == 2, result
         (line,) = result.stderr.strip().splitlines()
         assert "lake.json" in line and named in line
+
+
+def _edit_events(pack: Path, out: Path, edit: str) -> None:
+    with zipfile.ZipFile(pack) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "events.jsonl":
+                data = data + data if edit == "twice" else data + edit.encode() + b"\n"
+            zout.writestr(info.filename, data)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("not json", "events.jsonl line 2 is not a JSON object"),
+        ("1", "events.jsonl line 2 is not a JSON object"),
+        ("[]", "events.jsonl line 2 is not a JSON object"),
+        ('{"event_id": [1]}', "events.jsonl line 2 has no event_id string"),
+        ("twice", "events.jsonl differs from the proven events"),
+    ],
+)
+def test_an_edited_events_listing_fails_the_pack(
+    run: Run, demo_copy: DemoLake, tmp_path: Path, edit: str, message: str
+) -> None:
+    event_id = demo_copy.event_ids("contoso")[0]
+    pack, edited = tmp_path / "pack.zip", tmp_path / "edited.zip"
+    assert run("evidence", "--tenant", "contoso", event_id, "-o", str(pack)).returncode == 0
+    _edit_events(pack, edited, edit)
+    result = run("verify-proof", str(edited), "--key", demo_copy.verifier_key)
+    assert result.returncode == 1, result  # run() fails the test on a traceback
+    assert message in result.stdout + result.stderr
