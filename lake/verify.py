@@ -82,7 +82,11 @@ def _origin_tenant(lake: Lake, origin: str) -> str | None:
 
 
 def parse_exported(text: str) -> list[str]:
-    """Split a file of one or more exported signed checkpoints into notes."""
+    """Split a file of one or more exported signed checkpoints into notes.
+
+    NoteError when it holds none: an empty or truncated export must not turn the
+    rollback check it was given for into a silent pass.
+    """
     notes: list[str] = []
     current: list[str] = []
     in_sigs = False
@@ -96,7 +100,10 @@ def parse_exported(text: str) -> list[str]:
             current.append(line)
     if current:
         notes.append("".join(current))
-    return [n for n in notes if n.strip()]
+    notes = [n for n in notes if n.strip()]
+    if not notes:
+        raise NoteError("--since-checkpoint: the file holds no signed checkpoint")
+    return notes
 
 
 def verify_lake(

@@ -8,6 +8,9 @@ wrong with the lake's description.
 `verify-proof` of an evidence pack whose events.jsonl was edited (a line that is not
 JSON, or JSON that is not an object) died with a traceback, and one that listed a proven
 event twice passed as OK.
+
+`verify --since-checkpoint FILE` with an empty FILE (an export that failed, a truncated
+copy) checked nothing against it and exited 0: a rollback check that silently passes.
 """
 
 from __future__ import annotations
@@ -74,3 +77,14 @@ def test_an_edited_events_listing_fails_the_pack(
     result = run("verify-proof", str(edited), "--key", demo_copy.verifier_key)
     assert result.returncode == 1, result  # run() fails the test on a traceback
     assert message in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n"])
+def test_an_empty_exported_checkpoint_file_is_refused(
+    run: Run, demo_copy: DemoLake, tmp_path: Path, text: str
+) -> None:
+    exported = tmp_path / "cp.txt"
+    exported.write_text(text)
+    result = run("verify", "--since-checkpoint", str(exported))
+    assert result.returncode == 2, result
+    assert "holds no signed checkpoint" in result.stderr
