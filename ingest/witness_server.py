@@ -6,22 +6,47 @@ log operator who forks or rolls back a tenant's log cannot obtain a cosignature 
 A request body is read only up to MAX_BODY (a checkpoint is a few hundred bytes): a
 declared Content-Length beyond it is answered 413 before any of the body is read, and a
 body without one (chunked) is read chunk by chunk and answered 413 as soon as it passes
-the limit; either way the connection is closed rather than drained.
+the limit; either way the connection is closed rather than drained. A body must arrive
+within BODY_TIMEOUT_S (408 beyond).
+
+A witness answers anyone who can reach it, so it keeps the collector's connection limits
+(ingest/connections.py): a cap below the descriptor limit, a header deadline, and one
+log line a while when `accept` runs out of descriptors. Without them a few hundred
+half-open connections made it stop answering and write megabytes of tracebacks a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Final
 
+import anyio
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
 from lake.config import read_private_key
 from lake.errors import UsageError
 from lake.note import VerifierKey
 from lake.witness import MAX_BODY, Cosigner, Witness, WitnessError
+
+MAX_CONNECTIONS: Final = 1000
+HEADER_TIMEOUT_S: Final = 10.0
+BODY_TIMEOUT_S: Final = 10.0
+
+
+def _log(**fields: Any) -> None:
+    """One JSON line on stderr."""
+    fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stderr.write(orjson.dumps(fields).decode() + "\n")
 
 
 def load_cosigner(name: str, key_file: Path) -> Cosigner:
@@ -48,14 +73,26 @@ async def _bounded_body(request: Request) -> bytes | Response:
         if int(declared) > MAX_BODY:
             return _refuse(413, "request too large\n")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return _refuse(413, "request too large\n")
+    try:
+        with anyio.fail_after(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return _refuse(413, "request too large\n")
+    except TimeoutError:
+        return _refuse(408, "body not received in time\n")
     return bytes(body)
 
 
-def make_app(witness: Witness) -> Starlette:
+def make_app(witness: Witness, guard: ConnectionGuard | None = None) -> Starlette:
+    """The witness's ASGI app; `guard`, when given, handles out-of-descriptor errors."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if guard is not None:
+            asyncio.get_running_loop().set_exception_handler(guard.exception_handler)
+        yield
+
     async def add_checkpoint(request: Request) -> Response:
         body = await _bounded_body(request)
         if isinstance(body, Response):
@@ -74,14 +111,24 @@ def make_app(witness: Witness) -> Starlette:
         routes=[
             Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
             Route("/", health, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
 def serve(witness: Witness, host: str, port: int) -> None:
     import uvicorn  # brings click: kept out of `import ingest` (tests/test_layers.py)
 
-    uvicorn.run(make_app(witness), host=host, port=port, log_level="warning")
+    limit = descriptor_budget(MAX_CONNECTIONS)
+    guard = ConnectionGuard(limit, HEADER_TIMEOUT_S, RateLimitedLog(_log), lambda _name: None)
+    uvicorn.run(
+        make_app(witness, guard),
+        host=host,
+        port=port,
+        http=guarded_protocol(guard),
+        log_level="warning",
+        timeout_keep_alive=5,
+    )
 
 
 def build(state: Path, name: str, key_file: Path, log_keys: list[VerifierKey]) -> Witness:

@@ -11,15 +11,25 @@ event twice passed as OK.
 
 `verify --since-checkpoint FILE` with an empty FILE (an export that failed, a truncated
 copy) checked nothing against it and exited 0: a rollback check that silently passes.
+
+`witness serve` had none of the collector's connection limits: 300 half-open connections
+against a 256-descriptor process made it stop answering and write ~20 MB of EMFILE
+tracebacks within seconds.
 """
 
 from __future__ import annotations
 
+import resource
+import socket
+import subprocess
+import time
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from cli_testkit import AUDITLAKE
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from cli_testkit import Run
@@ -88,3 +98,54 @@ def test_an_empty_exported_checkpoint_file_is_refused(
     result = run("verify", "--since-checkpoint", str(exported))
     assert result.returncode == 2, result
     assert "holds no signed checkpoint" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return int(r.status) == 200
+    except OSError:
+        return False
+
+
+def test_half_open_connections_leave_the_witness_answering(
+    run: Run, demo_copy: DemoLake, tmp_path: Path
+) -> None:
+    key = tmp_path / "w1.key"
+    assert run("witness", "keygen", "--name", "w.example/w1", "--out", key).returncode == 0
+
+    def few_descriptors() -> None:  # runs in the child: 256 files, fewer than the flood
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    port, log = _free_port(), tmp_path / "witness.log"
+    url = f"http://127.0.0.1:{port}/"
+    assert AUDITLAKE
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [AUDITLAKE, "witness", "serve", "--name", "w.example/w1", "--key-file", str(key),
+             "--state", str(tmp_path / "state"), "--log-key", demo_copy.verifier_key,
+             "--port", str(port)],
+            stdout=out, stderr=out, preexec_fn=few_descriptors,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(url):  # wait until it is up
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(300)]
+        try:
+            assert _answers(url)
+        finally:
+            for sock in flood:
+                sock.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text() and log.stat().st_size < 20_000
