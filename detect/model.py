@@ -48,12 +48,15 @@ def parse_duration(value: Any, what: str) -> timedelta:
     """`90s`, `10m`, `6h`, `7d`, `2w` (or a number of seconds) as a timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=value)
-    m = _DURATION_RE.match(str(value).strip())
-    if not m or int(m.group(1)) <= 0:
-        raise RuleError(f"{what}: {value!r} is not a duration like 90s, 10m, 6h, 7d or 2w")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return timedelta(seconds=value)
+        m = _DURATION_RE.match(str(value).strip())
+        if not m or int(m.group(1)) <= 0:
+            raise RuleError(f"{what}: {value!r} is not a duration like 90s, 10m, 6h, 7d or 2w")
+        return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    except OverflowError:  # past timedelta's ~2.7 million years
+        raise RuleError(f"{what}: {value!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

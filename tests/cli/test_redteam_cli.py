@@ -15,6 +15,9 @@ copy) checked nothing against it and exited 0: a rollback check that silently pa
 `witness serve` had none of the collector's connection limits: 300 half-open connections
 against a 256-descriptor process made it stop answering and write ~20 MB of EMFILE
 tracebacks within seconds.
+
+A duration too long for a timedelta (`detect schedule --every 99999999999999999999d`, a
+rule's window, lookback or dedup) was an OverflowError traceback instead of a usage error.
 """
 
 from __future__ import annotations
@@ -149,3 +152,26 @@ def test_half_open_connections_leave_the_witness_answering(
         proc.terminate()
         proc.wait(timeout=30)
     assert "Traceback" not in log.read_text() and log.stat().st_size < 20_000
+
+
+RULE = """id: t.rule
+title: "x"
+kind: threshold
+severity: high
+match: "category:authentication"
+group_by: [actor_id]
+threshold: 1
+"""
+
+
+@pytest.mark.parametrize("field", ["window", "lookback", "dedup"])
+def test_a_duration_past_what_a_timedelta_holds_is_a_usage_error(
+    run: Run, demo_copy: DemoLake, tmp_path: Path, field: str
+) -> None:
+    huge = "99999999999999999999d"
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE + f"{field}: {huge}\n")
+    for args in (("detect", "run", "--rules", str(rules)), ("detect", "schedule", "--every", huge)):
+        result = run(*args)  # run() fails the test on a traceback
+        assert result.returncode == 2, result
+        assert "too long a duration" in result.stderr
