@@ -77,6 +77,8 @@ __all__ = ["Collector", "CollectorConfig", "Metrics", "WalUnavailable", "log"]
 POISON_ATTEMPTS = 3
 """Tries of a batch that fails for a data reason before its records are isolated."""
 WAL_RETRY_S = 1.0
+WAL_MIN_FREE = 1 << 20
+"""Free bytes a failed WAL's filesystem needs before the log is reopened."""
 """How often a failed WAL (e.g. a full disk) is reopened, at most."""
 
 
@@ -106,6 +108,16 @@ class CollectorConfig:
     # How long shutdown keeps trying to commit what is pending before it gives up (the
     # rest stays in the WAL and replays on the next start).
     drain_timeout_s: float = 30.0
+
+
+def _free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on `directory`'s filesystem (a directory
+    that cannot be examined counts as having room: reopening then says what is wrong)."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return WAL_MIN_FREE
+    return st.f_bavail * st.f_frsize
 
 
 class WalUnavailable(StorageError):
@@ -319,6 +331,7 @@ class Collector:
             if wal is self.wal and self._wal_problem is None:
                 log(event="wal_failed", error=str(exc))
                 self._wal_problem = f"write-ahead log unavailable: {_wal_reason(exc)}"
+                self._wal_retry_at = time.monotonic() + WAL_RETRY_S
             return self._wal_problem or "write-ahead log unavailable: reopened; retry"
 
     def _usable_wal(self) -> WriteAheadLog:
@@ -339,6 +352,10 @@ class Collector:
             if time.monotonic() < self._wal_retry_at:
                 raise WalUnavailable(self._wal_problem)
             self._wal_retry_at = time.monotonic() + WAL_RETRY_S
+            # Opening a log needs no free block (a full disk still has inodes): reopening
+            # then would turn health green while every write still fails.
+            if _free_bytes(self.config.wal_dir) < WAL_MIN_FREE:
+                raise WalUnavailable(self._wal_problem)
             # A failed log does not fsync on close; it is being replaced anyway.
             with contextlib.suppress(WalError):
                 self.wal.close()
