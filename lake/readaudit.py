@@ -48,6 +48,8 @@ from lake.wire import validate
 PLAIN_KINDS: Final = frozenset({"events", "prove", "evidence", "alerts"})
 TOKEN_PREFIX: Final = "hmac:"
 _KEY_LABEL: Final = b"auditlake read-audit values v1"
+# What an auditor of some tenants sees instead of a read's text that covered others too.
+WITHHELD: Final = "(withheld: the read covered tenants you do not audit)"
 # A string literal ('…' with '' doubled, E'…' with backslash escapes, unterminated to the
 # end), a dollar-quoted string, a comment, a double-quoted identifier, or a number.
 _SQL_TOKEN: Final = re.compile(
@@ -241,17 +243,24 @@ class ReadAudit:
 def scoped_audit_sql(source: str, tenants: Sequence[str]) -> str:
     """The read audit as an auditor of `tenants` sees it, from `source` (a SELECT of the
     reserved tenant's rows): the reads whose tenants include one of theirs, each showing
-    only those of its tenants (in `details.tenants` and `target_id`)."""
+    only those of its tenants (in `details.tenants` and `target_id`).
+
+    Of a read that covered other tenants too, the query text and refusal reason are
+    withheld: `WHERE tenant = 'u' AND actor_id = '...'` over a principal's two tenants
+    names the other tenant's data, which this auditor may not see.
+    """
     mine = "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in tenants) + "]"
-    touched = (
-        f"list_sort(list_intersect(CAST(json_extract(details, '$.tenants') AS VARCHAR[]), {mine}))"
-    )
+    recorded = "CAST(json_extract(details, '$.tenants') AS VARCHAR[])"
+    touched = f"list_sort(list_intersect({recorded}, {mine}))"
     cols = []
     for name in EVENTS_SCHEMA.names:
         if name == "details":
             cols.append(
-                f"CAST(json_merge_patch(details, json_object('tenants', {touched})) AS VARCHAR)"
-                ' AS "details"'
+                f"CAST(CASE WHEN len(list_distinct({recorded})) > len({touched}) "
+                f"THEN json_merge_patch(details, json_object('tenants', {touched}, "
+                f"'query', '{WITHHELD}', 'reason', NULL)) "
+                f"ELSE json_merge_patch(details, json_object('tenants', {touched})) END "
+                'AS VARCHAR) AS "details"'
             )
         elif name == "target_id":
             cols.append(f"array_to_string({touched}, ',') AS \"target_id\"")

@@ -4,23 +4,34 @@ String literals, comments and quoted identifiers were recorded as keyed-hash tok
 a number was recorded as typed: `json_extract(details, '$.ssn')::BIGINT = 123456789`
 put the encrypted field's value, in plaintext, into the reserved tenant's log (and an
 unquoted address, a syntax error, too), beyond the reach of `keys shred`.
+
+An auditor of one tenant saw the whole text of a read that covered another tenant too:
+`WHERE tenant = 'globex' AND actor_id = '...'` run by a principal of both tenants named
+globex's data to contoso's auditor.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import lake.api as al
+from lake.access import AccessPolicy
 from lake.append import append
 from lake.config import KeyStore, TrustStore
 from lake.crypto import FIELDS
-from lake.readaudit import TOKEN_PREFIX, Redactor
+from lake.query import QuerySession
+from lake.readaudit import TOKEN_PREFIX, WITHHELD, ReadAudit, Redactor
 from lake.storage import Lake
 from lake.wire import validate
+
+if TYPE_CHECKING:
+    from conftest import Built
 
 SSN = "918273645"
 ADDRESS = "198.51.100.77"
@@ -63,3 +74,37 @@ def test_the_redactor_tokens_numbers_outside_names() -> None:
     assert out.count(TOKEN_PREFIX) == 3
     assert f"c = {r.token('.5')}" in out
     assert r.token(ADDRESS) in r.sql(f"WHERE actor_ip = {ADDRESS}")  # the search's token
+
+
+def test_an_auditor_does_not_see_the_text_of_a_read_over_other_tenants_too(
+    built_lake: Built, tmp_path: Path
+) -> None:
+    shutil.copytree(built_lake.root, tmp_path / "lake")
+    shutil.copytree(built_lake.home, tmp_path / "home")
+    lake = Lake.open(tmp_path / "lake")
+    signer = KeyStore(tmp_path / "home").active()
+    policy = AccessPolicy(tmp_path / "home")
+    policy.grant("multi", "contoso", "viewer")
+    policy.grant("multi", "globex", "viewer")
+    policy.grant("carol", "contoso", "auditor")
+    policy.grant("olga", "contoso", "auditor")
+    policy.grant("olga", "globex", "auditor")
+
+    def session(name: str) -> QuerySession:
+        audit = ReadAudit(lake, signer, source="test")
+        return QuerySession(lake, policy.principal(name), audit, interface="test")
+
+    query = "SELECT count(*) FROM events WHERE tenant = 'globex' AND actor_id = 'globex-ceo'"
+    session("multi").sql(query).to_arrow()
+    seen = session("carol").sql(
+        "SELECT details->>'query' AS q, details->>'tenants' AS t FROM query_audit"
+        " WHERE actor_id = 'multi'"
+    ).to_arrow().to_pylist()  # fmt: skip
+    assert seen == [{"q": WITHHELD, "t": '["contoso"]'}]
+    # An auditor of every tenant the read covered sees it whole.
+    whole = (
+        session("olga")
+        .sql("SELECT details->>'query' AS q FROM query_audit WHERE actor_id = 'multi'")
+        .to_arrow()
+    )
+    assert whole["q"].to_pylist() == [query]
