@@ -29,7 +29,7 @@ def page(title: str) -> Viewer:
     st.title(f"auditlake · {title}")
     found = viewer()
     if not found.operator and not found.grants:
-        st.info("Your principal holds no grant yet (ask for `auditlake access grant`).")
+        st.info("Your principal holds no grant (ask for `auditlake access grant`).")
         st.stop()
     return found
 
