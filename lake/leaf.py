@@ -64,8 +64,9 @@ def leaf_hash_of(leaf: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + leaf).digest()
 
 
-def _field_pieces(column: pa.Array, is_time: bool) -> tuple[pa.Array, pa.Array]:
-    """The 4-byte length prefix column and the value column (nulls as empty) of one field."""
+def field_pieces(column: pa.Array, is_time: bool) -> tuple[pa.Array, pa.Array]:
+    """The 4-byte length prefix column and the value column (nulls as empty) of one field,
+    laid out as leaf bytes lay out a field (and as content ids hash one, lake.wire_ids)."""
     if is_time:
         column = pc.cast(pc.cast(column, pa.int64()), pa.string())
     values = pc.cast(column, pa.binary())
@@ -86,7 +87,7 @@ def leaf_inputs(table: pa.Table) -> pa.BinaryArray:
     ]
     for name in LEAF_FIELDS:
         column = table.column(name).combine_chunks()
-        prefix, values = _field_pieces(column, name in _TIME_FIELDS)
+        prefix, values = field_pieces(column, name in _TIME_FIELDS)
         pieces += [prefix, values]
     joined = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.binary()))
     return joined

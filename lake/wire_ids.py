@@ -28,41 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# The fields an assigned id is derived from, in this order (all but event_id and
-# event_date, which is a function of time).
-CONTENT_FIELDS = (
-    "tenant",
-    "time",
-    "category",
-    "action",
-    "outcome",
-    "severity",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "user_agent",
-    "target_type",
-    "target_id",
-    "source",
-    "details",
-)
+from lake.leaf import field_pieces
+from lake.schema import LEAF_FIELDS
+
+# The fields an assigned id is derived from: the leaf's fields in the leaf's order, but the
+# id itself and the receipt time (a retry arrives later, and must get the same id).
+CONTENT_FIELDS = tuple(f for f in LEAF_FIELDS if f not in ("event_id", "received_at"))
 DOMAIN = b"auditlake event id v1\x00"
-_NULL = 0xFFFFFFFF
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def _pieces(column: pa.Array, is_time: bool) -> tuple[pa.Array, pa.Array]:
-    """The 4-byte length column and the value column (nulls empty) of one field."""
-    if is_time:
-        column = pc.cast(pc.cast(column, pa.int64()), pa.string())
-    values = pc.cast(column, pa.binary())
-    lengths = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
-    valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
-    prefix = np.where(valid, lengths, _NULL).astype(">u4")
-    prefix_arr = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(4), len(values), [None, pa.py_buffer(prefix.tobytes())]
-    ).cast(pa.binary())
-    return prefix_arr, pc.fill_null(values, b"")
 
 
 def content_digests(table: pa.Table) -> np.ndarray:
@@ -74,7 +47,7 @@ def content_digests(table: pa.Table) -> np.ndarray:
     for name in CONTENT_FIELDS:
         column = table.column(name)
         arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        pieces += _pieces(arr, name == "time")
+        pieces += field_pieces(arr, name == "time")
     joined = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.binary()))
     buffers = joined.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=joined.offset * 4)
