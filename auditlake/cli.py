@@ -592,7 +592,21 @@ def ingest(
                         result = append(lake, chunk, signer, progress=update)
                     except ValidationError as exc:  # an id that another event already uses
                         moved = [Issue(i.index + done, i.field, i.message) for i in exc.issues]
-                        raise ValidationError(moved, source=inp.name) from None
+                        earlier = len(entry["batches"]) + sum(
+                            len(e["batches"]) for e in summary["inputs"]
+                        )
+                        if not earlier:
+                            raise ValidationError(moved, source=inp.name) from None
+                        # Batches commit whole: the earlier ones stand, and saying "nothing
+                        # was written" would send the operator looking for nothing.
+                        for issue in moved[:MAX_ERRORS_SHOWN]:
+                            note(f"{inp.name}: {issue}")
+                        fail(
+                            f"{inp.name}: {len(moved)} problem(s) in its batch "
+                            f"{len(entry['batches']) + 1}; {earlier} earlier batch(es) "
+                            f"({summary['appended']} event(s)) were committed, nothing after "
+                            "them"
+                        )
                     except (OSError, DeltaError) as exc:
                         # Each batch commits whole or not at all: the earlier ones stand.
                         text = str(exc).strip()

@@ -95,3 +95,32 @@ def test_the_collector_leaves_a_reused_id_out_and_keeps_committing(server: Any) 
         return bool(health["status"] == "ok" and health["pending_events"] == 0)
 
     wait_for(drained)  # nothing left pending, nothing failing
+
+
+def test_a_conflict_in_a_later_batch_says_what_was_committed_before_it(tmp_path: Path) -> None:
+    lh = make_lake(tmp_path)
+    first, later = tmp_path / "monday.jsonl", tmp_path / "later.jsonl"
+    first.write_bytes(ndjson([event("dup-1", "2026-03-02T10:00:00Z")]))
+    assert ingest(lh, first).returncode == 0
+    later.write_bytes(
+        ndjson(
+            [
+                event("a-1", "2026-03-05T09:00:00Z"),
+                event("a-2", "2026-03-05T09:01:00Z"),
+                event("dup-1", "2026-03-05T10:00:00Z"),  # the second batch of two
+            ]
+        )
+    )
+    refused = subprocess.run(
+        [AUDITLAKE, "ingest", "--batch-size", "2", str(later)],
+        capture_output=True, text=True, env=lh.env, cwd=tmp_path, check=False, timeout=120,
+    )  # fmt: skip
+
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert f"{later}: event 2: id: id already used by another event" in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert "1 earlier batch(es) (2 event(s)) were committed, nothing after them" in last
+    assert "nothing was written" not in refused.stderr
+    kept = [("a-1", "2026-03-05"), ("a-2", "2026-03-05"), ("dup-1", "2026-03-02")]
+    assert stored(lh.lake) == kept
