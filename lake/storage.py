@@ -469,6 +469,8 @@ class Lake:
         info = self.fs.get_file_info(self._full(rel))
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(rel)
+        if info.type == pafs.FileType.Unknown:  # a FIFO or a device: reading it may never end
+            raise OSError(f"{rel} is not a regular file")
         with self.fs.open_input_stream(self._full(rel)) as fh:
             return bytes(fh.read())
 

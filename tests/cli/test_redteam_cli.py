@@ -18,10 +18,14 @@ tracebacks within seconds.
 
 A duration too long for a timedelta (`detect schedule --every 99999999999999999999d`, a
 rule's window, lookback or dedup) was an OverflowError traceback instead of a usage error.
+
+A hash tile replaced by a FIFO made `verify` wait for ever (a cron job that never ends,
+holding its lock); it is a bad_tiles finding like a missing tile.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import subprocess
@@ -175,3 +179,15 @@ def test_a_duration_past_what_a_timedelta_holds_is_a_usage_error(
         result = run(*args)  # run() fails the test on a traceback
         assert result.returncode == 2, result
         assert "too long a duration" in result.stderr
+
+
+def test_a_hash_tile_that_is_a_fifo_is_a_finding_not_a_hang(run: Run, demo_copy: DemoLake) -> None:
+    sealed = int(run("checkpoint", "export", "--tenant", "contoso").stdout.splitlines()[1])
+    tile = demo_copy.lake / "tiles" / "contoso" / "tile" / "0" / "000.p" / str(sealed)
+    tile.unlink()
+    os.mkfifo(tile)
+    result = run("verify", "--format", "json")  # run() has a timeout
+    assert result.returncode == 1, result
+    found = [f for t in result.json()["tenants"] for f in t["findings"]]
+    assert [(f["tenant"], f["kind"]) for f in found] == [("contoso", "bad_tiles")]
+    assert "not a regular file" in found[0]["message"]
