@@ -152,6 +152,12 @@ def test_half_open_connections_leave_the_witness_answering(
         finally:
             for sock in flood:
                 sock.close()
+        # A body that never ends is answered 408 once its time is up, not waited for.
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as slow:
+            slow.sendall(
+                b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nold"
+            )
+            assert slow.recv(4096).startswith(b"HTTP/1.1 408")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
