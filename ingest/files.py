@@ -782,9 +782,22 @@ def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
                     "which would be lost; write microseconds"
                 ) from None
             table = table.set_column(i, col.name, us)
+            col = table.schema.field(i)
+        # Instants are read in UTC: a zone only labels them, and a local time past year
+        # 9999 (+14:00 on the last UTC second) is no Python datetime though the instant is.
+        if pa.types.is_timestamp(col.type) and col.type.tz not in (None, "UTC"):
+            table = table.set_column(
+                i, col.name, table.column(i).cast(pa.timestamp(col.type.unit, "UTC"))
+            )
     _check_columns(table.schema.names, None)
     issues: list[Issue] = []
-    records = [_nest(row, i, issues, None) for i, row in enumerate(table.to_pylist())]
+    try:
+        rows = table.to_pylist()
+    except (OverflowError, ValueError) as exc:  # an instant outside years 1-9999 in UTC
+        raise UsageError(
+            f"{label}: a timestamp column holds a time outside years 1-9999 ({exc})"
+        ) from None
+    records = [_nest(row, i, issues, None) for i, row in enumerate(rows)]
     return records, issues
 
 
