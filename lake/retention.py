@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import pyarrow.compute as pc
 
-from lake.access import Principal
+from lake.access import LOCAL_OPERATOR, AccessDenied, Principal
 from lake.append import append
 from lake.errors import StorageError, UsageError
 from lake.note import NoteSigner
@@ -134,11 +134,20 @@ def set_hold(
     clear: bool = False,
     now: datetime | None = None,
 ) -> None:
-    """Put a tenant under legal hold (nothing of it is removed) or lift the hold."""
+    """Put a tenant under legal hold (nothing of it is removed) or lift the hold.
+
+    Lifting is the local operator's alone: a tenant's own admin may be the party whose
+    records the hold preserves, so a role on the tenant may set a hold but never lift it.
+    """
     check_tenant(tenant)
     at = _now(now)
     doc = load_policy(lake)
     if clear:
+        if not who.operator:
+            raise AccessDenied(
+                f"{who.name} may not lift a legal hold: that is the local operator's "
+                f"(--as {LOCAL_OPERATOR}); a tenant's own roles may set one"
+            )
         if tenant not in doc["holds"]:
             raise UsageError(f"tenant {tenant!r} is not under legal hold")
         record_action(lake, signer, who, "hold.clear", tenant, {"reason": reason}, at)

@@ -53,3 +53,17 @@ def test_hold_blocks_removal_and_is_recorded(run: Run, demo_copy: DemoLake) -> N
     run("hold", "clear", "--tenant", "contoso").assert_usage_error("not under legal hold")
     assert run("access", "grant", "vic", "--tenant", "globex", "--role", "auditor").returncode == 0
     run("--as", "vic", "hold", "clear", "--tenant", "globex").assert_usage_error("may not")
+
+
+def test_a_tenants_admin_may_set_a_hold_but_not_lift_it(run: Run, demo_copy: DemoLake) -> None:
+    assert run("access", "grant", "tam", "--tenant", "globex", "--role", "admin").returncode == 0
+    held = run("--as", "tam", "hold", "set", "--tenant", "globex", "--reason", "m 9")
+    assert held.returncode == 0, held
+
+    run("--as", "tam", "hold", "clear", "--tenant", "globex").assert_usage_error(
+        "may not lift a legal hold", "local operator"
+    )
+
+    status = run("retention", "status", "--format", "json").json()
+    assert next(s for s in status if s["tenant"] == "globex")["hold"]["reason"] == "m 9"
+    assert run("hold", "clear", "--tenant", "globex").returncode == 0  # the operator may
