@@ -94,6 +94,10 @@ def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> Re
         if collector.failed or collector.overloaded():
             reason = collector.failed or "the collector is behind; retry later"
             return _error(503, reason, headers={"Retry-After": "1"})
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):  # a compressed body would read as bad JSON
+            return _error(415, f"Content-Encoding {encoding!r} is not accepted: send the body "
+                          "uncompressed")  # fmt: skip
         body = await _read_body(
             request, collector.config.max_body_bytes, collector.config.body_timeout_s
         )

@@ -6,15 +6,31 @@ answer at once (401 without a token, or any GET), and the body it still owes kep
 of its idle state: such a connection was counted as mid-request, had no deadline (a byte
 now and then kept uvicorn's keep-alive timer from firing) and was never chosen to make
 room, so a few of them past the cap locked every client out, health included.
+
+And a compressed body (Content-Encoding: gzip) is refused as such (415), not read as JSON
+that does not parse.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
+import urllib.error
+import urllib.request
 from typing import Any
 
-from test_collector_edges import closed_by_server, half_open, health, launch
+import orjson
+import pytest
+from test_collector_edges import (
+    closed_by_server,
+    events,
+    half_open,
+    health,
+    launch,
+    ndjson,
+    request,
+)
 
 OWED_BODY = (
     b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
@@ -73,3 +89,22 @@ def test_a_body_trickled_after_its_answer_gets_the_header_deadline(server: Any) 
             if closed:
                 break
         assert closed
+
+
+def test_a_compressed_body_is_415_not_bad_json(server: Any) -> None:
+    body = gzip.compress(ndjson(events("northwind", 3, seed=31)))
+    req = urllib.request.Request(
+        server.url + "/v1/events",
+        data=body,
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Encoding": "gzip",
+            "Authorization": f"Bearer {server.token}",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 415
+    assert "send the body uncompressed" in orjson.loads(refused.value.read())["error"]
+    plain = ndjson(events("northwind", 3, seed=31))
+    assert request(server, "/v1/events", plain, server.token)[0] == 202  # the same, unpacked
