@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from starlette.routing import Route
 from ingest.collector import Collector, CollectorConfig, log
 from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
 from ingest.metrics import CONTENT_TYPE, RequestMetrics
-from ingest.request_body import _check_body, _keep_heap, _screen_body
+from ingest.request_body import _check_body, _screen_body, _start_worker
 from ingest.tokens import TokenGrant, lookup
 from lake.errors import Issue, LakeError, StorageError
 
@@ -168,7 +169,8 @@ def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> Re
             pool = ProcessPoolExecutor(
                 collector.config.validate_workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_keep_heap,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
             # Start the workers (and their imports) now, not on the first request.
             await asyncio.gather(

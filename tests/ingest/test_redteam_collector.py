@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import signal
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from ingest_testkit import wait_for
 from test_collector_edges import (
     closed_by_server,
     events,
@@ -108,3 +111,31 @@ def test_a_compressed_body_is_415_not_bad_json(server: Any) -> None:
     assert "send the body uncompressed" in orjson.loads(refused.value.read())["error"]
     plain = ndjson(events("northwind", 3, seed=31))
     assert request(server, "/v1/events", plain, server.token)[0] == 202  # the same, unpacked
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found |= {int(c) for c in text}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_validation_workers_die_with_a_killed_collector(server: Any) -> None:
+    assert server.proc is not None
+    wait_for(lambda: len(children(server.proc.pid)) >= 2)  # workers start with the server
+    workers = children(server.proc.pid)
+
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    # Each held ~150 MB and both ends of its own queue's pipes: orphaned for good before.
+    wait_for(lambda: not any(alive(w) for w in workers))
