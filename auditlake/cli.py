@@ -504,7 +504,7 @@ def keys_export(ctx: Ctx, name: str | None) -> None:
     "e.g. 24h, 90m, 0s (default 24h; env AUDITLAKE_MAX_FUTURE_SKEW). Times before 1970 "
     "are always refused.",
 )
-# `--format` is the input format here (DESIGN.md), so the summary's format needs its own flag.
+# `--format` is the input format here (the contract), so the summary's format needs its own flag.
 @format_option("table", "json", flag="--output-format")
 @pass_ctx
 @handle_errors

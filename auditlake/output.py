@@ -32,7 +32,7 @@ stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatt
 
 
 class ExitCode(IntEnum):
-    """The CLI's exit codes (DESIGN.md)."""
+    """The CLI's exit codes (the contract: 0 ok, 1 a problem found, 2 usage or input)."""
 
     OK = 0
     FINDING = 1  # the check found a problem: tampering, failed proof, failing rule test

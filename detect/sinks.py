@@ -94,7 +94,7 @@ def _format_time(value: Any, what: str) -> str | None:
 
 
 def alert_json(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """The stable JSON form of one alert (DESIGN.md's `alerts list` keys).
+    """The stable JSON form of one alert (the `alerts list` keys of the contract).
 
     Times become RFC 3339 UTC with microseconds and `Z`; `group` (canonical JSON text in
     the table) becomes the object it encodes (`{}` when absent); `event_ids` a list.

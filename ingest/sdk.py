@@ -208,7 +208,7 @@ def _prepare(event: Mapping[str, Any], source: str | None) -> tuple[str, bytes]:
 class EventHelpers(ABC):
     """The typed helpers for the five kinds of event, on top of one `log` method.
 
-    Every helper builds a wire event with the fields of DESIGN.md only, hands it to
+    Every helper builds a wire event with the wire format's fields only, hands it to
     `log` (which validates it) and returns its id. Common keyword arguments:
 
     Args:

@@ -5,7 +5,7 @@ version is the tenant's log size. A writer reads it from one snapshot, numbers i
 from there and commits data plus the new version atomically *against that snapshot*; a
 concurrent writer of the same tenant makes the commit fail with a conflict, and we retry
 from a fresh snapshot. Delta records app transactions but does not enforce them
-(FACTS.md), so the check-then-commit on one snapshot is what keeps logs from forking; it
+(measured), so the check-then-commit on one snapshot is what keeps logs from forking; it
 works on object storage, where file locks do not.
 
 A streaming source (ingest/source.py) also records how far it got, per tenant, as app

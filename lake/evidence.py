@@ -1,7 +1,7 @@
 """Evidence packs: chosen events with their inclusion proofs, in one zip checkable offline.
 
 What an auditor or a court needs to rely on an event without trusting whoever stores the
-lake: the stored rows, one DESIGN.md inclusion proof per event (leaf bytes, path, signed
+lake: the stored rows, one `prove`-format inclusion proof per event (leaf bytes, path, signed
 checkpoint), the signed checkpoints and the verifier key. `check_pack` (and
 `auditlake verify-proof pack.zip`) re-checks every proof with a key given from outside,
 and that the rows listed in `events.jsonl` are exactly the proven ones.
@@ -58,10 +58,15 @@ Check everything with the verifier key you hold independently (not the copy in h
 
     auditlake verify-proof this-pack.zip --key 'NAME+HASH+BASE64KEY'
 
-By hand (DESIGN.md, "Integrity"): for each proof, decode `leaf` (base64), check that it
-encodes `event`, hash it as SHA-256(0x00 || leaf), fold `inclusion_path` into a root per
-RFC 9162 section 2.1.3.2, and compare with the root in `checkpoint`, whose Ed25519
-signature must verify with the key.
+By hand, with nothing but this pack, the key and the two specs: for each proof, decode
+`leaf` (base64) and check that it encodes `event`: the byte 0x01, then these 16 fields
+in this order, each as a 4-byte big-endian length and its UTF-8 bytes (FF FF FF FF for
+null): tenant, event_id, time, received_at, category, action, outcome, severity,
+actor_id, actor_type, actor_ip, user_agent, target_type, target_id, source, details
+(times as the decimal microseconds since the Unix epoch, UTC; details as stored).
+Hash it as SHA-256(0x00 || leaf), fold `inclusion_path` into a root per RFC 9162
+section 2.1.3.2, and compare with the root in `checkpoint` (a C2SP tlog-checkpoint),
+whose Ed25519 signed-note signature must verify with the key.
 """
 
 

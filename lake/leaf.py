@@ -1,4 +1,4 @@
-"""Leaf bytes (format 1) and leaf hashes, exactly as DESIGN.md fixes them.
+"""Leaf bytes (format 1) and leaf hashes, exactly as the format-1 contract fixes them.
 
 Two implementations that must agree byte for byte (the tests check it):
 

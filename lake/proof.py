@@ -1,6 +1,6 @@
 """Inclusion and consistency proofs out of the lake, and their offline check.
 
-A proof is plain JSON (DESIGN.md): the stored row, its leaf bytes, the leaf index, the
+A proof is plain JSON (the proof contract): the stored row, its leaf bytes, the leaf index, the
 inclusion path and the signed checkpoint it leads to. `check_proof` needs nothing but the
 JSON and a verifier key: it checks the checkpoint signature, that the human-readable
 `event` re-encodes to exactly the proven leaf, and the RFC 9162 inclusion path. Node
@@ -133,7 +133,7 @@ def inclusion(
     node: Any,
     verifier_key: str | None,
 ) -> dict[str, Any]:
-    """The DESIGN.md inclusion proof of a stored row against a checkpoint row.
+    """The inclusion proof (the `prove` format) of a stored row against a checkpoint row.
 
     `node` is the tenant's tile node function at the checkpoint's size. Refuses rows that
     are not sealed yet or do not match their stored leaf hash.

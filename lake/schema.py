@@ -1,4 +1,4 @@
-"""The contracts of DESIGN.md as code: allowed values, stored columns, leaf field order.
+"""The contracts as code: allowed values, stored columns, leaf field order.
 
 Everything that several modules (and outside verifiers) must agree on lives here, so a
 change to a contract is a change to one file.
@@ -84,7 +84,7 @@ EVENTS_SCHEMA: Final = pa.schema(
 )
 EVENTS_PARTITIONS: Final = ["tenant", "event_date"]
 
-# Leaf bytes, format 1: these 16 stored columns, in this order (DESIGN.md).
+# Leaf bytes, format 1: these 16 stored columns, in this order (the format-1 contract).
 LEAF_FORMAT: Final = 0x01
 LEAF_FIELDS: Final = (
     "tenant",
@@ -119,7 +119,7 @@ CHECKPOINTS_SCHEMA: Final = pa.schema(
 CHECKPOINTS_PARTITIONS: Final = ["tenant"]
 
 # The alerts table written by detection (#5), partitioned by tenant; the columns
-# are DESIGN.md's `alerts list` keys (`group` holds the grouping keys as canonical JSON).
+# are the `alerts list` keys of the contract (`group` holds the grouping keys as canonical JSON).
 ALERTS_SCHEMA: Final = pa.schema(
     [
         pa.field("tenant", pa.string(), nullable=False),

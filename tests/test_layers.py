@@ -1,4 +1,4 @@
-"""Layers point down (DESIGN.md, "Layout"; STYLE.md habit 1), proven by what gets imported.
+"""Layers point down (the layout contract: layers point down), proven by what gets imported.
 
 Each package's modules are all imported in one fresh interpreter, which then reports
 `sys.modules`: a core package that pulls in a UI toolkit, the CLI or a package above it

@@ -1,4 +1,4 @@
-"""The `auditlake` command's contract (DESIGN.md, "CLI" and "Trust"), end to end.
+"""The `auditlake` command's contract (the CLI and trust contract), end to end.
 
 Every test runs the installed console script in a subprocess and checks all three things
 a caller sees: stdout (data only, parseable when it is JSON), stderr (diagnostics, a

@@ -1,6 +1,6 @@
-"""Tests for lake.leaf: leaf bytes (format 1) and leaf hashes, per DESIGN.md "Integrity".
+"""Tests for lake.leaf: leaf bytes (format 1) and leaf hashes, per the integrity contract.
 
-The expected bytes below are written out by hand from the DESIGN.md rule (0x01, then 16
+The expected bytes below are written out by hand from the format-1 rule (0x01, then 16
 fields, each a 4-byte big-endian length and its UTF-8 bytes or FF FF FF FF for null;
 timestamps as decimal epoch microseconds), never produced by the code under test.
 """
@@ -29,7 +29,7 @@ from lake.leaf import (
 from lake.schema import LEAF_FIELDS, UTC_US
 from lake.wire import validate
 
-# The field order, spelled out from DESIGN.md rather than imported.
+# The field order, spelled out from the contract rather than imported.
 DESIGN_FIELDS = (
     "tenant",
     "event_id",

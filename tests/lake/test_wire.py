@@ -1,4 +1,4 @@
-"""Tests for lake.wire: every validation rule of DESIGN.md "Events on the wire".
+"""Tests for lake.wire: every validation rule of the wire contract.
 
 Each bad-input case checks that the rejection names the event (index), the field, the
 line (for JSON Lines) and a reason a person can act on. Expected values (enums, limits,
