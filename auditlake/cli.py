@@ -254,6 +254,20 @@ def cli(ctx: click.Context, lake: str, principal: str) -> None:
     except LakeError as exc:
         fail(str(exc))
     ctx.obj = Ctx(lake, principal)
+    if ctx.invoked_subcommand is not None and unfinished_shred(ctx.obj.home):
+        note(
+            "auditlake: warning: a `keys shred` stopped before it finished (the config home "
+            "still holds the master key it was replacing): run the same `keys shred` again; "
+            "until then a copy of the lake made before it can still be decrypted"
+        )
+
+
+def unfinished_shred(home: Path) -> bool:
+    """Whether a shred's master-key rotation was interrupted (lake/masterkey.py): its new
+    key is on disk beside the old one, which stays readable until the rotation ends."""
+    from lake.masterkey import NEXT_FILE
+
+    return (home / NEXT_FILE).exists()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -299,3 +299,25 @@ def test_an_honest_rotation_then_a_revocation_verifies(
     result = run("verify", "--format", "json")
     assert result.returncode == 0, result
     assert result.json()["ok"] is True
+
+
+def test_an_interrupted_shred_is_named_by_every_command_until_run_again(
+    run: Run, home: Path, tmp_path: Path
+) -> None:
+    from lake import masterkey
+
+    _two_subjects(run, tmp_path)
+    old_master = (home / "master.key").read_bytes()
+    masterkey.begin_rotation(home)  # where a kill -9 after step (1) of a shred leaves it
+
+    listed = run("keys", "list")
+    assert listed.returncode == 0, listed
+    assert "a `keys shred` stopped before it finished" in listed.stderr
+    assert "run the same `keys shred` again" in listed.stderr
+
+    shred = run("keys", "shred", "--tenant", "acme", "--subject", "victim@x", "--yes")
+    assert shred.returncode == 0, shred
+    assert (home / "master.key").read_bytes() != old_master
+    assert sorted(p.name for p in home.glob("master.key*")) == ["master.key"]
+    assert "stopped before it finished" not in run("keys", "list").stderr
+    assert _details(run) == {"victim@x": None, "bystander@x": {"who": "bystander@x"}}
