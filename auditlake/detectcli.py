@@ -28,6 +28,7 @@ from auditlake.cli import (
 )
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
 from lake.access import Permission
+from lake.crypto import encrypted, keyring_for, open_alerts
 
 
 def _rules(ctx: Ctx, paths: tuple[str, ...], no_builtin: bool = False) -> list[Any]:
@@ -372,9 +373,12 @@ def alerts_list(
     scope = set(tenant) if tenant else {t for t in known if who.may(Permission.READ_ALERTS, t)}
     audit.record(who, interface="cli.alerts", query=asked, tenants=sorted(scope))
     cutoff = _time(since, "--since")
+    stored = lake.read_alerts(scope).to_pylist()
+    if encrypted(lake):  # titles and groups quote the events' sealed fields
+        stored = open_alerts(keyring_for(lake, ctx.home), stored)
     rows = [
         r
-        for r in lake.read_alerts(scope).to_pylist()
+        for r in stored
         if (not rule_ids or r["rule_id"] in rule_ids)
         and (not severity or r["severity"] in severity)
         and (cutoff is None or r["last_seen"] >= cutoff)

@@ -32,6 +32,7 @@ from typing import Any, Final
 import orjson
 
 from detect.sinks import Sink, alert_json
+from lake.crypto import encrypted, keyring_for, open_alerts, seal_alerts
 from lake.errors import LakeError, StorageError
 from lake.storage import Lake
 
@@ -95,13 +96,21 @@ def _load(lake: Lake, path: str) -> list[dict[str, Any]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
         raise StorageError(f"{path} in the lake is malformed")
     try:
-        return [_from_json(a) for a in doc["alerts"]]
+        rows = [_from_json(a) for a in doc["alerts"]]
     except (TypeError, ValueError, AttributeError):
         raise StorageError(f"{path} in the lake holds a malformed alert") from None
+    return open_alerts(keyring_for(lake), rows) if encrypted(lake) else rows
 
 
 def _save(lake: Lake, path: str, sink: Sink, alerts: Sequence[Mapping[str, Any]]) -> None:
-    doc = {"sink": sink.name, "alerts": [alert_json(a) for a in alerts]}
+    docs = [alert_json(a) for a in alerts]
+    if encrypted(lake):  # the spool is in the lake: titles and groups quote sealed fields
+        rows = [dict(d, group=orjson.dumps(d["group"]).decode()) for d in docs]
+        docs = [
+            dict(d, title=r["title"], group=r["group"])
+            for d, r in zip(docs, seal_alerts(keyring_for(lake), rows), strict=True)
+        ]
+    doc = {"sink": sink.name, "alerts": docs}
     lake.write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
 
 

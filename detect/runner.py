@@ -56,7 +56,14 @@ from detect.engine import (
 from detect.model import Rule
 from detect.sinks import Sink
 from lake.cache import TableFiles
-from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
+from lake.crypto import (
+    decrypted_select,
+    encrypted,
+    keyring_for,
+    open_alerts,
+    register_decrypt,
+    seal_alerts,
+)
 from lake.errors import StorageError, UsageError
 from lake.query import sql_literal
 from lake.schema import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
@@ -411,6 +418,9 @@ def run(
             return spans_cache[version]
 
         existing_rows = lake.read_alerts(table=alerts_snapshot).to_pylist()
+        ring = keyring_for(lake) if encrypted(lake) else None
+        if ring is not None:  # compared in the clear: a sealed value differs at every write
+            existing_rows = open_alerts(ring, existing_rows)
         existing = {r["alert_id"]: r for r in existing_rows}
         found_all: list[pa.Table] = []
         plans: list[tuple[Rule, str, list[_Span] | None]] = []
@@ -452,7 +462,7 @@ def run(
         progress("rules", len(runner.rules), len(runner.rules))
         out = result.new + result.changed
         result.sinks = deliver(lake, sinks, out)
-        write_alerts(lake, out, alerts_snapshot)
+        write_alerts(lake, seal_alerts(ring, out) if ring is not None else out, alerts_snapshot)
         if not backfill:
             for rule in runner.rules:
                 state["rules"][rule.id] = {

@@ -36,6 +36,8 @@ from lake.schema import READ_AUDIT_TENANT
 from lake.storage import Lake
 
 FIELDS: Final = ("details", "actor_ip", "user_agent")
+ALERT_FIELDS: Final = ("title", "group")  # alerts quote the events' sealed fields
+ERASED: Final = "(erased by keys shred)"
 PREFIX: Final = "enc1:"
 MASTER_FILE: Final = masterkey.MASTER_FILE
 DEK_DIR: Final = "_auditlake/dek"
@@ -311,6 +313,62 @@ class Keyring:
         return out
 
 
+def alert_subject(group: str | None) -> str | None:
+    """Whose data key seals an alert: the actor it is grouped by, if any (so shredding
+    that person erases their alerts' titles and groups too), else the tenant's."""
+    if not group:
+        return None
+    try:
+        keys = orjson.loads(group)
+    except orjson.JSONDecodeError:
+        return None
+    actor = keys.get("actor_id") if isinstance(keys, dict) else None
+    return actor if isinstance(actor, str) else None
+
+
+def seal_alerts(ring: Keyring, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alert rows with ALERT_FIELDS encrypted as stored values are (the alert's id in the
+    associated data): an alert's title and group quote the events' encrypted fields
+    ("Password spray from 203.0.113.99"), so on an encrypted lake they are sealed too."""
+    out = []
+    for row in rows:
+        tenant = row["tenant"]
+        if tenant == READ_AUDIT_TENANT:
+            out.append(row)
+            continue
+        key_id, cipher = ring.key_for(tenant, alert_subject(row.get("group")))
+        sealed = dict(row)
+        for name in ALERT_FIELDS:
+            value = row.get(name)
+            if value is None or str(value).startswith(PREFIX):
+                continue
+            nonce = os.urandom(12)
+            aad = f"{tenant}\0{row['alert_id']}\0{name}".encode()
+            ct = cipher.encrypt(nonce, str(value).encode(), aad)
+            sealed[name] = f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
+        out.append(sealed)
+    return out
+
+
+def open_alerts(ring: Keyring, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alert rows with ALERT_FIELDS decrypted; a shredded title reads ERASED, a group None."""
+    if not rows:
+        return rows
+    tenants = [r["tenant"] for r in rows]
+    ids = [r["alert_id"] for r in rows]
+    plain = {
+        name: ring.decrypt_array(tenants, ids, name, [r.get(name) for r in rows])
+        for name in ALERT_FIELDS
+    }
+    out = []
+    for i, row in enumerate(rows):
+        opened = dict(row)
+        opened["group"] = plain["group"][i]
+        opened["title"] = plain["title"][i] if plain["title"][i] is not None else ERASED
+        out.append(opened)
+    return out
+
+
 def register_decrypt(con: Any, keyring: Keyring, tenants: Iterable[str]) -> None:
     """`al_decrypt(tenant, event_id, field, value)` in a DuckDB connection, holding only
     the DEKs of `tenants` (others decrypt to NULL)."""
@@ -331,15 +389,24 @@ def register_decrypt(con: Any, keyring: Keyring, tenants: Iterable[str]) -> None
     )  # fmt: skip
 
 
-def decrypted_select(columns: Iterable[str], source: str = "") -> str:
-    """A SELECT list that decrypts FIELDS with al_decrypt and passes the rest through."""
+def decrypted_select(
+    columns: Iterable[str],
+    source: str = "",
+    *,
+    fields: Iterable[str] = FIELDS,
+    id_column: str = "event_id",
+) -> str:
+    """A SELECT list that decrypts `fields` with al_decrypt and passes the rest through
+    (events: FIELDS by event_id; alerts: ALERT_FIELDS by alert_id)."""
     prefix = f"{source}." if source else ""
+    sealed = set(fields)
     out = []
     for c in columns:
-        if c in FIELDS:
-            out.append(
-                f'al_decrypt({prefix}tenant, {prefix}event_id, \'{c}\', {prefix}"{c}") AS "{c}"'
-            )
+        if c in sealed:
+            call = f"al_decrypt({prefix}tenant, {prefix}{id_column}, '{c}', {prefix}\"{c}\")"
+            if c == "title":  # not null in the alerts table: a shredded one says so
+                call = f"coalesce({call}, '{ERASED}')"
+            out.append(f'{call} AS "{c}"')
         else:
             out.append(f'{prefix}"{c}"')
     return ", ".join(out)

@@ -48,7 +48,13 @@ from deltalake.exceptions import DeltaError
 
 from lake.access import AccessDenied, Permission, Principal, check_reach
 from lake.cache import TableFiles
-from lake.crypto import decrypted_select, encrypted, keyring_for, register_decrypt
+from lake.crypto import (
+    ALERT_FIELDS,
+    decrypted_select,
+    encrypted,
+    keyring_for,
+    register_decrypt,
+)
 from lake.errors import UsageError
 from lake.querystring import SearchFilter
 from lake.readaudit import ReadAudit, scoped_audit_sql
@@ -87,7 +93,12 @@ def _view_sql(schema: pa.Schema, files: Sequence[str], decrypt: bool = False) ->
         return _empty_select(schema)
     listing = ", ".join(map(sql_literal, files))
     hive = _HIVE if "event_date" in schema.names else _HIVE_TENANT
-    cols = decrypted_select(schema.names) if decrypt else _select_list(schema)
+    if not decrypt:
+        cols = _select_list(schema)
+    elif "alert_id" in schema.names:  # alerts quote sealed fields in their title and group
+        cols = decrypted_select(schema.names, fields=ALERT_FIELDS, id_column="alert_id")
+    else:
+        cols = decrypted_select(schema.names)
     return f"SELECT {cols} FROM read_parquet([{listing}], {hive})"
 
 
@@ -415,7 +426,7 @@ class QuerySession:
             con.execute(
                 f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
             )
-            con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts)}")
+            con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts, dec)}")
 
         allowed = layout.events + layout.audit + layout.checkpoints + layout.alerts
         return locked_connection(allowed, setup)
