@@ -8,12 +8,14 @@ background traffic) and a fresh profile directory.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -81,38 +83,46 @@ def dashboard(demo: Demo, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_a_browser_signs_in_and_sees_only_its_tenant(
-    dashboard: str, demo: Demo, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def signed_in_page(url: str, token: str, profile: Path) -> Iterator[Any]:
+    """Headless Chromium on `url`, signed in with `token`, on the Overview page."""
     from playwright.sync_api import sync_playwright
 
-    events = demo.events().filter(pl.col("tenant") == "contoso").height
-    shot = tmp_path / "overview.png"
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
+            str(profile),
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 1000},
+            accept_downloads=True,
         )
         try:
             page = browser.new_page()
             page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(dashboard)
-            page.get_by_label("Sign-in token").fill(demo.tokens["alice"])
+            page.goto(url)
+            page.get_by_label("Sign-in token").fill(token)
             page.get_by_role("button", name="Sign in").click()
             page.get_by_role("heading", name="auditlake · Overview").wait_for()
-            page.get_by_text("Newest high-severity events").wait_for()
-            page.get_by_text(f"{events:,}", exact=True).first.wait_for()
-            # Charts and tables draw after their scripts load: wait, so the screenshot
-            # shows them rather than placeholders.
-            page.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for()
-            page.locator('[data-testid="data-grid-canvas"]').first.wait_for()
-            page.screenshot(path=str(shot), full_page=True)
-            text = page.inner_text("body")
+            yield page
         finally:
             browser.close()
+
+
+def test_a_browser_signs_in_and_sees_only_its_tenant(
+    dashboard: str, demo: Demo, tmp_path: Path
+) -> None:
+    events = demo.events().filter(pl.col("tenant") == "contoso").height
+    shot = tmp_path / "overview.png"
+    with signed_in_page(dashboard, demo.tokens["alice"], tmp_path / "chromium-profile") as page:
+        page.get_by_text("Newest high-severity events").wait_for()
+        page.get_by_text(f"{events:,}", exact=True).first.wait_for()
+        # Charts and tables draw after their scripts load: wait, so the screenshot
+        # shows them rather than placeholders.
+        page.locator('[data-testid="stVegaLiteChart"] svg').first.wait_for()
+        page.locator('[data-testid="data-grid-canvas"]').first.wait_for()
+        page.screenshot(path=str(shot), full_page=True)
+        text = page.inner_text("body")
 
     assert shot.stat().st_size > 10_000
     assert "auditlake · Overview" in text
@@ -125,45 +135,25 @@ def test_a_browser_signs_in_and_sees_only_its_tenant(
 def test_a_browser_gets_no_mailto_links_and_downloads_every_match(
     dashboard: str, demo: Demo, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     mine = demo.events().filter(pl.col("tenant") == "northwind")  # dave investigates it
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000},
-            accept_downloads=True,
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            page.goto(dashboard)
-            page.get_by_label("Sign-in token").fill(demo.tokens["dave"])
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("heading", name="auditlake · Overview").wait_for()
+    with signed_in_page(dashboard, demo.tokens["dave"], tmp_path / "chromium-profile") as page:
+        # Top actors are email addresses: nowhere on the page may one become a link.
+        page.get_by_text("Top actors and addresses").wait_for()
+        page.get_by_role("link", name="Alerts").click()
+        page.get_by_role("heading", name="auditlake · Alerts").wait_for()
+        page.get_by_text("Open an alert").wait_for()
+        page.get_by_role("combobox", name="Alert", exact=True).click()
+        page.get_by_role("option").first.click()
+        page.get_by_text("grouped by").wait_for()
+        mailto = page.locator('a[href^="mailto:"]').count()
 
-            # Top actors are email addresses: nowhere on the page may one become a link.
-            page.get_by_text("Top actors and addresses").wait_for()
-            page.get_by_role("link", name="Alerts").click()
-            page.get_by_role("heading", name="auditlake · Alerts").wait_for()
-            page.get_by_text("Open an alert").wait_for()
-            page.get_by_role("combobox", name="Alert", exact=True).click()
-            page.get_by_role("option").first.click()
-            page.get_by_text("grouped by").wait_for()
-            mailto = page.locator('a[href^="mailto:"]').count()
-
-            page.get_by_role("link", name="Search").click()
-            page.get_by_role("heading", name="auditlake · Search").wait_for()
-            page.locator('[data-testid="data-grid-canvas"]').first.wait_for()
-            with page.expect_download() as download:
-                page.get_by_role("button", name="CSV", exact=True).click()
-            saved = tmp_path / "download.csv"
-            download.value.save_as(saved)
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Search").click()
+        page.get_by_role("heading", name="auditlake · Search").wait_for()
+        page.locator('[data-testid="data-grid-canvas"]').first.wait_for()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="CSV", exact=True).click()
+        saved = tmp_path / "download.csv"
+        download.value.save_as(saved)
 
     assert mailto == 0
     downloaded = pl.read_csv(saved)
