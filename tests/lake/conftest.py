@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from ingest.demo import generate
 from lake.append import append
 from lake.config import KeyStore, TrustStore
+from lake.crypto import FIELDS
 from lake.note import NoteSigner, VerifierKey
 from lake.storage import Lake
 from lake.wire import validate
@@ -50,3 +54,25 @@ def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture
 def lake_copy(built_lake: Built, tmp_path: Path) -> tuple[Lake, NoteSigner, list[VerifierKey]]:
     return built_lake.copy(tmp_path)
+
+
+EncryptedAppend = Callable[[list[dict[str, object]]], tuple[Lake, Path]]
+
+
+@pytest.fixture
+def encrypted_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EncryptedAppend:
+    """`encrypted_lake(events)`: a lake created with encryption (master key from the
+    environment, home in tmp_path) holding these wire events of tenant acme, signed."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
+    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+
+    def make(events: list[dict[str, object]]) -> tuple[Lake, Path]:
+        signer = KeyStore(home).generate("k")
+        TrustStore(home).add(signer.verifier_key)
+        sealed = {"encryption": {"enabled": True, "fields": list(FIELDS)}}
+        lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(), extra=sealed)
+        append(lake, validate(events, namespace=b"acme").table, signer)
+        return lake, home
+
+    return make

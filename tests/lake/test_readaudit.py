@@ -8,7 +8,6 @@ Delta log. B16: an auditor of a tenant sees the reads that touched it, and only 
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from lake.storage import Lake
 from lake.wire import validate
 
 if TYPE_CHECKING:
-    from conftest import Built
+    from conftest import Built, EncryptedAppend
 
 MINE = "contoso"
 OTHER = "globex"
@@ -154,14 +153,7 @@ ADDRESS = "198.51.100.77"
 
 
 @pytest.fixture
-def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
-    home = tmp_path / "home"
-    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
-    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
-                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+def enc(encrypted_lake: EncryptedAppend) -> tuple[Lake, Path]:
     events = [
         {"tenant": "acme", "time": f"2026-11-02T10:0{i}:00Z", "category": "authentication",
          "action": "login", "outcome": "failure",
@@ -169,8 +161,7 @@ def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
          "details": {"reason": "bad password"}}
         for i in range(3)
     ]  # fmt: skip
-    append(lake, validate(events, namespace=b"acme").table, signer)
-    return lake, home
+    return encrypted_lake(events)
 
 
 def test_searches_on_an_encrypted_lake_leave_no_plaintext_value(enc: tuple[Lake, Path]) -> None:

@@ -12,8 +12,6 @@ globex's data to contoso's auditor.
 
 from __future__ import annotations
 
-import base64
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,35 +20,24 @@ import pytest
 
 import lake.api as al
 from lake.access import AccessPolicy
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS
+from lake.config import KeyStore
 from lake.query import QuerySession
 from lake.readaudit import TOKEN_PREFIX, WITHHELD, ReadAudit, Redactor
 from lake.storage import Lake
-from lake.wire import validate
 
 if TYPE_CHECKING:
-    from conftest import Built
+    from conftest import Built, EncryptedAppend
 
 SSN = "918273645"
 ADDRESS = "198.51.100.77"
 
 
 @pytest.fixture
-def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
-    home = tmp_path / "home"
-    monkeypatch.setenv("AUDITLAKE_HOME", str(home))
-    monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
-                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+def enc(encrypted_lake: EncryptedAppend) -> tuple[Lake, Path]:
     event = {"tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
              "action": "login", "outcome": "failure", "actor": {"id": "victim@x", "ip": ADDRESS},
              "details": {"ssn": int(SSN)}}  # fmt: skip
-    append(lake, validate([event], namespace=b"acme").table, signer)
-    return lake, home
+    return encrypted_lake([event])
 
 
 def test_a_number_in_sql_leaves_no_plaintext_value(enc: tuple[Lake, Path]) -> None:
