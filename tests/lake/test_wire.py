@@ -1187,10 +1187,13 @@ def test_block_path_finds_every_repeated_key(data: st.DataObject) -> None:
     lines: list[bytes] = []
     repeated: dict[int, str] = {}
     for event in [e for e in _events(data) if isinstance(e, dict)]:
+        # An empty object has no key to repeat at the top (`{,"k":v}` is not JSON at all).
         if data.draw(st.booleans()):
             where = data.draw(st.sampled_from(["top", "actor", "target", "details"]))
+            if where == "top" and not event:
+                where = "details"
             keys = sorted(event) if where == "top" else ["id", "type", "k", "a:b"]
-            key = data.draw(st.sampled_from(keys or ["tenant"]))
+            key = data.draw(st.sampled_from(keys))
             value = data.draw(st.sampled_from(["x", "a:b", 1, None, {"c": ":"}]))
             try:
                 line = _with_repeat(event, where, key, value)
