@@ -1,4 +1,4 @@
-"""`auditlake access …`: principals and their per-tenant roles (lake/access.py).
+"""`auditlake access …`: principals and their per-tenant roles (lake/secrets/_access.py).
 
 Registered on the `cli` group by auditlake.cli. Every `access` subcommand lives here (the
 dashboard's sign-in tokens too), so no registration module imports another.
@@ -10,8 +10,7 @@ import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note
-from lake.access import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role
-from lake.signin import SigninStore
+from lake.secrets import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role, SigninStore
 
 
 @cli.group()

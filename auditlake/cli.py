@@ -20,24 +20,28 @@ import click
 import orjson
 
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
-from lake.access import (
+from lake.contract import Issue, LakeError, ProofError, ValidationError
+from lake.log import VerifierKey
+from lake.proofs import check_proof, prove, prove_consistency
+from lake.secrets import (
     LOCAL_OPERATOR,
     AccessDenied,
     AccessPolicy,
+    KeyStore,
     Permission,
     Principal,
+    TrustStore,
     check_principal,
     check_reach,
+    config_home,
+    ensure_outside,
     logged_tenants,
+    parse_verifier_keys,
 )
-from lake.append import append, seal
-from lake.config import KeyStore, TrustStore, config_home, ensure_outside, parse_verifier_keys
-from lake.errors import Issue, LakeError, ProofError, ValidationError
-from lake.note import VerifierKey
-from lake.proof import check_proof, prove, prove_consistency
 from lake.storage import Lake, check_lake_name, check_tenant
 from lake.verify import Report, parse_exported, record_report, verify_lake
 from lake.witness import CosignerKey
+from lake.write import append, seal
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_LAKE = "./auditlake-data"
@@ -263,9 +267,9 @@ def cli(ctx: click.Context, lake: str, principal: str) -> None:
 
 
 def unfinished_shred(home: Path) -> bool:
-    """Whether a shred's master-key rotation was interrupted (lake/masterkey.py): its new
+    """Whether a shred's master-key rotation was interrupted (lake/secrets/_masterkey.py): its new
     key is on disk beside the old one, which stays readable until the rotation ends."""
-    from lake.masterkey import NEXT_FILE
+    from lake.secrets import NEXT_FILE
 
     return (home / NEXT_FILE).exists()
 
@@ -325,7 +329,7 @@ def init(ctx: Ctx, name: str | None, encrypt: bool) -> None:
     signer, created = _ensure_signer(ctx, lake_name)
     extra = None
     if encrypt:
-        from lake.crypto import FIELDS, master_key
+        from lake.secrets import FIELDS, master_key
 
         master_key(ctx.home, create=True)
         extra = {"encryption": {"enabled": True, "fields": list(FIELDS)}}
@@ -386,7 +390,7 @@ def keys_rotate(ctx: Ctx, name: str) -> None:
     key is trusted here until now (not-after). Restart running collectors afterwards.
     Then `auditlake keys retire OLD` destroys the old private key.
     """
-    from lake.keys import rotate
+    from lake.write import rotate
 
     ctx.require_operator("keys rotate")
     done = rotate(ctx.open(), ctx.keys(), TrustStore(ctx.home), name)
@@ -413,7 +417,7 @@ def keys_retire(ctx: Ctx, name: str) -> None:
 @handle_errors
 def keys_revoke(ctx: Ctx, name: str, when: str) -> None:
     """Mark a trusted key compromised from a time: checkpoints it signed later are findings."""
-    from lake.querystring import parse_time
+    from lake.query import parse_time
 
     ctx.require_operator("keys revoke")
     trust = TrustStore(ctx.home)
@@ -446,8 +450,8 @@ def keys_shred(ctx: Ctx, tenant: str, subject: str | None, yes: bool) -> None:
     import hashlib
     from datetime import UTC, datetime
 
-    from lake.crypto import encrypted, keyring_for
-    from lake.retention import record_action
+    from lake.secrets import encrypted, keyring_for
+    from lake.write import record_action
 
     ctx.require_operator("keys shred")
     lake = ctx.open()
@@ -545,7 +549,7 @@ def ingest(
     from deltalake.exceptions import DeltaError
 
     from ingest.files import open_input, spool_dir_for, write_rejects
-    from lake.wire_time import parse_duration
+    from lake.contract import parse_duration
 
     skew = parse_duration(max_future_skew) if max_future_skew else None
     lake = ctx.open()
@@ -696,13 +700,13 @@ def seal_cmd(ctx: Ctx, tenant: tuple[str, ...], rebuild_tiles: bool) -> None:
     ctx.require_operator("seal")
     lake = ctx.open()
     tenants = list(tenant) or lake.tenants()
-    from lake.tiles import remove_stale_temp
+    from lake.log import remove_stale_temp
 
     for t in tenants:  # temp tile files a crash or a full disk left behind
         if stale := remove_stale_temp(lake, check_tenant(t)):
             note(f"{t}: removed {stale} stale temporary tile file(s)")
     if rebuild_tiles:
-        from lake.tiles import rebuild
+        from lake.log import rebuild
 
         trusted = TrustStore(ctx.home).keys()
         for t in tenants:
@@ -863,7 +867,7 @@ def verify(
     }
     with progress("verify") as update:
         if engine == "ray":
-            from lake.distributed import verify_lake_ray
+            from lake.verify import verify_lake_ray
 
             report = verify_lake_ray(
                 lake,
@@ -945,7 +949,7 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
     FILE may be '-' for stdin. Checks with the config home's trusted keys or --key only,
     never with a key found inside the proof or pack.
     """
-    from lake.evidence import check_pack, is_pack, read_input
+    from lake.proofs import check_pack, is_pack, read_input
 
     try:
         raw = read_input(file)  # bounded: a proof or pack comes from outside
@@ -1005,7 +1009,7 @@ def checkpoint_export(ctx: Ctx, tenant: str | None, dest: str | None) -> None:
       */5 * * * * auditlake checkpoint export --to /mnt/worm/auditlake
       auditlake verify --since-checkpoint /mnt/worm/auditlake/<lake>/<tenant>/<size>.txt
     """
-    from lake.proof import latest_checkpoint
+    from lake.proofs import latest_checkpoint
 
     lake = ctx.open()
     if dest is None:

@@ -5,7 +5,7 @@ Registered on the `cli` group by auditlake.cli. The dashboard itself lives in
 checked before that server starts (the lake opens, a signing key exists for the read
 audit, Streamlit is installed) so a mistake is a one-line error rather than a broken
 page, then hands the process over to Streamlit. People sign in with tokens that
-`auditlake access token` prints (lake/signin.py keeps only their hashes).
+`auditlake access token` prints (lake/secrets/_signin.py keeps only their hashes).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import click
 
 from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
 from auditlake.output import fail, note
-from lake.signin import SigninStore
+from lake.secrets import SigninStore
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
 # Streamlit settings for a server that must work offline and stay quiet: no browser to

@@ -12,12 +12,11 @@ from typing import Any
 
 from auditlake.output import ExitCode, emit_table, fail, note, progress
 from ingest.demo import generate
-from lake.append import append
-from lake.config import KeyStore, TrustStore, ensure_outside
-from lake.errors import LakeNotFoundError
+from lake.contract import LakeNotFoundError, validate
+from lake.secrets import KeyStore, TrustStore, ensure_outside
 from lake.storage import Lake
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import append
 
 
 def run_detection(lake: Lake, update_label: str) -> list[dict[str, Any]]:

@@ -27,8 +27,7 @@ from auditlake.cli import (
     pass_ctx,
 )
 from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
-from lake.access import Permission
-from lake.crypto import encrypted, keyring_for, open_alerts
+from lake.secrets import Permission, encrypted, keyring_for, open_alerts
 
 
 def _rules(ctx: Ctx, paths: tuple[str, ...], no_builtin: bool = False) -> list[Any]:
@@ -54,7 +53,7 @@ def rules_option(fn: Any) -> Any:
 
 
 def _time(value: str | None, what: str) -> datetime | None:
-    from lake.querystring import parse_time
+    from lake.query import parse_time
 
     if value is None:
         return None
@@ -153,7 +152,7 @@ def _run_once(
             evaluate = None
             if engine == "ray":
                 from detect.distributed import ray_evaluate
-                from lake.distributed import ray_session
+                from lake.verify import ray_session
 
                 evaluate = ray_evaluate(stack.enter_context(ray_session(address)))
             update = stack.enter_context(progress("detect"))
@@ -349,8 +348,8 @@ def alerts_list(
     import orjson
 
     from detect.sinks import alert_json
-    from lake.access import AccessDenied, check_reach, logged_tenants
     from lake.query import ReadAudit
+    from lake.secrets import AccessDenied, check_reach, logged_tenants
 
     lake = ctx.open()
     who = ctx.who()

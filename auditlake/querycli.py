@@ -15,7 +15,7 @@ import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note, progress
-from lake.querystring import SearchFilter, parse_query, parse_time
+from lake.query import SearchFilter, parse_query, parse_time
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,7 +98,7 @@ def _table_cells(batch: pa.RecordBatch) -> list[list[str]]:
 
 
 def _emit(result: SearchResult, fmt: str, output: str, columns: Iterable[str] | None) -> int:
-    from lake.export import write_batches
+    from lake.query import write_batches
 
     if fmt == "table":
         shown = [c for c in (columns or result.schema.names) if c in result.schema.names]
@@ -277,7 +277,7 @@ def optimize(ctx: Ctx, tenant: tuple[str, ...], no_zorder: bool, fmt: str) -> No
     Rows move between files but no value changes: `auditlake verify` passes afterwards.
     Replaced files stay on disk (time travel and open search cursors keep working).
     """
-    from lake.optimize import optimize as run
+    from lake.storage import optimize as run
 
     ctx.require_operator("optimize")
     with progress("optimize") as update:
@@ -327,9 +327,9 @@ def evidence(
 
     Needs the investigator role (or higher) on the tenant; recorded in the read audit.
     """
-    from lake.access import AccessDenied, Permission, check_reach, logged_tenants
-    from lake.evidence import build_pack
+    from lake.proofs import build_pack
     from lake.query import ReadAudit
+    from lake.secrets import AccessDenied, Permission, check_reach, logged_tenants
     from lake.storage import check_tenant
 
     lake = ctx.open()

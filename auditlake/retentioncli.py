@@ -11,7 +11,7 @@ import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note
-from lake.access import Permission, Principal, logged_tenants
+from lake.secrets import Permission, Principal, logged_tenants
 from lake.storage import Lake, check_tenant
 
 PRESET_HELP = "sox (7 years), hipaa (6 years), pci-dss (12 months)"
@@ -55,7 +55,7 @@ def retention() -> None:
 @handle_errors
 def retention_status(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:
     """Per tenant: retention, legal hold, oldest and newest data, what is due."""
-    from lake.retention import status
+    from lake.write import status
 
     who = ctx.who()
     rows = [
@@ -84,7 +84,7 @@ def retention_set(
     ctx: Ctx, tenant: str, days: int | None, preset: str | None, allow_new: bool
 ) -> None:
     """Set how long a tenant's events are kept (default 2557 days, seven years)."""
-    from lake.retention import set_policy
+    from lake.write import set_policy
 
     who = ctx.who()
     lake = ctx.open()
@@ -101,7 +101,7 @@ def retention_set(
 @handle_errors
 def retention_apply(ctx: Ctx, tenant: tuple[str, ...], dry_run: bool, fmt: str) -> None:
     """Remove every expired day of events not under legal hold (signed first)."""
-    from lake.retention import apply
+    from lake.write import apply
 
     who = ctx.who()
     lake = ctx.open()
@@ -147,7 +147,7 @@ def hold() -> None:
 @handle_errors
 def hold_set(ctx: Ctx, tenant: str, reason: str, allow_new: bool) -> None:
     """Put a tenant under legal hold (recorded as a signed event)."""
-    from lake.retention import set_hold
+    from lake.write import set_hold
 
     who = ctx.who()
     lake = ctx.open()
@@ -163,7 +163,7 @@ def hold_set(ctx: Ctx, tenant: str, reason: str, allow_new: bool) -> None:
 @handle_errors
 def hold_clear(ctx: Ctx, tenant: str, reason: str) -> None:
     """Lift a tenant's legal hold (recorded as a signed event)."""
-    from lake.retention import set_hold
+    from lake.write import set_hold
 
     who = ctx.who()
     who.require(Permission.MANAGE_RETENTION, tenant)

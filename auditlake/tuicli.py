@@ -54,7 +54,7 @@ def tui(ctx: Ctx, tenant: tuple[str, ...], window: int) -> None:
       ?          help                             q  quit
     """
     import lake.api
-    from lake.access import Permission
+    from lake.secrets import Permission
     from lake.storage import check_tenant
     from tui.app import AuditlakeApp
 

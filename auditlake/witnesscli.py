@@ -11,7 +11,7 @@ import click
 
 from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
 from auditlake.output import emit_json, emit_table, fail, note
-from lake.config import parse_verifier_keys
+from lake.secrets import parse_verifier_keys
 
 
 @cli.group()
@@ -42,7 +42,7 @@ def witness_keygen(name: str, out: str) -> None:
     """Create a witness key; prints its public cosigner key (give it to log verifiers)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from lake.config import write_private_key
+    from lake.secrets import write_private_key
     from lake.witness import Cosigner
 
     path = Path(out)

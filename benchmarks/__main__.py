@@ -1,6 +1,6 @@
 """`python -m benchmarks`: auditlake's hot paths beside a baseline measured in the same run.
 
-- ingest: `ingest.files.load` + `lake.append.append` of a JSONL file, against the bare load
+- ingest: `ingest.files.load` + `lake.write.append` of a JSONL file, against the bare load
   of the same file (pyarrow JSON reader + partitioned `write_deltalake`) and a plain
   Parquet write (the disk's limit).
 - verify: `lake.verify.verify_lake` over that lake, against hashlib SHA-256 over the same
@@ -42,12 +42,11 @@ from deltalake import write_deltalake
 
 from ingest.demo import iter_events, write_jsonl
 from ingest.files import load
-from lake.append import append
-from lake.leaf import leaf_inputs
-from lake.note import generate_signer
-from lake.schema import LEAF_FIELDS
+from lake.contract import LEAF_FIELDS, leaf_inputs
+from lake.log import generate_signer
 from lake.storage import Lake
 from lake.verify import verify_lake
+from lake.write import append
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -27,9 +27,9 @@ import orjson
 from ingest.demo import iter_events
 from ingest.files import load
 from ingest.tokens import TokenStore
-from lake.append import append
-from lake.config import KeyStore
+from lake.secrets import KeyStore
 from lake.storage import Lake
+from lake.write import append
 
 CLIENTS = 4
 BATCH = 1_000

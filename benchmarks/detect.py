@@ -18,7 +18,7 @@ Measured, beside baselines run in the same process on the same files:
   the evidence lists.
 - incremental: after one full run (state saved), each repeat appends 100k fresh events
   (the latest day, over the 20 tenants, generated like the cache's, plus a planted brute
-  force: 12 failed logins of a new account in 4 minutes) with `lake.append.append`, outside
+  force: 12 failed logins of a new account in 4 minutes) with `lake.write.append`, outside
   the clock, then times `detect.runner.run(lake, rules)`.
 """
 
@@ -53,9 +53,9 @@ from benchmarks.query import (
 from detect.model import Rule, load_rules
 from detect.runner import RunResult
 from detect.runner import run as detect_run
-from lake.append import append
-from lake.note import generate_signer
+from lake.log import generate_signer
 from lake.storage import Lake
+from lake.write import append
 
 NEW_EVENTS: Final = 100_000
 PLANTED: Final = 12  # failed logins of the planted brute force (the rule fires at 10)

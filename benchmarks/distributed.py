@@ -46,10 +46,9 @@ def _midnight(day: Any) -> datetime:
 def run(events: int, repeat: int, range_events: int, only: set[str]) -> dict[str, Any]:
     from benchmarks.__main__ import summary, timed
     from benchmarks.query import SEED, ensure_cache
-    from lake.distributed import ray_session, verify_lake_ray
-    from lake.note import generate_signer
+    from lake.log import generate_signer
     from lake.storage import Lake
-    from lake.verify import verify_lake
+    from lake.verify import ray_session, verify_lake, verify_lake_ray
 
     cache, _ = ensure_cache(events, SEED)
     lake = Lake.open(cache / "lake")

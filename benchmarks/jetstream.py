@@ -32,9 +32,9 @@ from benchmarks.collector import free_port, sealed_events
 from ingest.demo import iter_events
 from ingest.files import load
 from ingest.jetstream import Connection
-from lake.append import append
-from lake.config import KeyStore
+from lake.secrets import KeyStore
 from lake.storage import Lake
+from lake.write import append
 
 TENANTS = [f"tenant-{i:02d}" for i in range(8)]
 WINDOW = 256  # publishes in flight

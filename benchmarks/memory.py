@@ -70,7 +70,7 @@ with open(sys.argv[1], "w") as fh:
 SMALL_RANGES = 32_768
 VERIFY_RANGES = f"""
 import os, sys
-from lake.note import generate_signer
+from lake.log import generate_signer
 from lake.storage import Lake
 from lake.verify import verify_lake
 if __name__ == "__main__":

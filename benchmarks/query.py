@@ -1,7 +1,7 @@
 """Query benchmark (#4): point search and aggregation over a lake of N events.
 
 The lake (20 tenants x 30 days ending 2026-10-31) is built through the real write path
-(`Lake.init` + `lake.append.append` in batches of 500k events, in arrival order) from
+(`Lake.init` + `lake.write.append` in batches of 500k events, in arrival order) from
 events generated with numpy/pyarrow, seeded, and cached under
 `benchmarks/results/query-cache-<N>/seed-<seed>/` with the same events as JSON Lines and
 as a few big plain Parquet files.
@@ -12,7 +12,7 @@ Measured, each beside baselines run in the same process on the same events:
   `QuerySession.search(parse_query(...)).to_arrow()`; once more with a `ReadAudit`, whose
   cost is reported on its own;
 - aggregation: failures per hour of one tenant over 30 days through `QuerySession.sql`;
-- both before and after `lake.optimize.optimize` (time and file counts reported);
+- both before and after `lake.storage.optimize` (time and file counts reported);
 - bytes on disk per event: the lake, PostgreSQL (heap + TOAST + index) and the JSONL.
 
 Baselines: a private PostgreSQL server (`initdb` in a temp dir, B-tree index on
@@ -47,15 +47,12 @@ import pyarrow.parquet as pq
 
 from benchmarks.__main__ import RESULTS, summary, timed
 from benchmarks.collector import free_port
-from lake.access import AccessPolicy
-from lake.append import append
-from lake.note import generate_signer
-from lake.optimize import optimize
-from lake.query import QuerySession, ReadAudit
-from lake.querystring import parse_query
-from lake.schema import EVENTS_SCHEMA
-from lake.storage import Lake
-from lake.wire import OUTPUT_SCHEMA, assign_ids, finish, validate
+from lake.contract import EVENTS_SCHEMA, OUTPUT_SCHEMA, assign_ids, finish, validate
+from lake.log import generate_signer
+from lake.query import QuerySession, ReadAudit, parse_query
+from lake.secrets import AccessPolicy
+from lake.storage import Lake, optimize
+from lake.write import append
 
 SEED: Final = 4
 # Bump when the generator changes: a cache built by another version is rebuilt.

@@ -39,15 +39,19 @@ import pyarrow as pa
 import streamlit as st
 
 import lake.api
-from lake.access import AccessPolicy, Permission, Principal, Role
-from lake.config import KeyStore, TrustStore, config_home
-from lake.errors import ConfigError, UsageError
-from lake.export import write_batches
-from lake.note import parse_note
-from lake.query import sql_literal
-from lake.querystring import SearchFilter, parse_query
-from lake.schema import READ_AUDIT_TENANT, is_valid_tenant
-from lake.signin import SigninStore
+from lake.contract import READ_AUDIT_TENANT, ConfigError, UsageError, is_valid_tenant
+from lake.log import parse_note
+from lake.query import SearchFilter, parse_query, sql_literal, write_batches
+from lake.secrets import (
+    AccessPolicy,
+    KeyStore,
+    Permission,
+    Principal,
+    Role,
+    SigninStore,
+    TrustStore,
+    config_home,
+)
 from lake.verify import Report, last_reports, record_report, verify_lake
 
 TTL: Final = timedelta(seconds=60)
@@ -401,8 +405,8 @@ def data_span(viewer: Viewer) -> pl.DataFrame:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def retention(viewer: Viewer) -> pl.DataFrame:
     """Per readable tenant: retention days, preset, what is due for removal, legal hold."""
-    from lake.retention import status
     from lake.storage import Lake
+    from lake.write import status
 
     readable = tenants(viewer)
     rows = [

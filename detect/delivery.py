@@ -32,11 +32,11 @@ from typing import Any, Final
 import orjson
 
 from detect.sinks import Sink, alert_json
-from lake.crypto import encrypted, keyring_for, open_alerts, seal_alerts
-from lake.errors import LakeError, StorageError
-from lake.storage import Lake
+from lake.contract import LakeError, StorageError
+from lake.secrets import encrypted, keyring_for, open_alerts, seal_alerts
+from lake.storage import Lake, paths
 
-SPOOL_DIR: Final = "_auditlake/detect/spool"
+SPOOL_DIR: Final = paths.DETECT_SPOOL
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class SinkReport:
 def spool_path(sink: Sink) -> str:
     """The spool file of a sink, under the lake root."""
     identity = str(getattr(sink, "identity", sink.name))
-    return f"{SPOOL_DIR}/{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+    return paths.spool_file(hashlib.sha256(identity.encode()).hexdigest()[:32])
 
 
 def _from_json(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,8 +24,7 @@ import pyarrow as pa
 
 from detect.model import Rule
 from detect.runner import Evaluate, Progress, Runner, Work, _empty_events, _Span
-from lake.errors import LakeError
-from lake.schema import ALERTS_SCHEMA, READ_AUDIT_TENANT
+from lake.contract import ALERTS_SCHEMA, READ_AUDIT_TENANT, LakeError
 from lake.storage import DataFile, Lake
 
 Item = tuple[int, Rule, list[_Span] | None]  # (work index, rule, the tenant's span or None)
@@ -45,7 +44,7 @@ def evaluate_tenant(
 
 def ray_evaluate(ray: Any) -> Evaluate:
     """An `evaluate` hook for `detect.runner.run` that runs on the connected Ray cluster."""
-    from lake.distributed import EngineError
+    from lake.verify import EngineError
 
     remote = ray.remote(num_cpus=1)(evaluate_tenant)
 

@@ -27,8 +27,7 @@ import orjson
 import pyarrow as pa
 
 from detect.model import Rule
-from lake.errors import UsageError
-from lake.schema import ALERTS_SCHEMA
+from lake.contract import ALERTS_SCHEMA, UsageError
 
 MAX_EVIDENCE_IDS: Final = 1000
 # Scan ranges are epoch microseconds clamped to ±2**62 (about ±146,000 years): any stored

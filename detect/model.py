@@ -29,9 +29,8 @@ from typing import Any, Final
 
 import orjson
 
-from lake.errors import UsageError
-from lake.querystring import SearchFilter, parse_query
-from lake.schema import EVENTS_SCHEMA, SEVERITIES
+from lake.contract import EVENTS_SCHEMA, SEVERITIES, UsageError
+from lake.query import SearchFilter, parse_query
 
 KINDS: Final = ("threshold", "distinct", "sequence", "silence", "sql")
 RULE_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,99}$"

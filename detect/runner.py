@@ -18,7 +18,7 @@ What "incremental" means here:
   its alerts only against the alerts snapshot it started from (Delta's put-if-absent of
   the next log entry, no retries), so of two overlapping runs the later one to commit
   fails with RunBusy and writes nothing (sinks may have seen its alerts: at least once).
-- **Object stores**: DuckDB reads local copies of the files a run needs (lake/cache.py).
+- **Object stores**: DuckDB reads local copies of the files a run needs (lake/storage/_cache.py).
 - **Sinks first, each on its own, at least once**: new and changed alerts go to every
   sink before the alerts table and the watermark move; a sink that fails keeps them in
   its spool for the next run and is reported, and the others are served regardless
@@ -55,8 +55,9 @@ from detect.engine import (
 )
 from detect.model import Rule
 from detect.sinks import Sink
-from lake.cache import TableFiles
-from lake.crypto import (
+from lake.contract import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT, StorageError, UsageError
+from lake.query import sql_literal
+from lake.secrets import (
     decrypted_select,
     encrypted,
     keyring_for,
@@ -64,13 +65,11 @@ from lake.crypto import (
     register_decrypt,
     seal_alerts,
 )
-from lake.errors import StorageError, UsageError
-from lake.query import sql_literal
-from lake.schema import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT
-from lake.storage import DataFile, Lake
+from lake.storage import DataFile, Lake, TableFiles
+from lake.storage import paths as lake_paths
 
-STATE_PATH: Final = "_auditlake/detect/state.json"
-LOCK_PATH: Final = "_auditlake/detect/run.lock"
+STATE_PATH: Final = lake_paths.DETECT_STATE
+LOCK_PATH: Final = lake_paths.DETECT_LOCK
 _HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
 
 Progress = Callable[[str, int, int], None]
@@ -163,7 +162,7 @@ def _added_since(lake: Lake, table: DeltaTable, since: int) -> list[str] | None:
     paths: list[str] = []
     for v in range(since + 1, table.version() + 1):
         try:
-            raw = lake.read_bytes(f"events/_delta_log/{v:020d}.json")
+            raw = lake.read_bytes(lake_paths.delta_commit(lake_paths.EVENTS, v))
         except FileNotFoundError:
             return None
         for line in raw.splitlines():
@@ -245,7 +244,9 @@ class Runner:
             register_decrypt(self.con, keyring_for(lake), {f.tenant for f in self.files})
 
     def _full(self, path: str) -> str:
-        return self.copies.path(f"events/{path}", self.sizes.get(path))
+        return self.copies.path(
+            lake_paths.table_file(lake_paths.EVENTS, path), self.sizes.get(path)
+        )
 
     def _view(self, ranges: Sequence[tuple[str, int, int]], by: str = "time") -> None:
         """Point the `events` view at these (tenant, start, end) ranges (epoch µs)."""
@@ -319,7 +320,7 @@ def evaluate_here(
 
 
 def _empty_events(con: duckdb.DuckDBPyConnection) -> None:
-    from lake.schema import EVENTS_SCHEMA
+    from lake.contract import EVENTS_SCHEMA
 
     con.register("_empty_arrow", EVENTS_SCHEMA.empty_table())
     con.execute("CREATE TABLE _empty_events AS SELECT * FROM _empty_arrow")

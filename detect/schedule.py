@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Final
 
 from detect.model import format_duration
-from lake.errors import UsageError
+from lake.contract import UsageError
 
 _MINUTE: Final = 60
 _HOUR: Final = 3600

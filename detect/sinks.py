@@ -38,7 +38,7 @@ from typing import IO, Any, Final, Protocol, TextIO, runtime_checkable
 
 import orjson
 
-from lake.errors import UsageError
+from lake.contract import UsageError
 
 SINK_FORMS: Final = (
     "stdout",
@@ -87,7 +87,7 @@ def _format_time(value: Any, what: str) -> str | None:
         return None
     if not isinstance(value, datetime):
         raise UsageError(f"alert {what} must be a datetime, got {type(value).__name__}")
-    # Stored times are UTC; a naive datetime is read as UTC, as lake/export.py does.
+    # Stored times are UTC; a naive datetime is read as UTC, as lake/query/_export.py does.
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     # isoformat, not strftime: %Y does not pad years before 1000 ("1-01-01").
     return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -26,8 +26,7 @@ import pyarrow.compute as pc
 
 from detect.engine import alerts
 from detect.model import Rule, RuleError, TestCase, parse_duration
-from lake.schema import EVENTS_SCHEMA
-from lake.wire import finish, validate
+from lake.contract import EVENTS_SCHEMA, finish, validate
 
 DEFAULTS: dict[str, Any] = {
     "tenant": "acme",

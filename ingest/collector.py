@@ -1,6 +1,6 @@
 """The HTTP collector: validate, make durable in a WAL, acknowledge, then batch into the lake.
 
-A request is all or nothing. Its events are validated by `lake.wire` (every error named),
+A request is all or nothing. Its events are validated by `lake.contract` (every error named),
 checked against the token's tenants, written to the write-ahead log as one Arrow IPC
 record and fsync'd (group commit across requests), and only then answered `202`. A batcher
 thread seals and commits pending records to the lake by size or age, and trims the WAL
@@ -58,9 +58,7 @@ from ingest.request_body import _denied as _denied
 from ingest.request_body import _validate_body as _validate_body
 from ingest.tokens import TokenStore
 from ingest.wal import WalError, WalStats, WriteAheadLog
-from lake.append import append, seal, stamp_received
-from lake.config import KeyStore
-from lake.errors import (
+from lake.contract import (
     Issue,
     LakeError,
     LakeNotFoundError,
@@ -68,9 +66,10 @@ from lake.errors import (
     UsageError,
     ValidationError,
 )
+from lake.secrets import KeyStore
 from lake.storage import Lake
-from lake.unique import ID_TAKEN
 from lake.witness import load_witnesses, request_cosignatures
+from lake.write import ID_TAKEN, append, seal, stamp_received
 
 __all__ = ["Collector", "CollectorConfig", "Metrics", "WalUnavailable", "log"]
 

@@ -32,7 +32,7 @@ from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budge
 from ingest.metrics import CONTENT_TYPE, RequestMetrics
 from ingest.request_body import _check_body, _screen_body, _start_worker
 from ingest.tokens import TokenGrant, lookup
-from lake.errors import Issue, LakeError, StorageError
+from lake.contract import Issue, LakeError, StorageError
 
 __all__ = ["create_app", "serve"]
 

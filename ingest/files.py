@@ -1,12 +1,12 @@
 """Batch ingest from files or stdin: JSON Lines, JSON arrays, CSV and Parquet.
 
-Every format is turned into wire events (dicts) and validated by `lake.wire`, so the
+Every format is turned into wire events (dicts) and validated by `lake.contract`, so the
 rules and the error messages are the same whatever the input. Tabular formats (CSV,
 Parquet) may use nested columns (`actor.id`) or the stored flat names (`actor_id`);
 `details` is then a JSON object in text form.
 
 Events that arrive without an id get one derived from their content alone
-(`lake.wire_ids`), so ingesting the same file twice, or the same event by another route
+(`lake.contract`), so ingesting the same file twice, or the same event by another route
 (the collector, another format, another position), yields the same id and the lake keeps
 one copy. Two identical id-less events in one input are one event: the second is dropped
 and counted with the duplicates. A JSON object that repeats a key, and a tabular input
@@ -56,20 +56,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lake.errors import Issue, StorageError, UsageError, ValidationError
-from lake.wire import (
+from lake.contract import (
     OUTPUT_SCHEMA,
+    Issue,
     Rejected,
     Scanned,
+    StorageError,
+    TimeWindow,
+    UsageError,
     Validated,
+    ValidationError,
     assign_missing_ids,
+    colons_match,
     parse_json_array_issues,
+    repeated_key,
     scan_jsonl,
+    time_window,
     validate,
 )
-from lake.wire_json import colons_match, repeated_key
-from lake.wire_time import TimeWindow, time_window
-from lake.workers import process_context
+from lake.storage import process_context
 
 Progress = Callable[[str, int, int], None]
 
@@ -265,10 +270,10 @@ def open_input(
     """Read, validate and spool one input (a path, or '-' for stdin).
 
     With `workers` > 1, JSON Lines inputs of PARALLEL_MIN_BYTES and more are validated in
-    that many processes (see `lake.workers`: a calling script needs the usual
+    that many processes (see `lake.storage`: a calling script needs the usual
     `if __name__ == "__main__":` guard); the CLI passes one worker per core.
     `data` stands in for the input's bytes (tests, callers holding it already).
-    `max_future_skew` bounds event times (see `lake.wire.validate`); the clock is read
+    `max_future_skew` bounds event times (see `lake.contract.validate`); the clock is read
     once, so every chunk of the input is judged alike.
 
     Raises UsageError for an input that cannot be read (stdin closed, no such file) and
@@ -584,7 +589,7 @@ def _reject_duplicates(
     name: str,
     data: bytes | None,
 ) -> None:
-    """Two events of one tenant in one input may not share an id (as `lake.wire.validate`).
+    """Two events of one tenant in one input may not share an id (as `lake.contract.validate`).
 
     Only ids whose fingerprint repeats are looked at again, exactly, in the spool; each
     repeat after the first is rejected, quoted as it was sent, except where both ids were

@@ -47,9 +47,8 @@ from ingest.collector import Collector, CollectorConfig, Metrics, _ipc, log
 from ingest.source import ARROW_STREAM, EVENTS_HEADER, BrokerError, Message, issues_json, micros
 from ingest.tokens import TokenStore
 from ingest.wal import WalStats
-from lake.append import stamp_received
-from lake.errors import Issue, UsageError
-from lake.schema import is_valid_tenant
+from lake.contract import Issue, UsageError, is_valid_tenant
+from lake.write import stamp_received
 
 try:
     import nats

@@ -9,7 +9,7 @@ is lost. Health reports failing while this directory holds anything, so an opera
 looks: the events can be read with pyarrow (`pa.ipc.open_stream`), corrected and sent
 again, and the files removed.
 
-Events under an id that another event of their tenant already uses (lake/unique.py) are
+Events under an id that another event of their tenant already uses (lake/write/_unique.py) are
 left out of the lake by design, not by failure: they are kept here too, as kind
 `id-conflict`, and counted, but do not turn health failing. Every other part is kind
 `refused`.

@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.errors import Issue
-from lake.wire import parse_json_array, validate, validate_jsonl
+from lake.contract import Issue, parse_json_array, validate, validate_jsonl
 
 NDJSON = "application/x-ndjson"
 

@@ -61,14 +61,14 @@ The hot path
 than `block_s` for room in the queue. When the queue is full, the caller's thread moves
 the oldest batch to the spool itself (one file write with fsync, no network).
 
-Events are validated with `lake.wire.validate`, the collector's own validator, so an event
+Events are validated with `lake.contract.validate`, the collector's own validator, so an event
 the SDK accepts is one the collector accepts.
 
 A client created before `os.fork()` (a pre-forking web server) restarts its sender in
 the child; events queued before the fork stay the parent's to deliver.
 
 For batch jobs that run next to the lake, `DirectWriter` and `write_direct` validate and
-append straight into a lake with `lake.append.append`, with no collector.
+append straight into a lake with `lake.write.append`, with no collector.
 """
 
 from __future__ import annotations
@@ -98,12 +98,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from lake.append import AppendResult, append
-from lake.config import KeyStore, config_home
-from lake.errors import Issue
-from lake.note import NoteSigner
+from lake.contract import Issue, check_event, validate
+from lake.log import NoteSigner
+from lake.secrets import KeyStore, config_home
 from lake.storage import Lake
-from lake.wire import check_event, validate
+from lake.write import AppendResult, append
 
 __all__ = [
     "AuditClient",

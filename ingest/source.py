@@ -7,7 +7,7 @@ the broker-neutral half; ingest/jetstream.py is the NATS JetStream half.
   at a time), messages fetched in publication order with their positions, acknowledgement,
   and a durable place for rejected messages.
 * `decode`: a batch of messages → validated events. Arrow IPC (the collector's forwarding
-  mode) or JSON / NDJSON wire events from any producer, validated by `lake.wire`.
+  mode) or JSON / NDJSON wire events from any producer, validated by `lake.contract`.
 * `consume`: the loop. Gather a batch by size or age, append it with the source positions
   in the same Delta commit, `os.sync`, and only then acknowledge.
 
@@ -15,10 +15,10 @@ Exactly once into the lake
 --------------------------
 A message is acknowledged only once the commit that holds its events is on disk. Each
 commit also records, per tenant, the highest position it covers
-(`lake.append.source_app_id`), so a message delivered again after a crash, at or below
+(`lake.write.source_app_id`), so a message delivered again after a crash, at or below
 that position, is acknowledged without being appended. The lake's (tenant, id)
 deduplication is the second line of defence: an event sent without an id gets one
-derived from its content alone (`lake.wire_ids`), so a redelivery, or the same event by
+derived from its content alone (`lake.contract`), so a redelivery, or the same event by
 another route, yields the same id.
 
 Skipping by position is sound only if each tenant's messages are committed in position
@@ -54,22 +54,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.collector import log
-from lake.append import (
+from lake.contract import (
+    OUTPUT_SCHEMA,
+    READ_AUDIT_TENANT,
+    RESERVED_TENANT_MESSAGE,
+    UTC_US,
+    Issue,
+    LakeError,
+    StorageError,
+    ValidationError,
+    is_valid_tenant,
+    parse_json_array,
+    parse_jsonl,
+    validate,
+)
+from lake.log import NoteSigner
+from lake.storage import Lake
+from lake.write import (
     MAX_MICROS,
     MIN_MICROS,
     TIME_RANGE,
     append,
+    event_keys,
+    first_occurrence,
+    same_rows,
     seal,
     source_app_id,
     source_position,
     stamp_received,
 )
-from lake.errors import Issue, LakeError, StorageError, ValidationError
-from lake.note import NoteSigner
-from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UTC_US, is_valid_tenant
-from lake.storage import Lake
-from lake.unique import event_keys, first_occurrence, same_rows
-from lake.wire import OUTPUT_SCHEMA, parse_json_array, parse_jsonl, validate
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 EVENTS_HEADER = "Auditlake-Events"  # events in a message, when the producer says (batching)
@@ -381,7 +394,7 @@ def _keys(table: pa.Table) -> pa.Array:
 def _repeats(table: pa.Table) -> np.ndarray:
     """Rows repeating an earlier row of the batch, content and all (`received_at` aside).
 
-    A repeat with other content stays: append rejects it as a conflict (lake/unique.py).
+    A repeat with other content stays: append rejects it as a conflict (lake/write/_unique.py).
     """
     first = first_occurrence(event_keys(table))
     again = np.flatnonzero(first != np.arange(table.num_rows))

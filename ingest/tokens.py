@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lake.config import check_private
-from lake.errors import ConfigError, UsageError
-from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE
+from lake.contract import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, ConfigError, UsageError
+from lake.secrets import check_private
 from lake.storage import check_tenant
 
 TOKENS_FILE = "tokens.json"

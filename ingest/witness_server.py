@@ -33,9 +33,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
-from lake.config import read_private_key
-from lake.errors import UsageError
-from lake.note import VerifierKey
+from lake.contract import UsageError
+from lake.log import VerifierKey
+from lake.secrets import read_private_key
 from lake.witness import MAX_BODY, Cosigner, Witness, WitnessError
 
 MAX_CONNECTIONS: Final = 1000

@@ -20,21 +20,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lake.access import (
+from lake.contract import EVENTS_SCHEMA, UsageError
+from lake.query import QuerySession, ReadAudit, SearchFilter, SearchResult, parse_query
+from lake.secrets import (
+    FIELDS,
     LOCAL_OPERATOR,
     AccessDenied,
     AccessPolicy,
+    KeyStore,
     Permission,
     Principal,
+    TrustStore,
     check_reach,
+    config_home,
+    encrypted,
+    keyring_for,
     logged_tenants,
 )
-from lake.config import KeyStore, TrustStore, config_home
-from lake.crypto import FIELDS, encrypted, keyring_for
-from lake.errors import UsageError
-from lake.query import QuerySession, ReadAudit, SearchResult
-from lake.querystring import SearchFilter, parse_query
-from lake.schema import EVENTS_SCHEMA
 from lake.storage import Lake, check_tenant
 from lake.verify import Report, verify_lake
 
@@ -191,7 +193,7 @@ class LakeSession:
 
     def prove(self, event_id: str, *, tenant: str) -> dict[str, Any]:
         """The inclusion proof of one event (the proof format `verify-proof` reads)."""
-        from lake.proof import prove
+        from lake.proofs import prove
 
         self._reach("prove", f"id:{event_id}", Permission.PROVE, [tenant])
         self.query.record("prove", f"id:{event_id}", [tenant], "success", None)
@@ -200,13 +202,13 @@ class LakeSession:
 
     def check(self, event_id: str, *, tenant: str) -> str:
         """Prove one event and check the proof with trusted keys; raises ProofError."""
-        from lake.proof import check_proof
+        from lake.proofs import check_proof
 
         return check_proof(self.prove(event_id, tenant=tenant), TrustStore(self.home).keys())
 
     def evidence(self, events: Sequence[tuple[str, str]], path: str | Path, note: str = "") -> Path:
         """Write an evidence pack (zip) of (tenant, event_id) pairs; returns its path."""
-        from lake.evidence import build_pack
+        from lake.proofs import build_pack
 
         asked = " ".join(f"id:{e}" for _, e in events)[:4000]
         wanted = sorted({t for t, _ in events})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import lake.wire as wire
+import lake.contract._wire as wire
 
 
 def free_port() -> int:

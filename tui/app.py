@@ -28,10 +28,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from lake.access import AccessDenied
 from lake.api import LakeSession
-from lake.errors import LakeError
-from lake.querystring import SearchFilter, parse_query
+from lake.contract import LakeError
+from lake.query import SearchFilter, parse_query
+from lake.secrets import AccessDenied
 from tui import pivots
 from tui.backend import PAGE_ROWS, Alert, Backend, Event, free_path
 from tui.components.alerts import AlertsScreen

@@ -19,15 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from lake.access import Permission
 from lake.api import LakeSession
-from lake.errors import UsageError
-from lake.export import FORMATS, write_batches
-from lake.querystring import SearchFilter
+from lake.contract import UsageError
+from lake.query import FORMATS, SearchFilter, write_batches
+from lake.secrets import Permission
 from tui.timeline import BUCKET_SQL, SPAN_SQL, STEPS, Timeline, choose_step, fill
 
 PAGE_ROWS: Final = 200
-# File suffix → export format of `lake.export`.
+# File suffix → export format of `lake.query`.
 EXPORT_SUFFIXES: Final = {
     ".csv": "csv",
     ".json": "json",

@@ -39,7 +39,7 @@ def utc(value: datetime) -> datetime:
 
 
 def full_time(value: datetime) -> str:
-    """The stored form of a time: UTC, microseconds, 'Z' (as `lake.proof` writes it)."""
+    """The stored form of a time: UTC, microseconds, 'Z' (as `lake.proofs` writes it)."""
     return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, data
-from lake.access import Permission
+from lake.secrets import Permission
 
 PACK_KEY = "alert_pack"
 TABLE_COLUMNS = [

@@ -10,8 +10,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, data
-from lake.errors import UsageError
-from lake.schema import READ_AUDIT_TENANT
+from lake.contract import READ_AUDIT_TENANT, UsageError
 
 PACK_KEY = "compliance_pack"
 

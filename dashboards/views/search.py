@@ -17,8 +17,7 @@ import streamlit as st
 
 from dashboards import controls, data
 from dashboards.filters import SearchForm
-from lake.errors import UsageError
-from lake.schema import CATEGORIES, OUTCOMES, SEVERITIES
+from lake.contract import CATEGORIES, OUTCOMES, SEVERITIES, UsageError
 
 PAGE_SIZES = [25, 50, 100, 500]
 PAGING_KEY = "search_paging"

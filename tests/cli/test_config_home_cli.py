@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ingest.tokens import TokenStore
-from lake.access import AccessPolicy
-from lake.errors import ConfigError
-from lake.signin import SigninStore
+from lake.contract import ConfigError
+from lake.secrets import AccessPolicy, SigninStore
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import Run

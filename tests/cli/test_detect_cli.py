@@ -209,10 +209,10 @@ def test_a_far_dated_stored_event_neither_crashes_nor_blinds_detect_run(
     # Written before ingest refused such times: the row is appended as validated.
     import pyarrow as pa
 
-    from lake.append import append
-    from lake.note import generate_signer
+    from lake.contract import validate
+    from lake.log import generate_signer
     from lake.storage import Lake
-    from lake.wire import validate
+    from lake.write import append
 
     ghost = {"tenant": "far-away", "time": "2026-11-20T03:00:00Z", "category": "authentication",
              "action": "login", "outcome": "failure", "actor": {"id": "ghost"}}  # fmt: skip

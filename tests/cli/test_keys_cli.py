@@ -304,7 +304,7 @@ def test_an_honest_rotation_then_a_revocation_verifies(
 def test_an_interrupted_shred_is_named_by_every_command_until_run_again(
     run: Run, home: Path, tmp_path: Path
 ) -> None:
-    from lake import masterkey
+    from lake.secrets import _masterkey as masterkey
 
     _two_subjects(run, tmp_path)
     old_master = (home / "master.key").read_bytes()

@@ -171,7 +171,8 @@ def test_optimize_then_verify(run: Run, demo_copy: DemoLake) -> None:
 def test_cli_constants_match_the_library() -> None:
     # The CLI repeats these so that other commands need not import polars and duckdb.
     from auditlake import querycli
-    from lake import export, query
+    from lake.query import _export as export
+    from lake.query import _session as query
 
     assert querycli.EXPORT_FORMATS == export.FORMATS
     assert querycli.DEFAULT_LIMIT == query.DEFAULT_LIMIT

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lake.tiles import STALE_TEMP_SECONDS
+from lake.log import STALE_TEMP_SECONDS
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import DemoLake, Run

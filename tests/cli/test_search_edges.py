@@ -15,10 +15,10 @@ import pytest
 from cli_testkit import AUDITLAKE, TIMEOUT
 
 from auditlake.querycli import _table_cells
-from lake.append import append
-from lake.config import KeyStore
+from lake.contract import validate
+from lake.secrets import KeyStore
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 if TYPE_CHECKING:
     from conftest import DemoLake, Run

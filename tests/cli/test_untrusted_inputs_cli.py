@@ -22,9 +22,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from testkit import free_port
 
-from lake.errors import LakeError, UsageError
-from lake.evidence import MAX_MEMBERS, check_pack
-from lake.note import NoteSigner
+from lake.contract import LakeError, UsageError
+from lake.log import NoteSigner
+from lake.proofs import MAX_MEMBERS, check_pack
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import Run

@@ -10,8 +10,7 @@ from dashkit import Demo, fresh_app, metrics, sign_in
 from streamlit.testing.v1 import AppTest
 
 from ingest.tokens import TokenStore
-from lake.access import AccessPolicy
-from lake.signin import SigninStore
+from lake.secrets import AccessPolicy, SigninStore
 
 
 def assert_signed_out(at: AppTest) -> None:

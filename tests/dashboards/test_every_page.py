@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from dashkit import Demo, open_page, sign_in
 
-from lake.signin import SigninStore
+from lake.secrets import SigninStore
 
 PAGES = ("overview", "integrity", "alerts", "search", "compliance")
 

@@ -1,4 +1,4 @@
-"""Sign-in tokens: the store (lake/signin.py) and `auditlake access token`, through the CLI."""
+"""Sign-in tokens: the store (lake.secrets) and `auditlake access token`, through the CLI."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from dashkit import Demo, cli
 
-from lake.errors import ConfigError, UsageError
-from lake.signin import PREFIX, SIGNIN_FILE, SigninStore, digest
+from lake.contract import ConfigError, UsageError
+from lake.secrets import SIGNIN_FILE, SIGNIN_PREFIX, SigninStore, digest
 
 
 def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_a_token_resolves_to_its_principal_and_only_its_hash_is_kept(tmp_path: P
     alice = store.create("alice")
     bob = store.create("bob")
 
-    assert alice.startswith(PREFIX) and alice != bob
+    assert alice.startswith(SIGNIN_PREFIX) and alice != bob
     assert store.resolve(alice) == "alice"
     assert store.resolve(f"  {bob}\n") == "bob"  # pasted with whitespace
     path = tmp_path / "home" / SIGNIN_FILE
@@ -84,7 +84,7 @@ def test_access_token_command(demo: Demo, tmp_path: Path) -> None:
     made = cli("access", "token", "alice", env=demo.env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
-    assert token.startswith(PREFIX) and "\n" not in token
+    assert token.startswith(SIGNIN_PREFIX) and "\n" not in token
     assert SigninStore(demo.home).resolve(token) == "alice"
 
     ungranted = cli("access", "token", "carol", env=demo.env, cwd=tmp_path)

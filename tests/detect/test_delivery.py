@@ -22,10 +22,10 @@ from detect.delivery import SPOOL_DIR
 from detect.model import Rule, load_rules
 from detect.runner import run
 from detect.sinks import JsonlSink, Sink, WebhookSink
-from lake.append import append
-from lake.note import generate_signer
+from lake.contract import validate
+from lake.log import generate_signer
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 

@@ -20,11 +20,11 @@ from detect.distributed import ray_evaluate
 from detect.model import load_rules
 from detect.runner import RunResult, run
 from ingest.demo import generate
-from lake.append import append
-from lake.distributed import ray_session
-from lake.note import NoteSigner, generate_signer
+from lake.contract import validate
+from lake.log import NoteSigner, generate_signer
 from lake.storage import Lake
-from lake.wire import validate
+from lake.verify import ray_session
+from lake.write import append
 
 END = date(2026, 11, 27)
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

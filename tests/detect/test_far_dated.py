@@ -3,7 +3,7 @@
 Ingest now refuses such times, but lakes written before that may hold them, and a
 detection run must neither crash on one nor stop finding other tenants' attacks. The
 far-dated row is built the way validation would build it and appended through
-`lake.append.append`, the entry that takes an already-validated table.
+`lake.write.append`, the entry that takes an already-validated table.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from detect.engine import MAX_US, MIN_US, buckets_touched, scan_range
 from detect.model import load_rules
 from detect.runner import run
 from detect.sinks import alert_json
-from lake.append import append
-from lake.note import NoteSigner, generate_signer
+from lake.contract import validate
+from lake.log import NoteSigner, generate_signer
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 DAY_US = 86_400_000_000

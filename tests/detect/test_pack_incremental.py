@@ -15,10 +15,10 @@ import pytest
 from detect.model import Rule, load_rules
 from detect.runner import run
 from detect.testing import events_table, expand, run_case
-from lake.append import append
-from lake.note import generate_signer
+from lake.contract import validate
+from lake.log import generate_signer
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 CASES = [
     (rule, case)

@@ -13,11 +13,10 @@ import yaml
 
 from detect.model import Rule, load_rules, rule_from_dict
 from detect.runner import LOCK_PATH, RunBusy, run, run_lock
-from lake.append import append
-from lake.note import NoteSigner, generate_signer
-from lake.optimize import optimize
-from lake.storage import Lake
-from lake.wire import validate
+from lake.contract import validate
+from lake.log import NoteSigner, generate_signer
+from lake.storage import Lake, optimize
+from lake.write import append
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 

@@ -31,7 +31,7 @@ from detect.sinks import (
     alert_json,
     parse_sink,
 )
-from lake.errors import UsageError
+from lake.contract import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ import pytest
 from testkit import free_port
 
 from ingest.tokens import TokenStore
-from lake.config import KeyStore, TrustStore
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
 
 EXE = str(Path(sys.executable).with_name("auditlake"))

@@ -25,7 +25,7 @@ from testkit import free_port
 
 from ingest.demo import generate
 from ingest.jetstream import Connection
-from lake.config import KeyStore, TrustStore
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
 from lake.verify import verify_lake
 

@@ -17,8 +17,8 @@ import pytest
 from ingest_testkit import wait_for
 
 from ingest.demo import generate
-from lake.config import TrustStore
-from lake.schema import WIRE_FIELDS
+from lake.contract import WIRE_FIELDS
+from lake.secrets import TrustStore
 from lake.verify import verify_lake
 
 

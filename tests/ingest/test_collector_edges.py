@@ -29,10 +29,10 @@ from testkit import small_disk as mount_small_disk
 from ingest.collector import _ipc
 from ingest.demo import generate
 from ingest.wal import WriteAheadLog
-from lake.append import stamp_received
-from lake.config import TrustStore
+from lake.contract import validate
+from lake.secrets import TrustStore
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import stamp_received
 
 EXE = str(Path(sys.executable).with_name("auditlake"))
 # "9999-12-31T23:59:59-23:59" in UTC: 10000-01-01T23:58:59Z, past what datetime holds.

@@ -1,7 +1,7 @@
 """The collector's NDJSON validation (`scan_jsonl` by blocks) against the old path.
 
 `_validate_body` once ran `parse_jsonl` + `validate` on a request body; it now takes the
-file ingestor's block-wise path (`lake.wire.validate_jsonl`). These tests hold it to the
+file ingestor's block-wise path (`lake.contract.validate_jsonl`). These tests hold it to the
 old path's output over many bodies: the same table (rows, order, assigned ids, schema) and
 the same issues (index, field, message, line, order), including every edge a request can
 carry. The old path is called directly here as the reference.
@@ -21,12 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testkit import blocks_of
 
-import lake.wire as wire
+import lake.contract._wire as wire
 from ingest.collector import NDJSON, _check_body, _denied, _validate_body
 from ingest.demo import generate
-from lake.errors import Issue
-from lake.schema import READ_AUDIT_TENANT
-from lake.wire import parse_jsonl, validate, validate_jsonl
+from lake.contract import READ_AUDIT_TENANT, Issue, parse_jsonl, validate, validate_jsonl
 
 BASE: list[dict[str, Any]] = generate(
     tenants=("northwind", "contoso"),

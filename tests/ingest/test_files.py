@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.files import Input, detect_format, load, write_rejects
-from lake.errors import UsageError, ValidationError
+from lake.contract import UsageError, ValidationError
 
 
 def ev(**overrides: Any) -> dict[str, Any]:

@@ -45,8 +45,7 @@ from testkit import free_port
 
 from ingest.collector import _ipc
 from ingest.source import ARROW_STREAM, Message, decode
-from lake.schema import UTC_US
-from lake.wire import validate
+from lake.contract import UTC_US, validate
 
 
 @pytest.fixture(scope="session")

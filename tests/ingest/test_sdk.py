@@ -27,7 +27,7 @@ from ingest.sdk import (
     uuid7,
     write_direct,
 )
-from lake.config import KeyStore, TrustStore
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
 from lake.verify import verify_lake
 

@@ -2,7 +2,7 @@
 
 The library tests force chunks of a few KiB (`CHUNK_BYTES`) so that a small input spans
 many of them; the CLI tests do the same through AUDITLAKE_INGEST_CHUNK_BYTES, since the
-command runs in its own process. The reference for every result is `lake.wire.validate`
+command runs in its own process. The reference for every result is `lake.contract.validate`
 over the whole input at once, which is what ingest did before it streamed.
 """
 
@@ -23,9 +23,9 @@ import pyarrow as pa
 import pytest
 
 import ingest.files as files
-from lake.config import KeyStore, TrustStore
+from lake.contract import parse_jsonl, validate
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
-from lake.wire import parse_jsonl, validate
 
 EXE = str(Path(sys.executable).with_name("auditlake"))
 CHUNK = 2048  # bytes: each chunk holds about five events

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from ingest.demo import generate
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS
-from lake.note import NoteSigner, VerifierKey
+from lake.contract import validate
+from lake.log import NoteSigner, VerifierKey
+from lake.secrets import FIELDS, KeyStore, TrustStore
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 
 @dataclass

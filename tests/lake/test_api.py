@@ -13,13 +13,11 @@ import pyarrow as pa
 import pytest
 
 import lake.api as al
-from lake.access import AccessDenied, AccessPolicy
-from lake.append import append
-from lake.config import KeyStore
-from lake.errors import ProofError
-from lake.evidence import check_pack
+from lake.contract import ProofError, validate
+from lake.proofs import check_pack
+from lake.secrets import AccessDenied, AccessPolicy, KeyStore
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import Built

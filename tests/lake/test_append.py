@@ -15,11 +15,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from ingest.demo import generate
-from lake.append import append, seal, source_app_id, source_position
-from lake.config import KeyStore, TrustStore
+from lake.contract import validate
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake, seq_app_id
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import append, seal, source_app_id, source_position
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,10 +138,10 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from ingest.demo import generate
-    from lake.append import append
-    from lake.config import KeyStore
+    from lake.write import append
+    from lake.secrets import KeyStore
     from lake.storage import Lake
-    from lake.wire import validate
+    from lake.contract import validate
     lake_path, home, seed, go = sys.argv[1:5]
     lake = Lake.open(lake_path)
     signer = KeyStore(Path(home)).active()
@@ -266,8 +266,7 @@ def test_seal_completes_a_crashed_batch(fresh, tmp_path: Path) -> None:  # type:
 def test_seal_refuses_rows_that_do_not_match_their_leaf_hash(fresh) -> None:  # type: ignore[no-untyped-def]
     """A row forged before sealing (wrong leaf hash) is never signed."""
     lake, signer, _, _ = fresh
-    from lake.errors import StorageError
-    from lake.schema import EVENTS_PARTITIONS, EVENTS_SCHEMA
+    from lake.contract import EVENTS_PARTITIONS, EVENTS_SCHEMA, StorageError
 
     append(lake, events(9, per_day=10, days=1), signer)
     table = lake.events_table()

@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.demo import generate
-from lake.schema import ACTOR_FIELDS, TARGET_FIELDS, WIRE_FIELDS
-from lake.wire import check_event, validate
+from lake.contract import ACTOR_FIELDS, TARGET_FIELDS, WIRE_FIELDS, check_event, validate
 
 GOOD = generate(days=1, events_per_tenant_per_day=10, seed=11).events
 

@@ -12,15 +12,20 @@ import pytest
 import lake.api as al
 from detect.model import rule_from_dict
 from detect.runner import run
-from lake.access import AccessPolicy
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS, PREFIX, keyring_for, master_key
-from lake.query import QuerySession
-from lake.querystring import parse_query
+from lake.contract import validate
+from lake.query import QuerySession, parse_query
+from lake.secrets import (
+    CIPHER_PREFIX,
+    FIELDS,
+    AccessPolicy,
+    KeyStore,
+    TrustStore,
+    keyring_for,
+    master_key,
+)
 from lake.storage import Lake
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import append
 
 
 def _events(tenant: str, n: int = 6) -> list[dict[str, object]]:
@@ -51,7 +56,7 @@ def test_fields_are_ciphertext_at_rest_and_plaintext_to_readers(enc: tuple[Lake,
     lake, home = enc
     stored = pq.read_table(next((Path(lake.base) / "events").rglob("*.parquet")))
     for field in FIELDS:
-        assert all(str(v).startswith(PREFIX) for v in stored.column(field).to_pylist())
+        assert all(str(v).startswith(CIPHER_PREFIX) for v in stored.column(field).to_pylist())
     assert b"bad password" not in b"".join(
         p.read_bytes() for p in Path(lake.base).rglob("*.parquet")
     )
@@ -111,7 +116,7 @@ def test_crypto_shredding_keeps_proofs_and_hides_the_fields(enc: tuple[Lake, Pat
     assert acme["details"].null_count() == 6 and acme["actor_ip"].null_count() == 6
     assert acme["actor_id"].to_list() == ["victim@x"] * 6  # not an encrypted field
     assert beta["details"].null_count() == 0
-    from lake.proof import check_proof, prove
+    from lake.proofs import check_proof, prove
 
     event_id = s.search("tenant:acme", limit=1).to_arrow().column("event_id")[0].as_py()
     assert "trusted key" in check_proof(prove(fresh, "acme", event_id), TrustStore(home).keys())
@@ -122,8 +127,8 @@ def test_retention_on_an_encrypted_lake_stays_verifiable_without_the_master_key(
 ) -> None:
     from datetime import UTC, datetime
 
-    from lake.access import Principal
-    from lake.retention import apply, set_policy
+    from lake.secrets import Principal
+    from lake.write import apply, set_policy
 
     lake, home = enc
     operator = Principal("admin", {}, operator=True)
@@ -137,7 +142,7 @@ def test_retention_on_an_encrypted_lake_stays_verifiable_without_the_master_key(
     assert report.ok, report.findings
     audit = Lake.open(lake.base)
     rows = audit.read_rows(audit.data_files(audit.events_table(), tenants={"auditlake"}))
-    assert not any(str(d).startswith(PREFIX) for d in rows.column("details").to_pylist())
+    assert not any(str(d).startswith(CIPHER_PREFIX) for d in rows.column("details").to_pylist())
 
 
 def _plain(lake: Lake, home: Path) -> dict[tuple[str, str], object]:
@@ -150,7 +155,7 @@ def _plain(lake: Lake, home: Path) -> dict[tuple[str, str], object]:
 
 
 def test_a_shred_that_stops_halfway_loses_no_surviving_key(enc: tuple[Lake, Path]) -> None:
-    from lake import masterkey
+    from lake.secrets import _masterkey as masterkey
 
     lake, home = enc
     bystander = _events("acme", 2)
@@ -184,9 +189,9 @@ def test_a_shred_that_stops_halfway_loses_no_surviving_key(enc: tuple[Lake, Path
 
 
 def test_shredding_under_a_legal_hold_is_refused_by_the_library(enc: tuple[Lake, Path]) -> None:
-    from lake.access import Principal
-    from lake.errors import UsageError
-    from lake.retention import set_hold
+    from lake.contract import UsageError
+    from lake.secrets import Principal
+    from lake.write import set_hold
 
     lake, home = enc
     set_hold(lake, KeyStore(home).active(), Principal("admin", {}, operator=True), "acme", "c-1")

@@ -16,10 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.distributed import RayRunner, ray_session, verify_lake_ray
+from lake.log import tile_path
 from lake.storage import Lake
-from lake.tiles import tile_path
-from lake.verify import RangeTask, Report, verify_lake
+from lake.verify import RangeTask, RayRunner, Report, ray_session, verify_lake, verify_lake_ray
 
 SMALL = 256  # events per range: the smallest (one tile)
 
@@ -151,7 +150,7 @@ def test_a_file_with_seqs_outside_its_statistics_is_checked_whole(lake_copy, ray
 
 
 def test_unreachable_address_is_a_usage_error() -> None:
-    from lake.errors import UsageError
+    from lake.contract import UsageError
 
     with (
         pytest.raises(UsageError, match=r"cannot reach a Ray cluster at 127\.0\.0\.1:1 "),

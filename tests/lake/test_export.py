@@ -21,10 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lake.errors import UsageError
-from lake.export import FORMATS, read_export, write_batches
-from lake.proof import format_time, row_to_json
-from lake.schema import EVENTS_SCHEMA
+from lake.contract import EVENTS_SCHEMA, UsageError
+from lake.proofs import format_time, row_to_json
+from lake.query import FORMATS, read_export, write_batches
 
 NASTY = [
     'say "hi", then leave',

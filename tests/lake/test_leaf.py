@@ -17,17 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lake.leaf as leaf_module
-from lake.leaf import (
+import lake.contract._leaf as leaf_module
+from lake.contract import (
+    LEAF_FIELDS,
+    UTC_US,
     decode_leaf,
     encode_leaf,
     hash_leaves,
     leaf_hash_of,
     leaf_hashes_array,
     leaf_inputs,
+    validate,
 )
-from lake.schema import LEAF_FIELDS, UTC_US
-from lake.wire import validate
 
 # The field order, spelled out from the contract rather than imported.
 DESIGN_FIELDS = (

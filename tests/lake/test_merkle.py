@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lake.errors import ProofError
-from lake.merkle import (
+from lake.contract import ProofError
+from lake.log import (
     EMPTY_ROOT,
     CompactRange,
     MerkleLevels,

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lake.errors import NoteError
-from lake.note import (
+from lake.contract import NoteError
+from lake.log import (
     Checkpoint,
     NoteSignature,
     NoteSigner,

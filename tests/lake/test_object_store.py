@@ -2,7 +2,7 @@
 
 Everything a local lake does must work on an object store through the storage layer:
 appends, seals, verify (and tampering found in the bucket), proofs, the query layer with
-its tenant scoping (through local copies, lake/cache.py), detection and retention. The
+its tenant scoping (through local copies, lake/storage/_cache.py), detection and retention. The
 storage options are passed explicitly here (the CLI tests use the environment).
 """
 
@@ -28,17 +28,14 @@ from testkit import moto_s3
 import lake.api as al
 from detect.model import Rule, rule_from_dict
 from detect.runner import RunBusy, run
-from lake.access import AccessDenied, AccessPolicy
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.errors import LakeError, StorageError, UsageError
-from lake.note import NoteSigner
-from lake.proof import check_proof, latest_checkpoint, prove
-from lake.retention import apply as apply_retention
-from lake.retention import set_policy
+from lake.contract import LakeError, StorageError, UsageError, validate
+from lake.log import NoteSigner
+from lake.proofs import check_proof, latest_checkpoint, prove
+from lake.secrets import AccessDenied, AccessPolicy, KeyStore, TrustStore
 from lake.storage import Lake
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import append, set_policy
+from lake.write import apply as apply_retention
 
 SECRET = "s3cr3t-never-printed-7f3a"
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -358,7 +355,7 @@ def test_every_delta_table_is_opened_through_the_lake() -> None:
         f"{path.relative_to(root)}:{n}"
         for pkg in ("lake", "detect", "ingest", "auditlake", "tui", "dashboards")
         for path in sorted((root / pkg).rglob("*.py"))
-        if path.relative_to(root).as_posix() != "lake/storage.py"
+        if path.relative_to(root).as_posix() != "lake/storage/_lake.py"
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if re.search(r"\bDeltaTable(\.create)?\(", line)
     ]

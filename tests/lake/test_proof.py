@@ -7,8 +7,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from lake.errors import ProofError
-from lake.proof import check_proof, find_event, prove, prove_consistency
+from lake.contract import ProofError
+from lake.proofs import check_proof, find_event, prove, prove_consistency
 
 
 def some_event(lake) -> tuple[str, Any]:  # type: ignore[no-untyped-def]

@@ -14,17 +14,18 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pytest
 
-from lake.access import AccessDenied, AccessPolicy, Principal
-from lake.append import append
-from lake.config import KeyStore
-from lake.errors import UsageError
-from lake.optimize import optimize
-from lake.query import QuerySession, ReadAudit
-from lake.querystring import SearchFilter, parse_query
-from lake.schema import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE
-from lake.storage import Lake
+from lake.contract import (
+    READ_AUDIT_TENANT,
+    RESERVED_TENANT_MESSAGE,
+    UsageError,
+    check_event,
+    validate,
+)
+from lake.query import QuerySession, ReadAudit, SearchFilter, parse_query
+from lake.secrets import AccessDenied, AccessPolicy, KeyStore, Principal
+from lake.storage import Lake, optimize
 from lake.verify import verify_lake
-from lake.wire import check_event, validate
+from lake.write import append
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
     from conftest import Built
@@ -236,7 +237,7 @@ def test_grant_revoke_and_list(world: World) -> None:
 
 
 def test_principal_permissions_are_cumulative() -> None:
-    from lake.access import Permission, Role
+    from lake.secrets import Permission, Role
 
     p = Principal("x", {"a": Role.VIEWER, "b": Role.AUDITOR, "*": Role.INVESTIGATOR})
     assert p.may(Permission.READ_EVENTS, "a") and not p.may(Permission.READ_ALERTS, "a")

@@ -18,9 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lake.errors import UsageError
-from lake.querystring import SearchFilter, parse_query, parse_time
-from lake.schema import ACTOR_TYPES, CATEGORIES, OUTCOMES, SEVERITIES, TENANT_PATTERN
+from lake.contract import ACTOR_TYPES, CATEGORIES, OUTCOMES, SEVERITIES, TENANT_PATTERN, UsageError
+from lake.query import SearchFilter, parse_query, parse_time
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)

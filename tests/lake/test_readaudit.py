@@ -18,17 +18,27 @@ import pyarrow as pa
 import pytest
 
 import lake.api as al
-from lake.access import AccessDenied, AccessPolicy
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS, keyring_for, master_key
-from lake.query import QuerySession, ReadAudit
-from lake.querystring import parse_query
-from lake.readaudit import TOKEN_PREFIX, Redactor
-from lake.sandbox import locked_connection, release
-from lake.schema import READ_AUDIT_TENANT
+from lake.contract import READ_AUDIT_TENANT, validate
+from lake.query import (
+    TOKEN_PREFIX,
+    QuerySession,
+    ReadAudit,
+    Redactor,
+    locked_connection,
+    parse_query,
+    release,
+)
+from lake.secrets import (
+    FIELDS,
+    AccessDenied,
+    AccessPolicy,
+    KeyStore,
+    TrustStore,
+    keyring_for,
+    master_key,
+)
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 
 if TYPE_CHECKING:
     from conftest import Built, EncryptedAppend
@@ -243,7 +253,7 @@ def test_a_shred_leaves_recorded_tokens_linked_to_no_existing_key(
 def test_recording_a_proof_needs_no_master_key(
     enc: tuple[Lake, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lake.access import Principal
+    from lake.secrets import Principal
 
     lake, home = enc
     monkeypatch.delenv("AUDITLAKE_MASTER_KEY")  # an outside auditor: public key only

@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import lake.api as al
-from lake.access import AccessPolicy
-from lake.config import KeyStore
-from lake.query import QuerySession
-from lake.readaudit import TOKEN_PREFIX, WITHHELD, ReadAudit, Redactor
+from lake.query import TOKEN_PREFIX, WITHHELD, QuerySession, ReadAudit, Redactor
+from lake.secrets import AccessPolicy, KeyStore
 from lake.storage import Lake
 
 if TYPE_CHECKING:

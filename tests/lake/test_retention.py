@@ -8,14 +8,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from lake.access import Principal
-from lake.errors import UsageError
-from lake.note import NoteSigner, VerifierKey
-from lake.proof import check_proof, prove
-from lake.retention import apply, set_hold, set_policy, status
-from lake.schema import READ_AUDIT_TENANT
+from lake.contract import READ_AUDIT_TENANT, UsageError
+from lake.log import NoteSigner, VerifierKey
+from lake.proofs import check_proof, prove
+from lake.secrets import Principal
 from lake.storage import APPEND_ONLY, Lake
 from lake.verify import verify_lake
+from lake.write import apply, set_hold, set_policy, status
 
 OPERATOR = Principal("admin", {}, operator=True)
 

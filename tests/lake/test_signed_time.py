@@ -18,10 +18,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.keys import rotate
-from lake.note import (
+from lake.contract import validate
+from lake.log import (
     Checkpoint,
     NoteSigner,
     VerifierKey,
@@ -30,11 +28,11 @@ from lake.note import (
     sign_checkpoint,
     time_line,
 )
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
-from lake.verify import Report, verify_lake
-from lake.verify_report import Finding
-from lake.wire import validate
+from lake.verify import Finding, Report, verify_lake
 from lake.witness import Cosigner, cosignatures_in
+from lake.write import append, rotate
 
 if TYPE_CHECKING:  # the fixture's type only; see tests/lake/conftest.py
     from conftest import Built

@@ -15,12 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-import lake.verify as verify_module
-from lake.leaf import hash_leaves, leaf_hashes_array
-from lake.note import Checkpoint, generate_signer, parse_note, sign_checkpoint
-from lake.schema import EVENTS_PARTITIONS, EVENTS_SCHEMA, LEAF_FIELDS
+import lake.verify._verify as verify_module
+from lake.contract import (
+    EVENTS_PARTITIONS,
+    EVENTS_SCHEMA,
+    LEAF_FIELDS,
+    hash_leaves,
+    leaf_hashes_array,
+)
+from lake.log import Checkpoint, generate_signer, parse_note, sign_checkpoint, tile_path
 from lake.storage import Lake
-from lake.tiles import tile_path
 from lake.verify import Report, parse_exported, verify_lake
 
 TENANT = "northwind"
@@ -282,9 +286,9 @@ def test_no_trusted_key_means_untrusted(lake_copy) -> None:  # type: ignore[no-u
 def test_rollback_is_detected_against_an_exported_checkpoint(lake_copy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lake, signer, trusted = lake_copy
     from ingest.demo import generate
-    from lake.append import append
-    from lake.proof import latest_checkpoint
-    from lake.wire import validate
+    from lake.contract import validate
+    from lake.proofs import latest_checkpoint
+    from lake.write import append
 
     old_events_log = sorted((Path(lake.root) / "events" / "_delta_log").glob("*.json"))
     old_cps_log = sorted((Path(lake.root) / "checkpoints" / "_delta_log").glob("*.json"))
@@ -377,7 +381,7 @@ def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> No
 
 
 def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy) -> None:  # type: ignore[no-untyped-def]
-    from lake.tiles import rebuild
+    from lake.log import rebuild
 
     lake, _, trusted = lake_copy
     size = Lake.sealed_size(lake.checkpoints_table(), TENANT)
@@ -389,8 +393,8 @@ def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy
 
 
 def test_tiles_are_not_rebuilt_over_tampered_rows(lake_copy) -> None:  # type: ignore[no-untyped-def]
-    from lake.errors import StorageError
-    from lake.tiles import rebuild
+    from lake.contract import StorageError
+    from lake.log import rebuild
 
     lake, _, trusted = lake_copy
     path = biggest_file(lake)

@@ -11,9 +11,16 @@ import pytest
 from testkit import fill
 from testkit import small_disk as mount_small_disk
 
-from lake.merkle import MerkleLevels, inclusion_proof, tree_root, verify_inclusion
+from lake.log import (
+    MerkleLevels,
+    TileLog,
+    encode_index,
+    inclusion_proof,
+    tile_path,
+    tree_root,
+    verify_inclusion,
+)
 from lake.storage import Lake
-from lake.tiles import TileLog, encode_index, tile_path
 
 
 def test_c2sp_tile_index_encoding() -> None:
@@ -76,7 +83,7 @@ def test_proof_needs_logarithmic_tile_reads(tiny_lake: Lake) -> None:
 
 
 def test_missing_tile_is_a_clear_error(tiny_lake: Lake) -> None:
-    from lake.errors import StorageError
+    from lake.contract import StorageError
 
     with pytest.raises(StorageError, match="missing"):
         TileLog(tiny_lake, "acme").node_fn(10)(0, 0)

@@ -22,16 +22,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.crypto import FIELDS
-from lake.errors import Issue, LakeError, ProofError, ValidationError
-from lake.note import NoteSigner, VerifierKey
-from lake.proof import find_event, prove
+from lake.contract import Issue, LakeError, ProofError, ValidationError, validate
+from lake.log import NoteSigner, VerifierKey
+from lake.proofs import find_event, prove
+from lake.secrets import FIELDS, KeyStore, TrustStore
 from lake.storage import DataFile, Lake
-from lake.unique import ID_TAKEN, candidate_files
 from lake.verify import verify_lake
-from lake.wire import validate
+from lake.write import ID_TAKEN, append, candidate_files
 
 REPO = Path(__file__).resolve().parents[2]
 Fresh = tuple[Lake, NoteSigner, list[VerifierKey], Path]
@@ -228,11 +225,11 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from lake.append import append
-    from lake.config import KeyStore
-    from lake.errors import ValidationError
+    from lake.write import append
+    from lake.secrets import KeyStore
+    from lake.contract import ValidationError
     from lake.storage import Lake
-    from lake.wire import validate
+    from lake.contract import validate
     lake_path, home, day, go = sys.argv[1:5]
     lake = Lake.open(lake_path)
     signer = KeyStore(Path(home)).active()

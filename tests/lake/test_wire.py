@@ -18,21 +18,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testkit import blocks_of
 
-import lake.wire as wire
+import lake.contract._wire as wire
 from ingest.demo import generate
-from lake import wire_time
-from lake.errors import Issue, UsageError, ValidationError
-from lake.schema import ACTOR_FIELDS, TARGET_FIELDS, WIRE_FIELDS
-from lake.wire import (
+from lake.contract import (
+    ACTOR_FIELDS,
     OUTPUT_SCHEMA,
+    TARGET_FIELDS,
+    WIRE_FIELDS,
+    Issue,
+    UsageError,
     Validated,
+    ValidationError,
     assign_ids,
     finish,
     parse_json_array,
     parse_jsonl,
+    time_window,
     validate,
 )
-from lake.wire_time import time_window
+from lake.contract import _wire_time as wire_time
 
 NS = b"test-namespace"
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lake.append import append
-from lake.note import NoteSigner, VerifierKey
-from lake.proof import latest_checkpoint, prove_consistency
+from lake.contract import validate
+from lake.log import NoteSigner, VerifierKey
+from lake.proofs import latest_checkpoint, prove_consistency
 from lake.storage import Lake
-from lake.wire import validate
 from lake.witness import (
     Cosigner,
     CosignerKey,
@@ -22,6 +21,7 @@ from lake.witness import (
     cosignatures_in,
     encode_request,
 )
+from lake.write import append
 
 
 def _more(lake: Lake, signer: NoteSigner, tag: str, n: int = 5) -> None:
@@ -111,7 +111,7 @@ def test_first_sight_then_extension_then_rollback_and_fork(
 
 
 def test_a_checkpoint_from_an_unknown_log_is_refused(witness: Witness, tmp_path: Path) -> None:
-    from lake.note import generate_signer
+    from lake.log import generate_signer
 
     other = generate_signer("intruder")
     stranger = Lake.init(tmp_path / "s", "s", other.verifier_key.encode())

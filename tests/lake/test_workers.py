@@ -1,4 +1,4 @@
-"""Worker pools (lake/workers.py): the fork server must import our packages, not folders."""
+"""Worker pools (lake.storage): the fork server must import our packages, not folders."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 PROBE = """
 from concurrent.futures import ProcessPoolExecutor
 
-from lake.workers import process_context
+from lake.storage import process_context
 
 if __name__ == "__main__":
     with ProcessPoolExecutor(1, mp_context=process_context("lake.verify")) as pool:
-        where = "__import__('lake.tiles', fromlist=['TileLog']).TileLog.__module__"
+        where = "__import__('lake.log', fromlist=['TileLog']).TileLog.__module__"
         print(pool.submit(eval, where).result())
 """
 
@@ -32,4 +32,4 @@ def test_workers_import_our_lake_package_from_a_directory_holding_a_lake(tmp_pat
         [sys.executable, str(script)], cwd=work, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "lake.tiles"
+    assert done.stdout.strip() == "lake.log._tiles"

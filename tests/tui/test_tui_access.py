@@ -18,7 +18,7 @@ from tui_testkit import (
 )
 
 import lake.api
-from lake.access import AccessPolicy
+from lake.secrets import AccessPolicy
 from tui.app import AuditlakeApp
 from tui.components.detail import Check
 from tui.components.help import HelpScreen

@@ -18,8 +18,8 @@ from tui_testkit import (
 )
 
 from lake.api import LakeSession
-from lake.config import TrustStore
-from lake.evidence import check_pack
+from lake.proofs import check_pack
+from lake.secrets import TrustStore
 from tui.app import AuditlakeApp
 from tui.components.detail import Check
 from tui.components.prompt import PathPrompt

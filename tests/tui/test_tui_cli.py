@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tui_testkit import DemoLake
 
-from lake.access import AccessPolicy
+from lake.secrets import AccessPolicy
 
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
 

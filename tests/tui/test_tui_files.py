@@ -19,10 +19,10 @@ from tui_testkit import (
 )
 
 from lake.api import LakeSession
-from lake.config import TrustStore
-from lake.evidence import check_pack
-from lake.export import read_export
-from lake.schema import EVENTS_SCHEMA
+from lake.contract import EVENTS_SCHEMA
+from lake.proofs import check_pack
+from lake.query import read_export
+from lake.secrets import TrustStore
 from tui.app import AuditlakeApp
 from tui.components.prompt import PathPrompt
 

@@ -17,7 +17,7 @@ from tui_testkit import (
 )
 
 from lake.api import LakeSession
-from lake.querystring import SearchFilter, parse_query
+from lake.query import SearchFilter, parse_query
 from tui.app import AuditlakeApp
 
 pytestmark = pytest.mark.anyio

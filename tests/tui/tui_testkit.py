@@ -29,11 +29,11 @@ from detect.model import load_rules
 from detect.runner import run as run_detection
 from ingest.demo import generate
 from lake.api import LakeSession
-from lake.append import append
-from lake.config import KeyStore, TrustStore
-from lake.querystring import SearchFilter
+from lake.contract import validate
+from lake.query import SearchFilter
+from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
-from lake.wire import validate
+from lake.write import append
 from tui.app import AuditlakeApp
 from tui.components.alerts import AlertsScreen
 

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from lake.errors import LakeError
+from lake.contract import LakeError
 from tui.backend import Alert, Backend
 from tui.display import short_time
 from tui.messages import AlertsLoaded, EvidenceWanted

@@ -1,0 +1,47 @@
+"""Reading a lake: the locked DuckDB session, the query string, export formats, the read audit."""
+
+from __future__ import annotations
+
+from lake.query._export import (
+    FORMATS,
+    read_export,
+    write_batches,
+)
+from lake.query._querystring import (
+    SearchFilter,
+    parse_query,
+    parse_time,
+)
+from lake.query._readaudit import (
+    TOKEN_PREFIX,
+    WITHHELD,
+    ReadAudit,
+    Redactor,
+)
+from lake.query._sandbox import (
+    locked_connection,
+    release,
+)
+from lake.query._session import (
+    QuerySession,
+    SearchResult,
+    sql_literal,
+)
+
+__all__ = [
+    "FORMATS",
+    "TOKEN_PREFIX",
+    "WITHHELD",
+    "QuerySession",
+    "ReadAudit",
+    "Redactor",
+    "SearchFilter",
+    "SearchResult",
+    "locked_connection",
+    "parse_query",
+    "parse_time",
+    "read_export",
+    "release",
+    "sql_literal",
+    "write_batches",
+]

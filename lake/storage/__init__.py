@@ -1,0 +1,45 @@
+"""The Lake object on disk: paths, Delta tables, file listings, the cache, optimize."""
+
+from __future__ import annotations
+
+from lake.storage import _paths as paths
+from lake.storage._cache import (
+    TableFiles,
+)
+from lake.storage._idindex import (
+    narrow,
+)
+from lake.storage._lake import (
+    APPEND_ONLY,
+    DataFile,
+    Lake,
+    check_lake_name,
+    check_tenant,
+    seal_app_id,
+    seq_app_id,
+)
+from lake.storage._optimize import (
+    optimize,
+)
+from lake.storage._policy import POLICY_PATH, load_policy, save_policy
+from lake.storage._workers import (
+    process_context,
+)
+
+__all__ = [
+    "APPEND_ONLY",
+    "POLICY_PATH",
+    "DataFile",
+    "Lake",
+    "TableFiles",
+    "check_lake_name",
+    "check_tenant",
+    "load_policy",
+    "narrow",
+    "optimize",
+    "paths",
+    "process_context",
+    "save_policy",
+    "seal_app_id",
+    "seq_app_id",
+]
