@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import hashlib
 import json
 import os
 import re
@@ -301,6 +302,27 @@ def test_verifier_refuses_another_key(
     result = check(verifier, proofs[0], f"{name}+{key_id}+{other}", tmp_path)
     assert result.returncode == 1, result
     assert result.stdout.startswith("FAIL: "), result
+
+
+def test_log_format_examples_are_a_real_signed_checkpoint() -> None:
+    """The checkpoint and verifier key shown in docs/log-format.md belong together: the
+    key ID is the one the spec derives, and the signature verifies over the note text."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    found = [b.text for b in blocks(DOCS / "log-format.md") if b.info == ""]
+    note = next(t for t in found if t.startswith("auditlake/"))
+    key = next(t.strip() for t in found if re.fullmatch(r"\S+\+[0-9a-f]{8}\+\S+\n", t))
+    name, key_id, key_b64 = key.split("+", 2)
+    raw = base64.b64decode(key_b64)
+    assert hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4].hex() == key_id
+    text, _, signature = note.rpartition("\n\n")
+    dash, signer, sig_b64 = signature.strip().split(" ")
+    sig = base64.b64decode(sig_b64)
+    assert (dash, signer, sig[:4].hex()) == ("\u2014", name, key_id)
+    Ed25519PublicKey.from_public_bytes(raw[1:]).verify(sig[4:], (text + "\n").encode())
+    origin, size, root, extension = text.splitlines()
+    assert origin.startswith("auditlake/") and int(size) > 0 and len(base64.b64decode(root)) == 32
+    assert re.fullmatch(r"time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", extension)
 
 
 # -- the repository stands on its own -----------------------------------------------------
