@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lake.contract._alert import ALERT_COLUMNS, Alert
 from lake.contract._errors import (
     ConcurrentAppendError,
     ConfigError,
@@ -76,6 +77,7 @@ __all__ = [
     "ACTOR_TYPES",
     "ALERTS_PARTITIONS",
     "ALERTS_SCHEMA",
+    "ALERT_COLUMNS",
     "CATEGORIES",
     "CHECKPOINTS_PARTITIONS",
     "CHECKPOINTS_SCHEMA",
@@ -91,6 +93,7 @@ __all__ = [
     "TENANT_PATTERN",
     "UTC_US",
     "WIRE_FIELDS",
+    "Alert",
     "ConcurrentAppendError",
     "ConfigError",
     "Issue",
