@@ -20,15 +20,12 @@ Markdown under benchmarks/results/. Wall-clock figures live here, never in tests
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
 import os
 import platform
 import shutil
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,53 +37,13 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
-from ingest.demo import iter_events, write_jsonl
+from benchmarks.common import RESULTS, make_input, summary, timed
 from ingest.files import load
 from lake.contract import LEAF_FIELDS, leaf_inputs
 from lake.log import generate_signer
 from lake.storage import Lake
 from lake.verify import verify_lake
 from lake.write import append
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def timed(
-    fn: Callable[[], Any], repeat: int, setup: Callable[[], None] | None = None
-) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        if setup:
-            setup()
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def summary(name: str, times: list[float], events: int) -> dict[str, Any]:
-    med = statistics.median(times)
-    return {
-        "name": name,
-        "min_s": min(times),
-        "median_s": med,
-        "max_s": max(times),
-        "events_per_s": events / med,
-    }
-
-
-def make_input(work: Path, events: int) -> Path:
-    tenants = [f"tenant-{i:02d}" for i in range(20)]
-    days = 30
-    per_day = max(1, events // (len(tenants) * days))
-    path = work / "events.jsonl"
-    n = write_jsonl(
-        iter_events(tenants=tenants, days=days, events_per_tenant_per_day=per_day, seed=1),
-        path,
-    )
-    print(f"input: {n:,} events, {path.stat().st_size / 1e6:.0f} MB JSONL")
-    return path
 
 
 def bench_ingest(work: Path, src: Path, repeat: int) -> tuple[list[dict[str, Any]], Path]:

@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from benchmarks.__main__ import summary, timed
+from benchmarks.common import summary, timed
 from benchmarks.query import (
     DAYS,
     END,

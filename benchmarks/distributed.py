@@ -44,7 +44,7 @@ def _midnight(day: Any) -> datetime:
 
 
 def run(events: int, repeat: int, range_events: int, only: set[str]) -> dict[str, Any]:
-    from benchmarks.__main__ import summary, timed
+    from benchmarks.common import summary, timed
     from benchmarks.query import SEED, ensure_cache
     from lake.log import generate_signer
     from lake.storage import Lake
@@ -104,7 +104,7 @@ def run(events: int, repeat: int, range_events: int, only: set[str]) -> dict[str
 def _detect(
     cache: Path, events: int, repeat: int, ray: Any, problems: list[str]
 ) -> list[dict[str, Any]]:
-    from benchmarks.__main__ import summary, timed
+    from benchmarks.common import summary, timed
     from benchmarks.query import END, FIRST_DAY, _link_or_copy
     from detect.distributed import ray_evaluate
     from detect.model import load_rules

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.__main__ import RESULTS, make_input
+from benchmarks.common import RESULTS, make_input
 
 AUDITLAKE = str(Path(sys.executable).with_name("auditlake"))
 DISK_PER_EVENT = 1300  # bytes: JSONL ≈ 505, spool ≈ 380, lake ≈ 170, baseline lake ≈ 170

@@ -45,8 +45,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from benchmarks.__main__ import RESULTS, summary, timed
 from benchmarks.collector import free_port
+from benchmarks.common import RESULTS, summary, timed
 from lake.contract import EVENTS_SCHEMA, OUTPUT_SCHEMA, assign_ids, finish, validate
 from lake.log import generate_signer
 from lake.query import QuerySession, ReadAudit, parse_query
