@@ -38,6 +38,12 @@ def wait_stored(server: Any, n: int) -> None:
     wait_for(lambda: server.committed() == n)  # committed() counts sealed events
 
 
+def assert_stored(server: Any, ids: list[str]) -> None:
+    """Wait until the lake holds as many events as `ids`, then check they are those."""
+    wait_stored(server, len(ids))
+    assert sorted(stored_ids(server.lake)) == sorted(ids)
+
+
 def stored_ids(lake: Lake) -> list[str]:
     table = lake.events_table()
     rows = lake.read_rows(lake.data_files(table), ["event_id"])
@@ -215,8 +221,7 @@ def test_forbidden_tenant_is_rejected_once_and_the_rest_delivered(
         stats = c.stats()
         assert (stats.sent, stats.rejected, stats.retries) == (3, 2, 0)
         assert "400" in (stats.last_error or "")
-    wait_stored(server, 3)
-    assert sorted(stored_ids(server.lake)) == sorted([good, also_good, again["id"]])
+    assert_stored(server, [good, also_good, again["id"]])
 
 
 def test_invalid_events_raise_at_log_time_and_are_not_queued(tmp_path: Path) -> None:
@@ -256,8 +261,7 @@ def test_unauthorised_keeps_events_until_the_token_is_fixed(server: Any, tmp_pat
         c.set_token(server.token)  # the rotated token
         assert c.flush(timeout_s=30)
         assert c.stats().sent == 5 and c.stats().spooled_files == 0
-    wait_stored(server, 5)
-    assert sorted(stored_ids(server.lake)) == sorted(ids)
+    assert_stored(server, ids)
 
 
 @pytest.mark.slow
@@ -277,8 +281,7 @@ def test_close_leaves_events_spooled_for_the_next_client(server: Any, tmp_path: 
     with client(server, spool) as second:  # drains the spool on start
         wait_for(lambda: second.stats().sent == 31)
         assert spool_files(spool) == []
-    wait_stored(server, 31)
-    assert sorted(stored_ids(server.lake)) == sorted(ids)
+    assert_stored(server, ids)
 
 
 @pytest.mark.slow
@@ -315,8 +318,7 @@ def test_oversized_batches_are_split_and_a_too_large_event_rejected(
         assert c.flush(timeout_s=30)
         stats = c.stats()
         assert (stats.sent, stats.rejected, stats.spooled_files) == (60, 1, 0)
-    wait_stored(server, 60)
-    assert sorted(stored_ids(server.lake)) == sorted(ids)
+    assert_stored(server, ids)
 
 
 @pytest.mark.slow
@@ -346,8 +348,7 @@ def test_503_while_the_lake_is_unavailable_is_retried_on_its_own(
         assert "503" in (stats.last_error or "")
         away.rename(events_dir)
         wait_for(lambda: c.stats().sent == 2)  # no flush: the backoff retry does it
-    wait_stored(server, 2)
-    assert sorted(stored_ids(server.lake)) == sorted([first, second])
+    assert_stored(server, [first, second])
 
 
 def test_direct_writer_appends_signed_batches_without_a_collector(tmp_path: Path) -> None:
@@ -391,5 +392,4 @@ def test_a_client_made_before_a_fork_delivers_from_the_child(server: Any, tmp_pa
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-    wait_stored(server, 2)
-    assert sorted(stored_ids(server.lake)) == sorted([parent, out.read_text()])
+    assert_stored(server, [parent, out.read_text()])
