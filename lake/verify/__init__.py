@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+from lake.verify._engines import (
+    PARALLEL_MIN_EVENTS,
+    Progress,
+    TaskRunner,
+)
+from lake.verify._exported import (
+    parse_exported,
+)
+from lake.verify._history import (
+    LastVerification,
+    VerifyHistory,
+    last_reports,
+    record_report,
+    verify_history,
+)
+from lake.verify._ranges import (
+    RANGE_EVENTS,
+    RangeMode,
+    RangeResult,
+    RangeTask,
+)
 from lake.verify._ray import (
     EngineError,
     RayRunner,
@@ -10,28 +31,35 @@ from lake.verify._ray import (
 )
 from lake.verify._report import (
     Finding,
+    FindingKind,
+    Report,
+    TenantReport,
 )
 from lake.verify._verify import (
-    RANGE_EVENTS,
-    RangeTask,
-    Report,
-    last_reports,
-    parse_exported,
-    record_report,
     verify_lake,
 )
 
 __all__ = [
+    "PARALLEL_MIN_EVENTS",
     "RANGE_EVENTS",
     "EngineError",
     "Finding",
+    "FindingKind",
+    "LastVerification",
+    "Progress",
+    "RangeMode",
+    "RangeResult",
     "RangeTask",
     "RayRunner",
     "Report",
+    "TaskRunner",
+    "TenantReport",
+    "VerifyHistory",
     "last_reports",
     "parse_exported",
     "ray_session",
     "record_report",
+    "verify_history",
     "verify_lake",
     "verify_lake_ray",
 ]

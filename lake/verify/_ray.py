@@ -1,4 +1,4 @@
-"""Verify on Ray: the range tasks of `lake.verify`, spread over a cluster's workers.
+"""Verify on Ray: the range tasks of `lake.verify._ranges`, spread over a cluster's workers.
 
 `verify_lake_ray` is `verify_lake` with another engine, nothing more: the same plan
 (tasks per tenant and per aligned `seq` range, sized by `range_events`, so one large
@@ -24,21 +24,19 @@ import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lake.contract import LakeError, UsageError
 from lake.log import VerifierKey
 from lake.secrets import KeyWindow
 from lake.storage import Lake
-from lake.verify._verify import (
-    RANGE_EVENTS,
-    Progress,
-    RangeResult,
-    RangeTask,
-    Report,
-    run_task,
-    verify_lake,
-)
+from lake.verify._engines import Progress
+from lake.verify._ranges import RANGE_EVENTS, RangeResult, RangeTask, run_task
+from lake.verify._report import Report
+from lake.verify._verify import verify_lake
+
+if TYPE_CHECKING:
+    from lake.witness import CosignerKey
 
 # How long an unreachable address may take to fail, instead of Ray's minute of retries.
 CONNECT_TIMEOUT_S = 5.0
@@ -120,7 +118,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
 
 
 class RayRunner:
-    """A `lake.verify.TaskRunner` whose tasks are Ray tasks (one CPU each)."""
+    """A `TaskRunner` (`lake.verify._engines`) whose tasks are Ray tasks (one CPU each)."""
 
     def __init__(self, ray: Any) -> None:
         self.ray = ray
@@ -162,7 +160,7 @@ def verify_lake_ray(
     since: Sequence[str] = (),
     progress: Progress | None = None,
     range_events: int = RANGE_EVENTS,
-    witness_keys: Sequence[Any] = (),
+    witness_keys: Sequence[CosignerKey] = (),
     min_witnesses: int = 0,
     windows: Mapping[str, KeyWindow] | None = None,
 ) -> Report:

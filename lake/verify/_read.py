@@ -22,7 +22,7 @@ from deltalake.exceptions import DeltaError
 
 from lake.contract import CHECKPOINTS_SCHEMA, LakeError
 from lake.storage import DataFile, Lake, paths
-from lake.verify._report import Finding
+from lake.verify._report import Finding, FindingKind
 
 READ_ERRORS: Final = (OSError, pa.ArrowException, DeltaError, LakeError)
 """What reading a damaged lake raises (FileNotFoundError is an OSError)."""
@@ -72,7 +72,7 @@ def open_table(lake: Lake, table: str, findings: list[Finding]) -> DeltaTable | 
         findings.append(
             Finding(
                 "",
-                "unreadable_table",
+                FindingKind.UNREADABLE_TABLE,
                 f"the {table} table cannot be read: {what} is damaged or missing",
                 file=where,
             )
@@ -88,7 +88,7 @@ def data_files(lake: Lake, table: DeltaTable, findings: list[Finding]) -> list[D
         findings.append(
             Finding(
                 "",
-                "unreadable_table",
+                FindingKind.UNREADABLE_TABLE,
                 f"the events table's file list cannot be read ({_reason(exc)})",
                 file=paths.delta_log(paths.EVENTS),
             )
@@ -109,7 +109,9 @@ def read_checkpoints(lake: Lake, table: DeltaTable) -> tuple[pa.Table, list[Find
         why = _reason(exc)
         message = f"the checkpoints table's file list cannot be read ({why})"
         return CHECKPOINTS_SCHEMA.empty_table(), [
-            Finding("", "unreadable_table", message, file=paths.delta_log(paths.CHECKPOINTS))
+            Finding(
+                "", FindingKind.UNREADABLE_TABLE, message, file=paths.delta_log(paths.CHECKPOINTS)
+            )
         ]
     columns = [n for n in CHECKPOINTS_SCHEMA.names if n != "tenant"]
     parts = []
@@ -123,7 +125,7 @@ def read_checkpoints(lake: Lake, table: DeltaTable) -> tuple[pa.Table, list[Find
             parts.append(part.select(CHECKPOINTS_SCHEMA.names).cast(CHECKPOINTS_SCHEMA))
         except (*READ_ERRORS, KeyError, ValueError) as exc:
             message = f"checkpoints file {rel} {_reason(exc)}; the checkpoints in it are lost"
-            findings.append(Finding(tenant, "unreadable_file", message, file=rel))
+            findings.append(Finding(tenant, FindingKind.UNREADABLE_FILE, message, file=rel))
     if not parts:
         return CHECKPOINTS_SCHEMA.empty_table(), findings
     out = pa.concat_tables(parts).sort_by([("tenant", "ascending"), ("tree_size", "ascending")])

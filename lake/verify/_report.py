@@ -1,16 +1,47 @@
 """What `verify` reports: findings, per tenant and for the lake as a whole.
 
-Kept apart from `lake.verify` (the checks) so that the modules that check one concern
-(`lake.verify` for signatures and signed times, `lake.verify` for the parts of
-a lake that cannot be read) fill the same report without importing the driver.
+Kept apart from the checks so that every module that checks one concern (the signature
+chain, the ranges of rows, the witnesses, the parts of a lake that cannot be read) fills
+the same report without importing the driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 MAX_FINDINGS_PER_KIND = 50
+
+
+class FindingKind(StrEnum):
+    """Every kind of problem verify reports; the value is the string in its JSON report."""
+
+    # An event, located by seq/event id/batch.
+    MODIFIED = "modified"  # the row is not what was sealed at its seq
+    MISSING = "missing"  # sealed seqs no row holds (and no signed retention record explains)
+    DUPLICATE = "duplicate"  # an authentic event stored twice, or an id used twice
+    INSERTED = "inserted"  # a row at a seq that already holds an authentic event
+    REORDERED = "reordered"  # an authentic event stored at another seq than it was sealed at
+    UNSEALED = "unsealed"  # rows past every signed checkpoint
+    MISPLACED = "misplaced"  # a row in the partition of another date than its time's
+    # The signed log.
+    BAD_SIGNATURE = "bad_signature"  # a checkpoint (or exported one) whose signature fails
+    UNTRUSTED_KEY = "untrusted_key"  # signed only by a key that is not trusted
+    KEY_NOT_VALID = "key_not_valid"  # signed only by keys outside their validity window
+    BAD_CHAIN = "bad_chain"  # signed times that go backwards (or vanish) along the log
+    BAD_CHECKPOINT = "bad_checkpoint"  # a note that does not parse or disagrees with its row
+    FORK = "fork"  # two checkpoints of one size with different roots
+    ROLLBACK = "rollback"  # an exported checkpoint the lake's log no longer holds
+    ROOT_MISMATCH = "root_mismatch"  # rows that do not hash to a signed root (no tiles)
+    BAD_TILES = "bad_tiles"  # stored hash tiles unusable or not matching the signed roots
+    # Witnesses.
+    BAD_COSIGNATURE = "bad_cosignature"  # a stored cosignature that does not verify
+    WITNESS_CONFLICT = "witness_conflict"  # a witness cosigned a tree head the lake lacks
+    UNWITNESSED = "unwitnessed"  # fewer valid cosignatures on the latest checkpoint than asked
+    # The lake's files.
+    UNREADABLE_TABLE = "unreadable_table"  # a table's Delta log cannot be loaded
+    UNREADABLE_FILE = "unreadable_file"  # one data or checkpoints file cannot be read
 
 
 @dataclass
@@ -22,7 +53,7 @@ class Finding:
     """
 
     tenant: str
-    kind: str
+    kind: FindingKind
     message: str
     seq: int | None = None
     event_id: str | None = None
@@ -31,7 +62,9 @@ class Finding:
     tree_size: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None and (k != "tenant" or v)}
+        out = {k: v for k, v in asdict(self).items() if v is not None and (k != "tenant" or v)}
+        out["kind"] = str(self.kind)
+        return out
 
 
 @dataclass
@@ -44,7 +77,7 @@ class TenantReport:
     checkpoints: int = 0
     key_names: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    suppressed: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[FindingKind, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,7 +99,7 @@ class TenantReport:
             "checkpoints": self.checkpoints,
             "key_names": self.key_names,
             "findings": [f.as_dict() for f in self.findings],
-            "suppressed": self.suppressed,
+            "suppressed": {str(kind): count for kind, count in self.suppressed.items()},
         }
 
 

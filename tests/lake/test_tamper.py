@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-import lake.verify._verify as verify_module
+import lake.verify._engines as engines_module
 from lake.contract import (
     EVENTS_PARTITIONS,
     EVENTS_SCHEMA,
@@ -374,7 +374,7 @@ def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> No
     path = biggest_file(lake)
     rewrite(path, lambda t: t.slice(1))
     one = verify_lake(lake, trusted, workers=1)
-    monkeypatch.setattr(verify_module, "PARALLEL_MIN_EVENTS", 0)
+    monkeypatch.setattr(engines_module, "PARALLEL_MIN_EVENTS", 0)
     two = verify_lake(lake, trusted, workers=2)
     assert not one.ok
     assert one.as_dict() == two.as_dict()

@@ -36,7 +36,7 @@ from lake.contract import NoteError
 from lake.log import Checkpoint, NoteSignature, VerifierKey, parse_note, verify_note
 from lake.secrets import KeyWindow
 from lake.storage import Lake
-from lake.verify._report import Finding, TenantReport
+from lake.verify._report import Finding, FindingKind, TenantReport
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _ALWAYS = KeyWindow()
@@ -52,6 +52,20 @@ class SealedCheckpoint:
     key_name: str
     signed_time: datetime | None
     trusted: bool
+
+
+def published_keys(lake: Lake) -> list[VerifierKey]:
+    """The verifier keys the lake publishes about itself (trusted for nothing by themselves).
+
+    A key that does not parse is skipped: it could vouch for nothing anyway.
+    """
+    out = []
+    for text in lake.published_keys:
+        try:
+            out.append(VerifierKey.parse(text))
+        except NoteError:
+            continue
+    return out
 
 
 def _stamp(moment: datetime) -> str:
@@ -70,7 +84,12 @@ def _parsed(
             cp = Checkpoint.parse(text)
         except NoteError as exc:
             tr.add(
-                Finding(tenant, "bad_checkpoint", f"checkpoint note is malformed: {exc}", **where)
+                Finding(
+                    tenant,
+                    FindingKind.BAD_CHECKPOINT,
+                    f"checkpoint note is malformed: {exc}",
+                    **where,
+                )
             )
             continue
         if (
@@ -81,7 +100,7 @@ def _parsed(
             tr.add(
                 Finding(
                     tenant,
-                    "bad_checkpoint",
+                    FindingKind.BAD_CHECKPOINT,
                     "checkpoint note disagrees with its row (origin, size or root)",
                     **where,
                 )
@@ -120,7 +139,9 @@ def check_signatures(
         try:
             vn = verify_note(row["note"], trusted_now, allow_unverified=True)
         except NoteError as exc:
-            tr.add(Finding(tenant, "bad_signature", f"checkpoint signature: {exc}", **where))
+            tr.add(
+                Finding(tenant, FindingKind.BAD_SIGNATURE, f"checkpoint signature: {exc}", **where)
+            )
             continue
         window = {k.encode(): valid_for.get(k.encode(), _ALWAYS) for k in vn.verified}
         if at is not None:
@@ -132,7 +153,7 @@ def check_signatures(
             if at is None and not any(window[k.encode()].revoked for k in vn.verified):
                 undated.append((sealed, where, why))  # judged once the whole log is seen
             else:
-                tr.add(Finding(tenant, "key_not_valid", _not_valid(at, why), **where))
+                tr.add(Finding(tenant, FindingKind.KEY_NOT_VALID, _not_valid(at, why), **where))
             out.append(sealed)
             continue
         if valid and vn.unverified:
@@ -148,14 +169,17 @@ def check_signatures(
         if sealed.size <= vouched:
             sealed.trusted = True
         else:
-            tr.add(Finding(tenant, "key_not_valid", _not_valid(None, why), **where))
+            tr.add(Finding(tenant, FindingKind.KEY_NOT_VALID, _not_valid(None, why), **where))
     _check_order(tenant, out, tr)
     roots: dict[int, bytes] = {}
     for c in out:
         if roots.setdefault(c.size, c.root) != c.root:
             tr.add(
                 Finding(
-                    tenant, "fork", f"two checkpoints of size {c.size} differ", tree_size=c.size
+                    tenant,
+                    FindingKind.FORK,
+                    f"two checkpoints of size {c.size} differ",
+                    tree_size=c.size,
                 )
             )
     return out
@@ -185,7 +209,10 @@ def _report_untrusted(
     except NoteError:
         tr.add(
             Finding(
-                tenant, "bad_signature", f"checkpoint signature by {names} does not verify", **where
+                tenant,
+                FindingKind.BAD_SIGNATURE,
+                f"checkpoint signature by {names} does not verify",
+                **where,
             )
         )
         return False
@@ -193,7 +220,7 @@ def _report_untrusted(
     tr.add(
         Finding(
             tenant,
-            "untrusted_key",
+            FindingKind.UNTRUSTED_KEY,
             f"checkpoint signed by {names}, which is not a trusted key ({detail})",
             **where,
         )
@@ -224,7 +251,11 @@ def _check_order(tenant: str, cps: Sequence[SealedCheckpoint], tr: TenantReport)
                 )
             else:
                 continue
-            tr.add(Finding(tenant, "bad_chain", message, tree_size=c.size, batch_id=c.batch_id))
+            tr.add(
+                Finding(
+                    tenant, FindingKind.BAD_CHAIN, message, tree_size=c.size, batch_id=c.batch_id
+                )
+            )
         times = [c.signed_time for c in same if c.signed_time is not None]
         if times and (latest is None or max(times) > latest[0]):
             latest = (max(times), same[0].size)
