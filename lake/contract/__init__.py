@@ -1,4 +1,8 @@
-"""The event contract: stored schema, leaf bytes, wire validation and the error types."""
+"""The event contract: stored schema, leaf bytes, wire validation and the error types.
+
+The wire format itself is declared in `lake.spec` (standard library only); the names
+re-exported from there (`check_event`, `CATEGORIES`, `Issue`, …) are the same objects.
+"""
 
 from __future__ import annotations
 
@@ -26,25 +30,14 @@ from lake.contract._leaf import (
     leaf_inputs,
 )
 from lake.contract._schema import (
-    ACTOR_FIELDS,
-    ACTOR_TYPES,
     ALERTS_PARTITIONS,
     ALERTS_SCHEMA,
-    CATEGORIES,
     CHECKPOINTS_PARTITIONS,
     CHECKPOINTS_SCHEMA,
     EVENTS_PARTITIONS,
     EVENTS_SCHEMA,
     LEAF_FIELDS,
-    OUTCOMES,
-    READ_AUDIT_TENANT,
-    RESERVED_TENANT_MESSAGE,
-    SEVERITIES,
-    TARGET_FIELDS,
-    TENANT_PATTERN,
     UTC_US,
-    WIRE_FIELDS,
-    is_valid_tenant,
 )
 from lake.contract._wire import (
     OUTPUT_SCHEMA,
@@ -53,7 +46,6 @@ from lake.contract._wire import (
     Validated,
     assign_ids,
     assign_missing_ids,
-    check_event,
     finish,
     parse_json_array,
     parse_json_array_issues,
@@ -66,8 +58,20 @@ from lake.contract._wire_json import (
     colons_match,
     repeated_key,
 )
-from lake.contract._wire_time import (
+from lake.spec import (
+    ACTOR_FIELDS,
+    ACTOR_TYPES,
+    CATEGORIES,
+    OUTCOMES,
+    READ_AUDIT_TENANT,
+    RESERVED_TENANT_MESSAGE,
+    SEVERITIES,
+    TARGET_FIELDS,
+    TENANT_PATTERN,
+    WIRE_FIELDS,
     TimeWindow,
+    check_event,
+    is_valid_tenant,
     parse_duration,
     time_window,
 )

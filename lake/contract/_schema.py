@@ -1,59 +1,15 @@
-"""The contracts as code: allowed values, stored columns, leaf field order.
+"""The stored contracts as code: stored columns, leaf field order.
 
-Everything that several modules (and outside verifiers) must agree on lives here, so a
-change to a contract is a change to one file.
+Everything that several modules (and outside verifiers) must agree on about what is
+stored lives here; what an event may say on the wire (fields, allowed values, limits)
+is declared in `lake.spec`, which code that only sends events imports without pyarrow.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import pyarrow as pa
-
-TENANT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-TENANT_RE: Final = re.compile(TENANT_PATTERN)
-# The lake's own tenant: the read audit (`audit.query` events of who queried what). It is
-# a valid tenant id, so its log is sealed and verified like any other, but no ingest path
-# accepts events for it: only the query layer writes there.
-READ_AUDIT_TENANT: Final = "auditlake"
-RESERVED_TENANT_MESSAGE: Final = (
-    "tenant 'auditlake' is reserved for the lake's own read audit; use another tenant id"
-)
-
-CATEGORIES: Final = (
-    "authentication",
-    "admin_action",
-    "key_change",
-    "flag_change",
-    "account_recovery",
-)
-OUTCOMES: Final = ("success", "failure", "unknown")
-SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
-ACTOR_TYPES: Final = ("user", "admin", "service", "system")
-DEFAULT_SEVERITY: Final = "info"
-
-# A dotted verb: lower-case words of letters, digits and underscores joined by dots.
-ACTION_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
-MAX_DETAILS_BYTES: Final = 16 * 1024
-# Free-text string fields are bounded so one event cannot bloat a batch.
-MAX_STRING_BYTES: Final = 1024
-
-WIRE_FIELDS: Final = (
-    "tenant",
-    "id",
-    "time",
-    "category",
-    "action",
-    "outcome",
-    "severity",
-    "actor",
-    "target",
-    "source",
-    "details",
-)
-ACTOR_FIELDS: Final = ("id", "type", "ip", "user_agent")
-TARGET_FIELDS: Final = ("type", "id")
 
 UTC_US: Final = pa.timestamp("us", tz="UTC")
 
@@ -135,8 +91,3 @@ ALERTS_SCHEMA: Final = pa.schema(
     ]
 )
 ALERTS_PARTITIONS: Final = ["tenant"]
-
-
-def is_valid_tenant(tenant: str) -> bool:
-    """True when `tenant` is a well-formed tenant id (safe as a path and partition value)."""
-    return TENANT_RE.fullmatch(tenant) is not None

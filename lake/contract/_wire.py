@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import functools
 import gc
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,24 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.contract._errors import Issue, ValidationError
-from lake.contract._schema import (
-    ACTION_PATTERN,
-    ACTOR_FIELDS,
-    ACTOR_TYPES,
-    CATEGORIES,
-    DEFAULT_SEVERITY,
-    EVENTS_SCHEMA,
-    MAX_DETAILS_BYTES,
-    MAX_STRING_BYTES,
-    OUTCOMES,
-    READ_AUDIT_TENANT,
-    RESERVED_TENANT_MESSAGE,
-    SEVERITIES,
-    TARGET_FIELDS,
-    TENANT_PATTERN,
-    UTC_US,
-    WIRE_FIELDS,
-)
+from lake.contract._schema import EVENTS_SCHEMA, UTC_US
 from lake.contract._wire_ids import assign_ids as assign_ids  # re-exported: benchmarks, tests
 from lake.contract._wire_ids import content_ids
 from lake.contract._wire_json import (
@@ -57,34 +39,40 @@ from lake.contract._wire_json import (
     repeated_key,
     repeated_keys_in_array,
 )
-from lake.contract._wire_time import TimeWindow, time_window
-
-# RFC 3339 date-time with a mandatory offset; up to nanosecond digits are accepted as long
-# as the digits past microseconds are zero (nothing may be silently truncated).
-TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
-    r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+from lake.spec import (
+    ACTION_MESSAGE,
+    ACTION_PATTERN,
+    ACTOR_FIELDS,
+    ACTOR_TYPES,
+    CATEGORIES,
+    DEFAULT_SEVERITY,
+    ID_MESSAGE,
+    ID_PATTERN,
+    MAX_DETAILS_BYTES,
+    MAX_STRING_BYTES,
+    OUTCOMES,
+    READ_AUDIT_TENANT,
+    RESERVED_TENANT_MESSAGE,
+    SEVERITIES,
+    SUBMICRO_MESSAGE,
+    SUBMICRO_PATTERN,
+    TARGET_FIELDS,
+    TENANT_MESSAGE,
+    TENANT_PATTERN,
+    TIME_PATTERN,
+    TIME_SHAPE_MESSAGE,
+    TIME_VALUE_MESSAGE,
+    WIRE_FIELDS,
+    TimeWindow,
+    canonical_details,
+    enum_message,
+    inexact_number,
+    shorten,
+    string_problem,
+    time_window,
+    type_name,
 )
-SUBMICRO_PATTERN = r"\.[0-9]{6}[0-9]*[1-9]"
-# Client ids: printable ASCII without spaces, bounded (UUIDs fit with room to spare).
-ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
-
-# The stored columns that validation produces: all but those set when appending.
-# Messages shared by the columnar validator and `check_event`, so both say the same.
-TENANT_MESSAGE = (
-    "{value!r} is not a valid tenant id (lower-case letters, digits, '_' and '-', "
-    "starting with a letter or digit, at most 63 characters)"
-)
-ID_MESSAGE = "{value!r} is not a valid id (1–128 printable ASCII characters, no spaces)"
-ACTION_MESSAGE = "{value!r} is not a dotted verb (e.g. login, role.grant, key.rotate)"
-TIME_SHAPE_MESSAGE = "{value!r} is not an RFC 3339 timestamp with an offset"
-TIME_VALUE_MESSAGE = "{value!r} is not a valid date and time"
-SUBMICRO_MESSAGE = "has sub-microsecond digits, which would be lost; send microseconds"
-
-
-def _enum_message(value: Any, allowed: Sequence[str]) -> str:
-    return f"unknown value {_shorten(value)!r}; expected one of {', '.join(allowed)}"
-
+from lake.spec import check_event as check_event  # re-exported: tests
 
 OUTPUT_SCHEMA = pa.schema(
     [
@@ -93,20 +81,6 @@ OUTPUT_SCHEMA = pa.schema(
         if name not in ("received_at", "seq", "batch_id", "leaf_hash")
     ]
 )
-
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "an array",
-    dict: "an object",
-    type(None): "null",
-}
-
-
-def _type_name(value: Any) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 @dataclass
@@ -200,7 +174,7 @@ def parse_json_array_issues(data: bytes) -> tuple[list[Any], list[Issue]]:
         raise ValidationError([Issue(0, "(document)", _json_reason(exc))]) from None
     if not isinstance(doc, list):
         raise ValidationError(
-            [Issue(0, "(document)", f"expected an array of events, got {_type_name(doc)}")]
+            [Issue(0, "(document)", f"expected an array of events, got {type_name(doc)}")]
         )
     if colons_match(data, doc):
         return doc, []
@@ -257,7 +231,7 @@ def _string_column(
     except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError, UnicodeEncodeError):
         clean: list[str | None] = []
         for i, v in enumerate(values):
-            problem = _string_problem(v)
+            problem = string_problem(v)
             if problem is not None:
                 issues.add(i, name, problem)
                 wrong.add(i)
@@ -269,22 +243,6 @@ def _string_column(
                 issues.add(i, name, "is required")
     _check_lengths(arr, name, issues, MAX_STRING_BYTES)
     return arr
-
-
-UNENCODABLE_MESSAGE = "is not valid Unicode text (it holds a lone surrogate)"
-
-
-def _string_problem(value: Any) -> str | None:
-    """Why a value cannot be a string field (None/str that encode are fine)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return f"expected a string, got {_type_name(value)}"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return UNENCODABLE_MESSAGE
-    return None
 
 
 def _check_lengths(arr: pa.StringArray, name: str, issues: _Collector, limit: int) -> None:
@@ -306,7 +264,7 @@ def _check_regex(arr: pa.Array, name: str, pattern: str, message: str, issues: _
     ok = pc.match_substring_regex(arr, pattern)
     bad = pc.and_(pc.is_valid(arr), pc.invert(pc.fill_null(ok, False)))
     for i in _true_positions(bad):
-        issues.add(i, name, message.format(value=_shorten(arr[i].as_py())))
+        issues.add(i, name, message.format(value=shorten(arr[i].as_py())))
 
 
 def _check_enum(arr: pa.Array, name: str, allowed: Sequence[str], issues: _Collector) -> None:
@@ -316,13 +274,8 @@ def _check_enum(arr: pa.Array, name: str, allowed: Sequence[str], issues: _Colle
         issues.add(
             i,
             name,
-            _enum_message(arr[i].as_py(), allowed),
+            enum_message(arr[i].as_py(), allowed),
         )
-
-
-def _shorten(value: Any, limit: int = 60) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _ACTOR_KEYS = frozenset(ACTOR_FIELDS)
@@ -339,7 +292,7 @@ def _object_column(
     if not kinds <= {dict, type(None)}:
         for i, v in enumerate(values):
             if v is not None and not isinstance(v, dict):
-                issues.add(i, name, f"expected an object, got {_type_name(v)}")
+                issues.add(i, name, f"expected an object, got {type_name(v)}")
     objs: list[Any] = [v if isinstance(v, dict) else None for v in values]
     g = dict.get
     rows: list[tuple[Any, ...]]
@@ -370,28 +323,12 @@ def _object_column(
     return objs, dict(zip(allowed, cols[:-1], strict=True))
 
 
+_ORJSON_SORTED = functools.partial(orjson.dumps, option=orjson.OPT_SORT_KEYS)
+
+
 def _canonical_one(value: Any) -> tuple[str | None, tuple[str, str] | None]:
-    """Canonical JSON of one `details` value, or the (field, reason) it is refused for."""
-    if value is None:
-        return None, None
-    if not isinstance(value, dict):
-        return None, ("details", f"expected an object, got {_type_name(value)}")
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:
-        return None, ("details", f"cannot be serialised as JSON ({exc})")
-    if len(text) > MAX_DETAILS_BYTES:
-        return None, (
-            "details",
-            f"is {len(text)} bytes once serialised; the limit is {MAX_DETAILS_BYTES}",
-        )
-    if b"e+" in text and (where := _inexact_number(value, "details")):
-        # orjson turns integers beyond 64 bits into floats: refuse, never round.
-        return None, (
-            where,
-            "number too large to store exactly (beyond 64-bit integers); send it as a string",
-        )
-    return text.decode(), None
+    """Canonical JSON of one `details` value (orjson: fast), or why it is refused."""
+    return canonical_details(value, _ORJSON_SORTED)
 
 
 def _canonical_details(values: Sequence[Any], issues: _Collector) -> pa.StringArray:
@@ -406,24 +343,6 @@ def _canonical_details(values: Sequence[Any], issues: _Collector) -> pa.StringAr
     return pa.array(out, type=pa.string())
 
 
-_EXACT_LIMIT = float(2**63)
-
-
-def _inexact_number(value: Any, path: str) -> str | None:
-    """Path of the first float whose magnitude could hide a rounded big integer."""
-    if isinstance(value, float):
-        return path if abs(value) >= _EXACT_LIMIT else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if found := _inexact_number(item, f"{path}.{key}"):
-                return found
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            if found := _inexact_number(item, f"{path}[{n}]"):
-                return found
-    return None
-
-
 def _parse_times(arr: pa.StringArray, issues: _Collector, window: TimeWindow) -> pa.TimestampArray:
     """RFC 3339 strings with offsets → timestamp[us, UTC]; bad values are reported, not guessed.
 
@@ -433,7 +352,7 @@ def _parse_times(arr: pa.StringArray, issues: _Collector, window: TimeWindow) ->
     micros = pc.cast(times, pa.int64())
     outside = pc.or_(pc.less(micros, window.earliest_us), pc.greater(micros, window.latest_us))
     for i in _true_positions(pc.fill_null(outside, False)):
-        problem = window.problem(micros[i].as_py(), _shorten(arr[i].as_py()))
+        problem = window.problem(micros[i].as_py(), shorten(arr[i].as_py()))
         if problem is not None:
             issues.add(i, "time", problem)
     return times
@@ -443,7 +362,7 @@ def _parse_time_values(arr: pa.StringArray, issues: _Collector) -> pa.TimestampA
     well_formed = pc.fill_null(pc.match_substring_regex(arr, TIME_PATTERN), False)
     malformed = _true_positions(pc.and_(pc.is_valid(arr), pc.invert(well_formed)))
     for i in malformed:
-        issues.add(i, "time", TIME_SHAPE_MESSAGE.format(value=_shorten(arr[i].as_py())))
+        issues.add(i, "time", TIME_SHAPE_MESSAGE.format(value=shorten(arr[i].as_py())))
     # Digits past microseconds are rare, and the regexes that handle them cost more than
     # the rest together: run them only where a fraction has seven digits or more.
     text = pc.if_else(well_formed, arr, pa.scalar(None, pa.string())) if malformed else arr
@@ -469,7 +388,7 @@ def _parse_time_values(arr: pa.StringArray, issues: _Collector) -> pa.TimestampA
         try:
             out.append(pa.scalar(value).cast(UTC_US).value)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            issues.add(i, "time", TIME_VALUE_MESSAGE.format(value=_shorten(arr[i].as_py())))
+            issues.add(i, "time", TIME_VALUE_MESSAGE.format(value=shorten(arr[i].as_py())))
             out.append(None)
     return pa.array(out, type=pa.int64()).cast(UTC_US)
 
@@ -895,7 +814,7 @@ def _fast_block(records: Sequence[Any], raw_colons: int | None = None) -> _FastB
         return None
     # orjson writes a float from a beyond-64-bit integer with an exponent: look closer.
     for i in _true_positions(pc.fill_null(pc.match_substring(details, "e+"), False)):
-        if _inexact_number(records[i]["details"], "details"):
+        if inexact_number(records[i]["details"], "details"):
             return None
     keys = sum(map(len, records)) if raw_colons is not None else 0
     return _FastBlock(events, details.cast(pa.string()), raw_colons, keys)
@@ -1066,7 +985,7 @@ def _validate_exact(
             if isinstance(r, _Unparsed):
                 continue  # already reported by the parser
             if not isinstance(r, dict):
-                issues.add(i, "(event)", f"expected an object, got {_type_name(r)}")
+                issues.add(i, "(event)", f"expected an object, got {type_name(r)}")
     dicts: list[dict[str, Any]] = (
         list(records) if kinds <= {dict} else [r if isinstance(r, dict) else {} for r in records]
     )
@@ -1201,115 +1120,3 @@ def _build(*columns: pa.Array) -> pa.Table:
 def finish(table: pa.Table) -> pa.Table:
     """Cast a validated table to the strict OUTPUT_SCHEMA (non-null where required)."""
     return table.cast(OUTPUT_SCHEMA)
-
-
-_TENANT_RE = re.compile(TENANT_PATTERN)
-_ID_RE = re.compile(ID_PATTERN)
-_ACTION_RE = re.compile(ACTION_PATTERN)
-_TIME_RE = re.compile(TIME_PATTERN)
-_SUBMICRO_RE = re.compile(SUBMICRO_PATTERN)
-
-
-def check_event(
-    event: Any, *, max_future_skew: timedelta | None = None, window: TimeWindow | None = None
-) -> list[Issue]:
-    """Every issue of one wire event, as `validate([event])` reports them (index 0).
-
-    The scalar twin of the columnar validator, for callers that check one event at a
-    time (the SDK's `log()`): ~50x cheaper for a single event, and held to exactly the
-    same verdicts and messages by a property test.
-    """
-    issues: list[Issue] = []
-
-    def add(name: str, message: str) -> None:
-        issues.append(Issue(0, name, message))
-
-    if not isinstance(event, dict):
-        add("(event)", f"expected an object, got {_type_name(event)}")
-        return issues
-    for key in sorted(set(event) - _WIRE_KEYS):
-        add(key, "unknown field")
-
-    def text(name: str, value: Any, *, required: bool = False) -> str | None:
-        if value is None:
-            if required:
-                add(name, "is required")
-            return None
-        problem = _string_problem(value)
-        if problem is not None or not isinstance(value, str):
-            add(name, problem or "expected a string")
-            return None
-        if len(value.encode("utf-8")) > MAX_STRING_BYTES:
-            add(name, f"longer than {MAX_STRING_BYTES} bytes")
-        return value
-
-    def pattern(name: str, value: str | None, regex: re.Pattern[str], message: str) -> None:
-        if value is not None and not regex.fullmatch(value):
-            add(name, message.format(value=_shorten(value)))
-
-    def enum(name: str, value: str | None, allowed: Sequence[str]) -> None:
-        if value is not None and value not in allowed:
-            add(name, _enum_message(value, allowed))
-
-    g = event.get
-    tenant = text("tenant", g("tenant"), required=True)
-    pattern("tenant", tenant, _TENANT_RE, TENANT_MESSAGE)
-    if tenant == READ_AUDIT_TENANT:
-        add("tenant", RESERVED_TENANT_MESSAGE)
-    pattern("id", text("id", g("id")), _ID_RE, ID_MESSAGE)
-    window = time_window(max_future_skew) if window is None else window
-    _check_time(text("time", g("time"), required=True), add, window)
-    enum("category", text("category", g("category"), required=True), CATEGORIES)
-    action = text("action", g("action"), required=True)
-    pattern("action", action, _ACTION_RE, ACTION_MESSAGE)
-    enum("outcome", text("outcome", g("outcome"), required=True), OUTCOMES)
-    enum("severity", text("severity", g("severity")), SEVERITIES)
-    text("source", g("source"))
-    actor, target = g("actor"), g("target")
-    for name, obj, allowed in (("actor", actor, ACTOR_FIELDS), ("target", target, TARGET_FIELDS)):
-        if obj is not None and not isinstance(obj, dict):
-            add(name, f"expected an object, got {_type_name(obj)}")
-        elif obj is not None:
-            for key in sorted(set(obj) - set(allowed)):
-                add(f"{name}.{key}", "unknown field")
-    actor = actor if isinstance(actor, dict) else None
-    target = target if isinstance(target, dict) else None
-    a = actor or {}
-    actor_id = a.get("id")
-    text("actor.id", actor_id)
-    enum("actor.type", text("actor.type", a.get("type")), ACTOR_TYPES)
-    text("actor.ip", a.get("ip"))
-    text("actor.user_agent", a.get("user_agent"))
-    if actor is not None and actor_id is None:
-        add("actor.id", "is required")
-    elif actor is not None and actor_id == "":
-        add("actor.id", "must not be empty")
-    if actor is None and not any(i.field == "actor" for i in issues):
-        add("actor", "is required")
-    t = target or {}
-    text("target.type", t.get("type"))
-    text("target.id", t.get("id"))
-    _, problem = _canonical_one(g("details"))
-    if problem is not None:
-        add(*problem)
-    return issues
-
-
-def _check_time(value: str | None, add: Callable[[str, str], None], window: TimeWindow) -> None:
-    if value is None:
-        return
-    if not _TIME_RE.fullmatch(value):
-        add("time", TIME_SHAPE_MESSAGE.format(value=_shorten(value)))
-        return
-    if _SUBMICRO_RE.search(value):
-        add("time", SUBMICRO_MESSAGE)
-        return
-    normalised = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", value).upper()
-    try:
-        instant = pa.scalar(normalised).cast(UTC_US)  # the same parser as the columnar path
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        add("time", TIME_VALUE_MESSAGE.format(value=_shorten(value)))
-        return
-    problem = window.problem(instant.cast(pa.int64()).as_py(), _shorten(value))
-    if problem is not None:
-        add("time", problem)

@@ -36,7 +36,7 @@ from lake.contract import (
     time_window,
     validate,
 )
-from lake.contract import _wire_time as wire_time
+from lake.spec import format_duration, parse_duration
 
 NS = b"test-namespace"
 
@@ -504,7 +504,7 @@ def test_future_skew_is_a_keyword_and_bounds_both_paths() -> None:
         v = validate([ev(time=soon)], max_future_skew=skew)
         (issue,) = v.issues
         assert issue.field == "time"
-        assert f"more than {wire_time.format_duration(skew)} ahead" in issue.message
+        assert f"more than {format_duration(skew)} ahead" in issue.message
         assert [i.message for i in wire.check_event(ev(time=soon), max_future_skew=skew)] == [
             issue.message
         ]
@@ -532,13 +532,13 @@ def test_far_dated_event_among_plain_ones_is_named_by_the_fast_path_input() -> N
      ("1h30m", timedelta(minutes=90)), ("2d", timedelta(days=2)), (" 15M ", timedelta(minutes=15))],
 )  # fmt: skip
 def test_parse_duration(text: str, skew: timedelta) -> None:
-    assert wire_time.parse_duration(text) == skew
+    assert parse_duration(text) == skew
 
 
 @pytest.mark.parametrize("text", ["", "24", "h", "-1h", "1.5h", "1 h", "1w", "forever"])
 def test_parse_duration_refuses_what_it_cannot_read(text: str) -> None:
     with pytest.raises(UsageError, match="is not a duration"):
-        wire_time.parse_duration(text)
+        parse_duration(text)
 
 
 def test_skew_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

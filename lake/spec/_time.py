@@ -21,7 +21,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lake.contract._errors import UsageError
+from lake.spec._errors import UsageError
+from lake.spec._rules import (
+    MICRO_CUT_PATTERN,
+    SUBMICRO_MESSAGE,
+    SUBMICRO_PATTERN,
+    TIME_PATTERN,
+    TIME_SHAPE_MESSAGE,
+    TIME_VALUE_MESSAGE,
+    shorten,
+)
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # The last instant a calendar date can name (timestamps past it overflow Python and DuckDB).
@@ -130,3 +139,63 @@ def time_window(
     if calendar_bound:
         latest = LAST_REPRESENTABLE
     return TimeWindow(0, (latest - _EPOCH) // _US, skew, calendar_bound)
+
+
+_TIME_RE = re.compile(TIME_PATTERN)
+_SUBMICRO_RE = re.compile(SUBMICRO_PATTERN)
+_MICRO_CUT_RE = re.compile(MICRO_CUT_PATTERN)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def time_problem(value: str, window: TimeWindow) -> str | None:
+    """Why one wire `time` is refused (shape, sub-microsecond digits, no such instant,
+    outside `window`), or None: the scalar form of the columnar time checks."""
+    if not _TIME_RE.fullmatch(value):
+        return TIME_SHAPE_MESSAGE.format(value=shorten(value))
+    if _SUBMICRO_RE.search(value):
+        return SUBMICRO_MESSAGE
+    micros = rfc3339_micros(_MICRO_CUT_RE.sub(r"\1", value))
+    if micros is None:
+        return TIME_VALUE_MESSAGE.format(value=shorten(value))
+    return window.problem(micros, shorten(value))
+
+
+def rfc3339_micros(text: str) -> int | None:
+    """UTC microseconds since the epoch of a TIME_PATTERN value with at most six fraction
+    digits, or None when it names no instant; what Arrow's cast to timestamp[us, UTC]
+    accepts (years 0000-9999, proleptic Gregorian, hours < 24, no leap second, offsets
+    below 24:00), which a property test holds it to."""
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    rest = text[19:]
+    fraction = 0
+    if rest.startswith("."):
+        end = 1
+        while end < len(rest) and rest[end].isdigit():
+            end += 1
+        digits = rest[1:end]
+        fraction = int(digits.ljust(6, "0"))
+        rest = rest[end:]
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month - 1] + (leap and month == 2):
+        return None
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    offset = 0
+    if rest not in ("Z", "z"):
+        off_hours, off_minutes = int(rest[1:3]), int(rest[4:6])
+        if off_hours > 23 or off_minutes > 59:
+            return None
+        offset = (off_hours * 60 + off_minutes) * (1 if rest[0] == "+" else -1)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    return (seconds - offset * 60) * 1_000_000 + fraction
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
