@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from lake.log._merkle import (
-    EMPTY_ROOT,
+from lake.log._checkpoint import (
+    Checkpoint,
+    open_checkpoint,
+    sign_checkpoint,
+    time_line,
+)
+from lake.log._levels import (
     CompactRange,
     MerkleLevels,
+    frontier,
+)
+from lake.log._merkle import (
+    EMPTY_ROOT,
     NodeFn,
     consistency_proof,
-    frontier,
     inclusion_proof,
     largest_power_of_two_below,
     leaf_hash,
@@ -16,22 +24,20 @@ from lake.log._merkle import (
     root,
     subtree_hash,
     tree_root,
+)
+from lake.log._merkle_check import (
     verify_consistency,
     verify_inclusion,
 )
 from lake.log._note import (
-    Checkpoint,
     NoteSignature,
     NoteSigner,
     VerifiedNote,
     VerifierKey,
     generate_signer,
     key_hash,
-    open_checkpoint,
     parse_note,
-    sign_checkpoint,
     sign_note,
-    time_line,
     verify_note,
 )
 from lake.log._tiles import (

@@ -1,4 +1,4 @@
-"""Signed notes and transparency-log checkpoints, in the C2SP formats.
+"""Signed notes, in the C2SP format (checkpoints, the notes a log signs, are in `_checkpoint`).
 
 Why this module exists: a Merkle root only makes a log tamper-evident if someone
 commits to it in a form that others can check later, and with tools that are not
@@ -47,7 +47,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -60,19 +59,19 @@ from lake.contract import NoteError
 __all__ = [
     "ALG_ED25519",
     "MAX_SIGNATURES",
-    "TIME_PREFIX",
-    "Checkpoint",
     "NoteSignature",
     "NoteSigner",
     "VerifiedNote",
     "VerifierKey",
+    "b64decode",
+    "b64encode",
+    "check_controls",
+    "check_nonempty",
+    "check_utf8",
     "generate_signer",
     "key_hash",
-    "open_checkpoint",
     "parse_note",
-    "sign_checkpoint",
     "sign_note",
-    "time_line",
     "verify_note",
 ]
 
@@ -84,7 +83,6 @@ MAX_SIGNATURES = 100
 the Go reference rejects more than 100)."""
 
 _SIG_PREFIX = "\u2014 "  # em dash, space
-_MAX_TREE_SIZE = 2**64 - 1  # tree sizes are uint64 in every implementation we interoperate with
 
 # Unicode White_Space, which is what Go's unicode.IsSpace tests (the reference
 # implementation's definition of "Unicode spaces" in key names). Python's
@@ -96,16 +94,12 @@ _WHITE_SPACE = frozenset(
 )
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
 _HEX8 = re.compile("[0-9a-f]{8}")
-_DECIMAL = re.compile("0|[1-9][0-9]*")
-TIME_PREFIX = "time "
-"""Start of the checkpoint extension line that carries the signed time."""
-_RFC3339_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_utf8(s: str, what: str) -> None:
+def check_utf8(s: str, what: str) -> None:
     """Reject strings that cannot be encoded as UTF-8 (lone surrogates)."""
     try:
         s.encode("utf-8")
@@ -113,7 +107,7 @@ def _check_utf8(s: str, what: str) -> None:
         raise NoteError(f"{what} is not valid UTF-8 (lone surrogate at offset {e.start})") from None
 
 
-def _check_controls(s: str, what: str) -> None:
+def check_controls(s: str, what: str) -> None:
     m = _CONTROL.search(s)
     if m is not None:
         raise NoteError(
@@ -122,19 +116,24 @@ def _check_controls(s: str, what: str) -> None:
         )
 
 
+def check_nonempty(value: object, what: str) -> None:
+    """Raises `NoteError` unless `value` is a non-empty string."""
+    if not isinstance(value, str):
+        raise NoteError(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise NoteError(f"{what} is empty")
+
+
 def _check_name(name: str, what: str = "key name") -> None:
     """Enforce the signed-note rule: non-empty, no Unicode spaces, no '+'."""
-    if not isinstance(name, str):
-        raise NoteError(f"{what} must be a string, not {type(name).__name__}")
-    if not name:
-        raise NoteError(f"{what} is empty")
+    check_nonempty(name, what)
     if "+" in name:
         raise NoteError(f"{what} {name!r} contains '+'")
     for ch in name:
         if ch in _WHITE_SPACE:
             raise NoteError(f"{what} {name!r} contains a space character (U+{ord(ch):04X})")
-    _check_controls(name, f"{what} {name!r}")
-    _check_utf8(name, what)
+    check_controls(name, f"{what} {name!r}")
+    check_utf8(name, what)
 
 
 def _check_text(text: str) -> None:
@@ -143,21 +142,21 @@ def _check_text(text: str) -> None:
         raise NoteError(f"note text must be a string, not {type(text).__name__}")
     if not text.endswith("\n"):
         raise NoteError("note text must end with a newline")
-    _check_utf8(text, "note text")
-    _check_controls(text, "note text")
+    check_utf8(text, "note text")
+    check_controls(text, "note text")
 
 
-def _b64encode(raw: bytes) -> str:
+def b64encode(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _b64decode(s: str, what: str) -> bytes:
+def b64decode(s: str, what: str) -> bytes:
     """Decode standard, padded, canonical base64 (RFC 4648 section 4) or raise NoteError."""
     try:
         raw = base64.b64decode(s.encode("ascii"), validate=True)
     except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError
         raise NoteError(f"{what} is not valid base64") from None
-    if _b64encode(raw) != s:
+    if b64encode(raw) != s:
         # Unpadded input, or non-zero bits in the final group: same bytes, other text.
         raise NoteError(f"{what} is not canonical padded base64")
     return raw
@@ -182,6 +181,16 @@ def key_hash(name: str, public_key: bytes, alg: int = ALG_ED25519) -> bytes:
     return h.digest()[:4]
 
 
+def _check_public_key(name: str, public_key: object) -> None:
+    if not isinstance(public_key, bytes) or len(public_key) != 32:
+        raise NoteError(f"Ed25519 public key for {name!r} must be 32 bytes")
+
+
+def _check_key_hash(key_hash: object, what: str) -> None:
+    if not isinstance(key_hash, bytes) or len(key_hash) != 4:
+        raise NoteError(f"{what} must be 4 bytes")
+
+
 # --------------------------------------------------------------------------- keys
 
 
@@ -199,10 +208,8 @@ class VerifierKey:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            raise NoteError(f"Ed25519 public key for {self.name!r} must be 32 bytes")
-        if not isinstance(self.key_hash, bytes) or len(self.key_hash) != 4:
-            raise NoteError(f"key hash for {self.name!r} must be 4 bytes")
+        _check_public_key(self.name, self.public_key)
+        _check_key_hash(self.key_hash, f"key hash for {self.name!r}")
         want = key_hash(self.name, self.public_key)
         if self.key_hash != want:
             raise NoteError(
@@ -229,8 +236,7 @@ class VerifierKey:
             NoteError: If the name or the key is invalid.
         """
         _check_name(name)
-        if not isinstance(public_key, bytes) or len(public_key) != 32:
-            raise NoteError(f"Ed25519 public key for {name!r} must be 32 bytes")
+        _check_public_key(name, public_key)
         return cls(name, key_hash(name, public_key), public_key)
 
     @classmethod
@@ -261,7 +267,7 @@ class VerifierKey:
             )
         if not key64:
             raise NoteError(f"verifier key {name!r} has no key data")
-        key = _b64decode(key64, f"key data of verifier key {name!r}")
+        key = b64decode(key64, f"key data of verifier key {name!r}")
         if key[0] != ALG_ED25519:
             raise NoteError(
                 f"verifier key {name!r} has signature type 0x{key[0]:02x}; "
@@ -277,8 +283,7 @@ class VerifierKey:
     def encode(self) -> str:
         """Return the verifier key string ``<name>+<hash>+<base64(0x01 || key)>``."""
         return (
-            f"{self.name}+{self.key_hash.hex()}+"
-            f"{_b64encode(bytes([ALG_ED25519]) + self.public_key)}"
+            f"{self.name}+{self.key_hash.hex()}+{b64encode(bytes([ALG_ED25519]) + self.public_key)}"
         )
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -310,14 +315,13 @@ class NoteSignature:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        if not isinstance(self.key_hash, bytes) or len(self.key_hash) != 4:
-            raise NoteError(f"key hash of signature by {self.name!r} must be 4 bytes")
+        _check_key_hash(self.key_hash, f"key hash of signature by {self.name!r}")
         if not isinstance(self.signature, bytes) or not self.signature:
             raise NoteError(f"signature by {self.name!r} is empty")
 
     def line(self) -> str:
         """Return the signature line ``— <name> <base64(key hash || signature)>\\n``."""
-        return f"{_SIG_PREFIX}{self.name} {_b64encode(self.key_hash + self.signature)}\n"
+        return f"{_SIG_PREFIX}{self.name} {b64encode(self.key_hash + self.signature)}\n"
 
 
 class NoteSigner:
@@ -433,7 +437,7 @@ def _decode_note(note: str | bytes) -> str:
             raise NoteError(f"note is not valid UTF-8 (at byte {e.start})") from None
     if not isinstance(note, str):
         raise NoteError(f"note must be str or bytes, not {type(note).__name__}")
-    _check_utf8(note, "note")
+    check_utf8(note, "note")
     return note
 
 
@@ -453,7 +457,7 @@ def parse_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
             `MAX_SIGNATURES`, or any signature line that does not parse.
     """
     s = _decode_note(note)
-    _check_controls(s, "note")
+    check_controls(s, "note")
     split = s.rfind("\n\n")
     if split < 0:
         raise NoteError("note has no blank line separating the text from the signatures")
@@ -473,7 +477,7 @@ def parse_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
         _check_name(name, f"key name on signature line {i}")
         if not b64:
             raise NoteError(f"signature line {i} ({name}) has no signature")
-        raw = _b64decode(b64, f"signature on line {i} ({name})")
+        raw = b64decode(b64, f"signature on line {i} ({name})")
         if len(raw) < 5:
             raise NoteError(f"signature on line {i} ({name}) is shorter than key hash + 1 byte")
         sigs.append(NoteSignature(name, raw[:4], raw[4:]))
@@ -549,193 +553,3 @@ def verify_note(
         who = ", ".join(f"{s.name}+{s.key_hash.hex()}" for s in unverified)
         raise NoteError(f"note has no signature by a known key (signed by: {who})")
     return VerifiedNote(text, verified, unverified)
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def _check_line(line: str, what: str) -> None:
-    if not isinstance(line, str):
-        raise NoteError(f"{what} must be a string, not {type(line).__name__}")
-    if not line:
-        raise NoteError(f"{what} is empty")
-    if "\n" in line:
-        raise NoteError(f"{what} contains a newline")
-    _check_controls(line, what)
-    _check_utf8(line, what)
-
-
-def time_line(moment: datetime) -> str:
-    """The extension line that signs a moment: ``time 2026-12-08T02:30:00.123456Z``.
-
-    Args:
-        moment: An aware datetime (converted to UTC; microseconds kept).
-
-    Raises:
-        NoteError: If `moment` is naive (its zone would be a guess).
-    """
-    if moment.tzinfo is None:
-        raise NoteError("a checkpoint's signed time must be timezone-aware")
-    return TIME_PREFIX + moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time_line(line: str) -> datetime:
-    stamp = line[len(TIME_PREFIX) :]
-    if not _RFC3339_UTC.fullmatch(stamp):
-        raise NoteError(
-            f"checkpoint time line {line!r} is not 'time YYYY-MM-DDTHH:MM:SS[.ffffff]Z' (UTC)"
-        )
-    try:
-        return datetime.fromisoformat(stamp).astimezone(UTC)
-    except ValueError:
-        raise NoteError(f"checkpoint time line {line!r} is not a valid time") from None
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A transparency-log checkpoint: the note text committing to a tree head.
-
-    Attributes:
-        origin: The log's unique identity (non-empty; by convention a schema-less URL).
-        tree_size: Number of leaves, 0 <= tree_size < 2**64.
-        root_hash: The 32-byte RFC 6962 Merkle tree hash at `tree_size`.
-        extensions: Optional extra lines, each non-empty (the spec discourages them).
-            At most one may be a ``time`` line (see `time_line`); it must parse.
-    """
-
-    origin: str
-    tree_size: int
-    root_hash: bytes
-    extensions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_line(self.origin, "checkpoint origin")
-        if (
-            not isinstance(self.tree_size, int)
-            or isinstance(self.tree_size, bool)
-            or not 0 <= self.tree_size <= _MAX_TREE_SIZE
-        ):
-            raise NoteError(
-                f"checkpoint tree size must be an integer in [0, 2**64), not {self.tree_size!r}"
-            )
-        if not isinstance(self.root_hash, bytes) or len(self.root_hash) != 32:
-            raise NoteError("checkpoint root hash must be 32 bytes")
-        if not isinstance(self.extensions, tuple):
-            raise NoteError("checkpoint extensions must be a tuple of strings")
-        for i, ext in enumerate(self.extensions, 1):
-            _check_line(ext, f"checkpoint extension line {i}")
-        times = [_parse_time_line(e) for e in self.extensions if e.startswith(TIME_PREFIX)]
-        if len(times) > 1:
-            raise NoteError(f"checkpoint has {len(times)} time lines; at most one is allowed")
-
-    @classmethod
-    def at(cls, origin: str, tree_size: int, root_hash: bytes, moment: datetime) -> Checkpoint:
-        """A checkpoint that signs the moment it was made (a ``time`` extension line)."""
-        return cls(origin, tree_size, root_hash, (time_line(moment),))
-
-    @property
-    def signed_time(self) -> datetime | None:
-        """The time in the checkpoint's ``time`` line (UTC), or None for a checkpoint without one.
-
-        Signed with the tree head, so unlike a stored column it cannot be changed
-        without the log's key.
-        """
-        for ext in self.extensions:
-            if ext.startswith(TIME_PREFIX):
-                return _parse_time_line(ext)
-        return None
-
-    def body(self) -> str:
-        """Return the note text: origin, size, base64 root hash, extensions, one per line."""
-        lines = [self.origin, str(self.tree_size), _b64encode(self.root_hash), *self.extensions]
-        return "".join(line + "\n" for line in lines)
-
-    @classmethod
-    def parse(cls, text: str) -> Checkpoint:
-        """Parse checkpoint note text.
-
-        Args:
-            text: The note text (as returned by `verify_note`), ending in a newline.
-
-        Returns:
-            The checkpoint.
-
-        Raises:
-            NoteError: If the text is not exactly a checkpoint body: missing final
-                newline, fewer than three lines, an empty line, a tree size that is
-                not plain ASCII decimal without leading zeros (or is >= 2**64), a
-                root hash that is not canonical base64 of 32 bytes, or control characters.
-        """
-        if not isinstance(text, str):
-            raise NoteError(f"checkpoint must be a string, not {type(text).__name__}")
-        if not text.endswith("\n"):
-            raise NoteError("checkpoint text must end with a newline")
-        _check_utf8(text, "checkpoint")
-        _check_controls(text, "checkpoint")
-        lines = text[:-1].split("\n")
-        if len(lines) < 3:
-            raise NoteError(
-                f"checkpoint has {len(lines)} line(s); it needs origin, tree size and root hash"
-            )
-        origin, size, root, *extensions = lines
-        if not origin:
-            raise NoteError("checkpoint origin line is empty")
-        if not _DECIMAL.fullmatch(size):
-            raise NoteError(
-                f"checkpoint tree size {size!r} is not a decimal number without leading zeros"
-            )
-        tree_size = int(size)
-        if tree_size > _MAX_TREE_SIZE:
-            raise NoteError(f"checkpoint tree size {size} does not fit in 64 bits")
-        root_hash = _b64decode(root, "checkpoint root hash")
-        if len(root_hash) != 32:
-            raise NoteError(f"checkpoint root hash is {len(root_hash)} bytes; it must be 32")
-        for i, ext in enumerate(extensions, 1):
-            if not ext:
-                raise NoteError(f"checkpoint extension line {i} is empty")
-        return cls(origin, tree_size, root_hash, tuple(extensions))
-
-
-def sign_checkpoint(cp: Checkpoint, signers: Sequence[NoteSigner]) -> str:
-    """Sign a checkpoint and encode it as a signed note.
-
-    Args:
-        cp: The checkpoint.
-        signers: The signers (at least one); by convention the log's key is named
-            after its origin.
-
-    Returns:
-        The signed note.
-
-    Raises:
-        NoteError: As `sign_note`.
-    """
-    return sign_note(cp.body(), signers)
-
-
-def open_checkpoint(
-    note: str | bytes,
-    keys: Sequence[VerifierKey],
-    *,
-    origin: str | None = None,
-) -> tuple[Checkpoint, VerifiedNote]:
-    """Verify a signed checkpoint and parse its body.
-
-    Args:
-        note: The signed note.
-        keys: The trusted verifier keys; at least one must have signed.
-        origin: If given, the checkpoint's origin must equal it (guards against a
-            checkpoint of another log signed by the same key).
-
-    Returns:
-        The checkpoint and the verification outcome.
-
-    Raises:
-        NoteError: If verification fails (see `verify_note`), the body is not a
-            checkpoint, or the origin differs from `origin`.
-    """
-    verified = verify_note(note, keys)
-    cp = Checkpoint.parse(verified.text)
-    if origin is not None and cp.origin != origin:
-        raise NoteError(f"checkpoint origin is {cp.origin!r}, expected {origin!r}")
-    return cp, verified

@@ -25,8 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lake.contract import LEAF_FIELDS, NoteError, StorageError, hash_leaves
-from lake.log._merkle import MerkleLevels, NodeFn
-from lake.log._note import Checkpoint, VerifierKey, parse_note, verify_note
+from lake.log._checkpoint import Checkpoint
+from lake.log._levels import MerkleLevels
+from lake.log._merkle import NodeFn
+from lake.log._note import VerifierKey, parse_note, verify_note
 from lake.storage import Lake, check_tenant, paths
 
 TILE_HEIGHT = 8
