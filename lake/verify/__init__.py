@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lake.verify._engines import (
     PARALLEL_MIN_EVENTS,
+    Engine,
     Progress,
     TaskRunner,
 )
@@ -35,6 +36,9 @@ from lake.verify._report import (
     Report,
     TenantReport,
 )
+from lake.verify._run import (
+    verify_with,
+)
 from lake.verify._verify import (
     verify_lake,
 )
@@ -42,6 +46,7 @@ from lake.verify._verify import (
 __all__ = [
     "PARALLEL_MIN_EVENTS",
     "RANGE_EVENTS",
+    "Engine",
     "EngineError",
     "Finding",
     "FindingKind",
@@ -62,4 +67,5 @@ __all__ = [
     "verify_history",
     "verify_lake",
     "verify_lake_ray",
+    "verify_with",
 ]

@@ -11,11 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
+from enum import StrEnum
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 from lake.storage import process_context
 from lake.verify._ranges import RangeResult, RangeTask, run_task
+
+
+class Engine(StrEnum):
+    """Where a long check runs (`--engine`): the same results on either."""
+
+    LOCAL = "local"  # this machine: a process per core
+    RAY = "ray"  # tasks on a Ray cluster (the `scale` extra); every worker must reach the lake
+
 
 # Below this many events a process pool costs more (interpreter start, imports) than it saves.
 PARALLEL_MIN_EVENTS = 300_000

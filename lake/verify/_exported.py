@@ -42,7 +42,7 @@ def parse_exported(text: str) -> list[str]:
 
 
 def _origin_tenant(lake: Lake, origin: str) -> str | None:
-    prefix = f"auditlake/{lake.name}/"
+    prefix = lake.origin("")  # every tenant's origin, less the tenant
     return origin[len(prefix) :] if origin.startswith(prefix) else None
 
 

@@ -49,7 +49,7 @@ def _damaged_commit(lake: Lake, table: str) -> str | None:
         if (m := _COMMIT.fullmatch(info.base_name)) and info.type == pafs.FileType.File
     )
     for expected, version in enumerate(versions, start=versions[0] if versions else 0):
-        rel = f"{log}/{expected:020d}.json"
+        rel = paths.delta_commit(table, expected)
         if version != expected:
             return rel  # a gap: this commit was removed
         try:
@@ -62,9 +62,9 @@ def _damaged_commit(lake: Lake, table: str) -> str | None:
 
 
 def open_table(lake: Lake, table: str, findings: list[Finding]) -> DeltaTable | None:
-    """The lake's `table` ("events" or "checkpoints"), or None with a finding saying why."""
+    """The lake's `table` (`paths.EVENTS` or `paths.CHECKPOINTS`), or None with a finding why."""
     try:
-        return lake.events_table() if table == "events" else lake.checkpoints_table()
+        return lake.events_table() if table == paths.EVENTS else lake.checkpoints_table()
     except READ_ERRORS as exc:
         culprit = _damaged_commit(lake, table)
         where = culprit or paths.delta_log(table)
@@ -117,7 +117,7 @@ def read_checkpoints(lake: Lake, table: DeltaTable) -> tuple[pa.Table, list[Find
     parts = []
     for action in actions:
         tenant = str(action["partition.tenant"])
-        rel = f"checkpoints/{action['path']}"
+        rel = paths.table_file(paths.CHECKPOINTS, action["path"])
         try:
             with pq.ParquetFile(pa.BufferReader(lake.read_bytes(rel))) as pf:
                 part = pf.read(columns=columns)

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from lake.contract import CHECKPOINTS_SCHEMA, UsageError
 from lake.log import VerifierKey
 from lake.secrets import KeyWindow
-from lake.storage import DataFile, Lake
+from lake.storage import DataFile, Lake, paths
 from lake.verify._chain import check_signatures, published_keys
 from lake.verify._engines import Progress, Steps, TaskRunner, pool_context, run_steps
 from lake.verify._exported import read_exported
@@ -58,9 +58,9 @@ class _Lake:
 
 def _read_lake(lake: Lake, damaged: list[Finding]) -> _Lake:
     """The data files and checkpoints that can be read; what cannot goes to `damaged`."""
-    events_table = open_table(lake, "events", damaged)
+    events_table = open_table(lake, paths.EVENTS, damaged)
     files = data_files(lake, events_table, damaged) if events_table is not None else []
-    checkpoints_table = open_table(lake, "checkpoints", damaged)
+    checkpoints_table = open_table(lake, paths.CHECKPOINTS, damaged)
     cps, cp_findings = (
         read_checkpoints(lake, checkpoints_table)
         if checkpoints_table is not None

@@ -15,10 +15,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_verify_kinds import assert_typed
 
 from lake.log import tile_path
 from lake.storage import Lake
-from lake.verify import RangeTask, RayRunner, Report, ray_session, verify_lake, verify_lake_ray
+from lake.verify import (
+    Engine,
+    RangeMode,
+    RangeTask,
+    RayRunner,
+    Report,
+    ray_session,
+    verify_lake,
+    verify_lake_ray,
+    verify_with,
+)
 
 SMALL = 256  # events per range: the smallest (one tile)
 
@@ -43,7 +54,9 @@ class Recording(RayRunner):
 
 def data_files(lake: Lake, tenant: str) -> list[Path]:
     files = lake.data_files(lake.events_table(), tenants={tenant})
-    return [Path(lake.root) / "events" / f.path for f in sorted(files, key=lambda f: f.min_seq)]
+    return [
+        Path(lake.root) / "events" / f.path for f in sorted(files, key=lambda f: f.min_seq or 0)
+    ]
 
 
 def set_column(table: pa.Table, name: str, values: list[Any], type_: Any = None) -> pa.Table:
@@ -125,12 +138,20 @@ def test_ray_report_equals_local_on_a_tampered_lake(tampered, ray_module) -> Non
     remote = verify_lake(lake, trusted, range_events=SMALL, runner=runner)
     assert remote.as_dict() == local.as_dict()
     assert not remote.ok
+    assert_typed(remote)  # findings made on Ray workers come back as FindingKinds
     # Every tenant was really cut: several tiles tasks each, and globex a rows round.
     for tenant in ("northwind", "contoso", "globex"):
-        tiles = [t for t in runner.tasks if t.tenant == tenant and t.mode == "tiles"]
+        tiles = [t for t in runner.tasks if t.tenant == tenant and t.mode is RangeMode.TILES]
         assert len(tiles) >= 2 and all(t.bits == 8 for t in tiles), tenant
-    assert any(t.tenant == "globex" and t.mode == "rows" for t in runner.tasks)
-    assert any(t.tenant == "northwind" and t.mode == "homes" for t in runner.tasks)
+    assert any(t.tenant == "globex" and t.mode is RangeMode.ROWS for t in runner.tasks)
+    assert any(t.tenant == "northwind" and t.mode is RangeMode.HOMES for t in runner.tasks)
+
+
+def test_verify_with_the_cli_engine_name_runs_on_ray(tampered, ray_module) -> None:  # type: ignore[no-untyped-def]
+    lake, trusted = tampered
+    local = verify_with(Engine.LOCAL, lake, trusted)
+    remote = verify_with("ray", lake, trusted, range_events=SMALL)  # type: ignore[arg-type]
+    assert not local.ok and remote.as_dict() == local.as_dict()
 
 
 def test_a_file_with_seqs_outside_its_statistics_is_checked_whole(lake_copy, ray_module) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+# verify_lake, checking that every finding it reports carries a FindingKind
+from test_verify_kinds import verify_typed as verify_lake
+
 from lake.contract import validate
 from lake.log import (
     Checkpoint,
@@ -30,7 +33,7 @@ from lake.log import (
 )
 from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
-from lake.verify import Finding, Report, verify_lake
+from lake.verify import Finding, Report
 from lake.witness import Cosigner, cosignatures_in
 from lake.write import append, rotate
 

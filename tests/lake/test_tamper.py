@@ -15,6 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+# verify_lake, checking that every finding it reports carries a FindingKind
+from test_verify_kinds import verify_typed as verify_lake
+
 import lake.verify._engines as engines_module
 from lake.contract import (
     EVENTS_PARTITIONS,
@@ -25,7 +28,7 @@ from lake.contract import (
 )
 from lake.log import Checkpoint, generate_signer, parse_note, sign_checkpoint, tile_path
 from lake.storage import Lake
-from lake.verify import Report, parse_exported, verify_lake
+from lake.verify import Report, parse_exported
 
 TENANT = "northwind"
 
