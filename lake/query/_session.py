@@ -31,17 +31,13 @@ connection is built, so the reserved tenant's files stay outside `allowed_paths`
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import duckdb
-import orjson
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -55,10 +51,19 @@ from lake.contract import (
 )
 from lake.query._querystring import SearchFilter
 from lake.query._readaudit import ReadAudit, scoped_audit_sql
+from lake.query._result import (
+    BATCH_ROWS,
+    Cursor,
+    SearchResult,
+    cast_batches,
+    fingerprint,
+    first_line,
+    utc_schema,
+)
 from lake.query._sandbox import locked_connection, release, sql_literal
 from lake.query._summarize import rewrite_summarize
+from lake.query._views import HIVE, Layout, view_sql
 from lake.secrets import (
-    ALERT_FIELDS,
     AccessDenied,
     Permission,
     Principal,
@@ -73,145 +78,10 @@ from lake.storage import DataFile, Lake, TableFiles, paths
 __all__ = ["DEFAULT_LIMIT", "Cursor", "QuerySession", "ReadAudit", "SearchResult", "sql_literal"]
 
 DEFAULT_LIMIT: Final = 100  # auditlake/querycli.py repeats it for `--limit`
-BATCH_ROWS: Final = 8192
 _EVENT_COLUMNS: Final = tuple(EVENTS_SCHEMA.names)
-_HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
-_HIVE_TENANT: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR'}"
 _ORDER: Final = "time DESC, tenant DESC, seq DESC"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ALLOWED_STATEMENTS: Final = frozenset({"SELECT", "EXPLAIN"})
-_SQL_TYPES: Final = {
-    pa.string(): "VARCHAR",
-    pa.date32(): "DATE",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-    pa.int64(): "BIGINT",
-    pa.binary(32): "BLOB",
-    pa.binary(): "BLOB",
-}
-
-
-def _select_list(schema: pa.Schema) -> str:
-    return ", ".join(f'"{name}"' for name in schema.names)
-
-
-def _view_sql(schema: pa.Schema, files: Sequence[str], decrypt: bool = False) -> str:
-    """A view over tenant-partitioned Parquet files, in the contract's column order."""
-    if not files:
-        return _empty_select(schema)
-    listing = ", ".join(map(sql_literal, files))
-    hive = _HIVE if "event_date" in schema.names else _HIVE_TENANT
-    if not decrypt:
-        cols = _select_list(schema)
-    elif "alert_id" in schema.names:  # alerts quote sealed fields in their title and group
-        cols = decrypted_select(schema.names, fields=ALERT_FIELDS, id_column="alert_id")
-    else:
-        cols = decrypted_select(schema.names)
-    return f"SELECT {cols} FROM read_parquet([{listing}], {hive})"
-
-
-@dataclass(frozen=True)
-class _Layout:
-    events: tuple[str, ...]
-    audit: tuple[str, ...]
-    checkpoints: tuple[str, ...]
-    alerts: tuple[str, ...]
-    tenants: tuple[str, ...]
-    # An auditor without a grant on the read-audit tenant: its files (read once, while
-    # building, never allowed afterwards) and the tenants whose reads the auditor sees.
-    scoped_audit: tuple[str, ...] = ()
-    audited: tuple[str, ...] = ()
-
-
-def _empty_select(schema: pa.Schema) -> str:
-    cols = ", ".join(
-        f'CAST(NULL AS {_SQL_TYPES.get(f.type, "VARCHAR")}) AS "{f.name}"' for f in schema
-    )
-    return f"SELECT {cols} WHERE false"
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page ended: the snapshot it read and the last row's sort key."""
-
-    version: int
-    time_us: int
-    tenant: str
-    seq: int
-    fingerprint: str
-
-    def encode(self) -> str:
-        raw = orjson.dumps(
-            {
-                "v": self.version,
-                "t": self.time_us,
-                "n": self.tenant,
-                "s": self.seq,
-                "f": self.fingerprint,
-            }
-        )
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            doc = orjson.loads(raw)
-            return cls(int(doc["v"]), int(doc["t"]), str(doc["n"]), int(doc["s"]), str(doc["f"]))
-        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise UsageError(
-                f"invalid cursor {text[:40]!r}: pass a cursor printed by search"
-            ) from None
-
-
-def _fingerprint(filt: SearchFilter, tenants: Sequence[str]) -> str:
-    text = filt.to_query_string() + "\x00" + ",".join(tenants)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class SearchResult:
-    """A page of search results, streamed as Arrow record batches.
-
-    `next_cursor` is known once the batches have been consumed: it is set when the page
-    was full (there may be more), else None.
-    """
-
-    schema: pa.Schema
-    _batches: Iterator[pa.RecordBatch]
-    _limit: int | None
-    _version: int
-    _fingerprint: str
-    rows: int = 0
-    next_cursor: str | None = None
-    _last: tuple[int, str, int] | None = field(default=None, repr=False)
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        for batch in self._batches:
-            if batch.num_rows == 0:
-                continue
-            self.rows += batch.num_rows
-            if self._fingerprint:  # a search page: remember its last sort key
-                end = batch.num_rows - 1
-                self._last = (
-                    int(batch.column("time")[end].value),
-                    str(batch.column("tenant")[end].as_py()),
-                    int(batch.column("seq")[end].as_py()),
-                )
-            yield batch
-        if self._limit is not None and self.rows >= self._limit and self._last is not None:
-            t, n, s = self._last
-            self.next_cursor = Cursor(self._version, t, n, s, self._fingerprint).encode()
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
-
-    def to_arrow(self) -> pa.Table:
-        return pa.Table.from_batches(list(self), schema=self.schema)
-
-    def to_polars(self) -> Any:
-        import polars as pl
-
-        return pl.from_arrow(self.to_arrow())
 
 
 class QuerySession:
@@ -242,7 +112,7 @@ class QuerySession:
         self.audit = audit
         self.interface = interface
         self._conn: duckdb.DuckDBPyConnection | None = None
-        self._conn_layout: _Layout | None = None
+        self._conn_layout: Layout | None = None
         self._dt: DeltaTable | None = None
         self._pinned: dict[int, DeltaTable] = {}
         self._side: dict[str, DeltaTable] = {}  # checkpoints, alerts: refreshed, not reopened
@@ -318,7 +188,7 @@ class QuerySession:
             self._dt.update_incremental()
         return self._dt
 
-    def _layout(self, table: DeltaTable) -> _Layout:
+    def _layout(self, table: DeltaTable) -> Layout:
         """Which files each view of the principal covers in this snapshot."""
         p = self.principal
         existing = self.lake.tenants(table)
@@ -332,7 +202,7 @@ class QuerySession:
             by_tenant.setdefault(f.tenant, []).append(self._path(f))
         cp_tenants = set(p.tenants(Permission.READ_CHECKPOINTS, existing))
         alert_tenants = set(p.tenants(Permission.READ_ALERTS, existing))
-        return _Layout(
+        return Layout(
             events=tuple(x for t in event_tenants for x in by_tenant.get(t, ())),
             audit=tuple(x for t in audit_tenants for x in by_tenant.get(t, ())),
             checkpoints=tuple(self._side_files("checkpoints", cp_tenants)),
@@ -397,7 +267,7 @@ class QuerySession:
                     self._prune(layout, self.lake.tenants(table))
             return self._conn
 
-    def _prune(self, layout: _Layout, existing: list[str]) -> None:
+    def _prune(self, layout: Layout, existing: list[str]) -> None:
         """Drop cached copies of the principal's tenants that left the newest snapshot."""
         p = self.principal
         readable = p.tenants(Permission.READ_EVENTS, existing)
@@ -417,23 +287,23 @@ class QuerySession:
         register_decrypt(con, keyring_for(self.lake), readable)
         return True
 
-    def _build(self, layout: _Layout) -> duckdb.DuckDBPyConnection:
+    def _build(self, layout: Layout) -> duckdb.DuckDBPyConnection:
         def setup(con: duckdb.DuckDBPyConnection) -> None:
             dec = self._decrypting(con)
-            con.execute(f"CREATE VIEW events AS {_view_sql(EVENTS_SCHEMA, layout.events, dec)}")
+            con.execute(f"CREATE VIEW events AS {view_sql(EVENTS_SCHEMA, layout.events, dec)}")
             if layout.scoped_audit:
                 # A copy, not a view: the reserved tenant's files are never allowed.
-                source = _view_sql(EVENTS_SCHEMA, layout.scoped_audit)
+                source = view_sql(EVENTS_SCHEMA, layout.scoped_audit)
                 con.execute(
                     f"CREATE TABLE query_audit AS {scoped_audit_sql(source, layout.audited)}"
                 )
             else:
-                audit = _view_sql(EVENTS_SCHEMA, layout.audit, dec)
+                audit = view_sql(EVENTS_SCHEMA, layout.audit, dec)
                 con.execute(f"CREATE VIEW query_audit AS {audit}")
             con.execute(
-                f"CREATE VIEW checkpoints AS {_view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
+                f"CREATE VIEW checkpoints AS {view_sql(CHECKPOINTS_SCHEMA, layout.checkpoints)}"
             )
-            con.execute(f"CREATE VIEW alerts AS {_view_sql(ALERTS_SCHEMA, layout.alerts, dec)}")
+            con.execute(f"CREATE VIEW alerts AS {view_sql(ALERTS_SCHEMA, layout.alerts, dec)}")
 
         allowed = layout.events + layout.audit + layout.checkpoints + layout.alerts
         return locked_connection(allowed, setup)
@@ -477,7 +347,7 @@ class QuerySession:
         except AccessDenied as exc:
             self.record("search", query_text, requested, "failure", str(exc))
             raise
-        fp = _fingerprint(filt, tenants)
+        fp = fingerprint(filt, tenants)
         if page is not None and page.fingerprint != fp:
             raise UsageError(
                 "this cursor belongs to a different search (filters or tenants differ)"
@@ -506,7 +376,7 @@ class QuerySession:
             clauses.append("(time < ? OR (time = ? AND (tenant < ? OR (tenant = ? AND seq < ?))))")
             at = _EPOCH + timedelta(microseconds=page.time_us)
             params += [at, at, page.tenant, page.tenant, page.seq]
-        source = f"read_parquet(?, {_HIVE})"
+        source = f"read_parquet(?, {HIVE})"
         if encrypted(self.lake):  # filters see plaintext; the rest still prunes by file
             source = f"(SELECT {decrypted_select(EVENTS_SCHEMA.names)} FROM {source})"
         sql = (
@@ -517,7 +387,7 @@ class QuerySession:
         con = self._search_connection(files)
         rel = con.cursor().sql(sql, params=[files, *params])
         reader = rel.to_arrow_reader(BATCH_ROWS)
-        return SearchResult(schema, _cast_batches(reader, schema), limit, version, fp)
+        return SearchResult(schema, cast_batches(reader, schema), limit, version, fp)
 
     def _search_connection(self, files: list[str]) -> duckdb.DuckDBPyConnection:
         # The principal's connection already may read these files, unless the page is on
@@ -548,8 +418,8 @@ class QuerySession:
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as exc:
-            self.record("sql", query, tenants, "failure", _first_line(exc))
-            raise UsageError(f"SQL error: {_first_line(exc)}") from None
+            self.record("sql", query, tenants, "failure", first_line(exc))
+            raise UsageError(f"SQL error: {first_line(exc)}") from None
         if len(statements) != 1:
             reason = f"one statement at a time (got {len(statements)})"
             self.record("sql", query, tenants, "failure", reason)
@@ -570,21 +440,21 @@ class QuerySession:
         try:
             rel = cur.sql(rewrite_summarize(con, query) or query)  # far-dated DATEs
         except duckdb.PermissionException as exc:
-            reason = f"outside the principal's data: {_first_line(exc)}"
+            reason = f"outside the principal's data: {first_line(exc)}"
             self.record("sql", query, tenants, "failure", reason)
             raise AccessDenied(f"refused: {reason}") from None
         except duckdb.Error as exc:
-            self.record("sql", query, tenants, "failure", _first_line(exc))
-            raise UsageError(f"SQL error: {_first_line(exc)}") from None
+            self.record("sql", query, tenants, "failure", first_line(exc))
+            raise UsageError(f"SQL error: {first_line(exc)}") from None
         self.record("sql", query, tenants, "success", None)
         if rel is None:  # EXPLAIN of a non-query, or a statement without a result
             return SearchResult(pa.schema([]), iter(()), None, 0, "")
         try:
             reader = rel.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
-            raise UsageError(f"SQL error: {_first_line(exc)}") from None
-        schema = _utc_schema(reader.schema)
-        return SearchResult(schema, _cast_batches(reader, schema), None, 0, "")
+            raise UsageError(f"SQL error: {first_line(exc)}") from None
+        schema = utc_schema(reader.schema)
+        return SearchResult(schema, cast_batches(reader, schema), None, 0, "")
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -631,36 +501,3 @@ def _explains_a_select(con: duckdb.DuckDBPyConnection, query: str) -> bool:
     except duckdb.Error:
         return False
     return len(inner) == 1 and inner[0].type.name == "SELECT"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _guard(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from reader
-    except (duckdb.Error, pa.ArrowInvalid) as exc:
-        raise UsageError(f"SQL error: {_first_line(exc)}") from None
-
-
-def _utc_schema(schema: pa.Schema) -> pa.Schema:
-    """DuckDB labels UTC times 'Etc/UTC'; search says 'UTC'. One label, so Polars and Arrow
-    users can compare and join the results of search, SQL and events() (same instants)."""
-    fields = []
-    for f in schema:
-        if pa.types.is_timestamp(f.type) and f.type.tz not in (None, "UTC"):
-            f = f.with_type(pa.timestamp(f.type.unit, tz="UTC"))
-        fields.append(f)
-    return pa.schema(fields, metadata=schema.metadata)
-
-
-def _cast_batches(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    for batch in _guard(reader):
-        if batch.schema != schema:
-            batch = pa.RecordBatch.from_arrays(
-                [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)],
-                schema=schema,
-            )
-        yield batch
