@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from lake.proofs._checkpoints import (
+    export_checkpoints,
+)
 from lake.proofs._evidence import (
     MAX_MEMBERS,
     build_pack,
@@ -24,6 +27,7 @@ __all__ = [
     "build_pack",
     "check_pack",
     "check_proof",
+    "export_checkpoints",
     "find_event",
     "format_time",
     "is_pack",

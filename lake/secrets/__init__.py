@@ -45,6 +45,9 @@ from lake.secrets._crypto import (
 from lake.secrets._masterkey import (
     NEXT_FILE,
 )
+from lake.secrets._scope import (
+    scoped_tenants,
+)
 from lake.secrets._signin import (
     SIGNIN_FILE,
     SIGNIN_PREFIX,
@@ -86,6 +89,7 @@ __all__ = [
     "parse_verifier_keys",
     "read_private_key",
     "register_decrypt",
+    "scoped_tenants",
     "seal_alerts",
     "write_private_key",
 ]

@@ -24,6 +24,10 @@ from lake.write._retention import (
 from lake.write._rotation import (
     rotate,
 )
+from lake.write._shred import (
+    require_encrypted,
+    shred,
+)
 from lake.write._unique import (
     ID_TAKEN,
     candidate_files,
@@ -47,11 +51,13 @@ __all__ = [
     "record_action",
     "removed_ranges",
     "repeated_ids",
+    "require_encrypted",
     "rotate",
     "same_rows",
     "seal",
     "set_hold",
     "set_policy",
+    "shred",
     "source_app_id",
     "source_position",
     "stamp_received",

@@ -170,7 +170,7 @@ def test_optimize_then_verify(run: Run, demo_copy: DemoLake) -> None:
 
 def test_cli_constants_match_the_library() -> None:
     # The CLI repeats these so that other commands need not import polars and duckdb.
-    from auditlake import querycli
+    from auditlake.cli.commands import query as querycli
     from lake.query import _export as export
     from lake.query import _session as query
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from cli_testkit import AUDITLAKE, TIMEOUT
 
-from auditlake.querycli import _table_cells
+from auditlake.cli.commands.query import _table_cells
 from lake.contract import validate
 from lake.secrets import KeyStore
 from lake.storage import Lake

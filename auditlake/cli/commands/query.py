@@ -1,4 +1,4 @@
-"""`auditlake search`, `sql`, `optimize` and `evidence`: CLI wiring of the query layer.
+"""`auditlake search` and `sql`: CLI wiring of the query layer.
 
 Registered on the `cli` group by `auditlake.cli`; every read goes through
 `lake.query.QuerySession`, so it is scoped to the principal and recorded in the read
@@ -13,8 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table, fail, note, progress
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.output import emit_table, fail, note
 from lake.query import SearchFilter, parse_query, parse_time
 
 if TYPE_CHECKING:
@@ -43,11 +43,10 @@ MAX_TABLE_ROWS = 1000
 
 
 def _session(ctx: Ctx, interface: str = "cli") -> QuerySession:
-    from lake.query import QuerySession, ReadAudit
+    from lake.query import QuerySession
 
     lake = ctx.open()
-    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
-    return QuerySession(lake, ctx.who(), audit, interface=interface)
+    return QuerySession(lake, ctx.who(), ctx.read_audit(lake), interface=interface)
 
 
 def output_options(fn: Any) -> Any:
@@ -172,7 +171,7 @@ def _check_range(
                 )
 
 
-@cli.command()
+@click.command()
 @click.argument("query", required=False)
 @click.option("--tenant", multiple=True, help="Only this tenant (repeat for several).")
 @click.option("--actor", multiple=True, help="actor_id; a trailing * matches a prefix.")
@@ -239,7 +238,7 @@ def search(
         note(f"more results: --cursor {result.next_cursor}")
 
 
-@cli.command("sql")
+@click.command("sql")
 @click.argument("query")
 @output_options
 @pass_ctx
@@ -260,108 +259,3 @@ def sql_cmd(ctx: Ctx, query: str, fmt: str, output: str) -> None:
     session = _session(ctx)
     result = session.sql(query)
     _emit(result, fmt, output, None)
-
-
-# -- optimize -----------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--tenant", multiple=True, help="Only this tenant (repeat for several).")
-@click.option("--no-zorder", is_flag=True, help="Compact only, keeping the rows' order.")
-@format_option("table", "json")
-@pass_ctx
-@handle_errors
-def optimize(ctx: Ctx, tenant: tuple[str, ...], no_zorder: bool, fmt: str) -> None:
-    """Compact small files and Z-order rows by (actor_id, action, time) for fast search.
-
-    Rows move between files but no value changes: `auditlake verify` passes afterwards.
-    Replaced files stay on disk (time travel and open search cursors keep working).
-    """
-    from lake.storage import optimize as run
-
-    ctx.require_operator("optimize")
-    with progress("optimize") as update:
-        result = run(ctx.open(), tenants=list(tenant) or None, zorder=not no_zorder,
-                     progress=update)  # fmt: skip
-    if fmt == "json":
-        emit_json(result.as_dict())
-        return
-    note(
-        f"optimized {len(result.tenants)} tenant(s): {result.files_removed} file(s) "
-        f"rewritten into {result.files_added}; table version {result.version_before} → "
-        f"{result.version_after}"
-    )
-
-
-# -- evidence -----------------------------------------------------------------------------
-
-
-@cli.command()
-@click.argument("event_ids", nargs=-1)
-@click.option("--tenant", help="Tenant of the EVENT_IDS.")
-@click.option("--alert", "alert_id", help="Instead: every evidence event of this alert.")
-@click.option("--note", "note_text", default="", help="A line for the manifest (case number).")
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(dir_okay=False, writable=True),
-    help="Where to write the zip.",
-)
-@pass_ctx
-@handle_errors
-def evidence(
-    ctx: Ctx,
-    event_ids: tuple[str, ...],
-    tenant: str | None,
-    alert_id: str | None,
-    note_text: str,
-    output: str,
-) -> None:
-    """Write an evidence pack: events, their inclusion proofs, checkpoints, verifier keys.
-
-    \b
-      auditlake evidence --alert 3f2a… -o case-42.zip
-      auditlake evidence --tenant acme 0192…-7c1e 0192…-8d2f -o case-42.zip
-      auditlake verify-proof case-42.zip --key "$KEY"     # anyone, offline
-
-    Needs the investigator role (or higher) on the tenant; recorded in the read audit.
-    """
-    from lake.proofs import build_pack
-    from lake.query import ReadAudit
-    from lake.secrets import AccessDenied, Permission, check_reach, logged_tenants
-    from lake.storage import check_tenant
-
-    lake = ctx.open()
-    who = ctx.who()
-    if alert_id and (event_ids or tenant):
-        fail("give either --alert or --tenant with EVENT_IDS, not both")
-    if not alert_id and (not tenant or not event_ids):
-        fail("give --alert ALERT_ID, or --tenant T and one or more EVENT_IDS")
-    if tenant is not None:
-        check_tenant(tenant)
-    # Refused packs are recorded in the read audit like refused searches.
-    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
-    asked = f"alert:{alert_id}" if alert_id else " ".join(f"id:{e}" for e in event_ids)
-    try:
-        if alert_id:
-            check_reach(who, Permission.READ_ALERTS, logged_tenants(lake))
-            rows = [r for r in lake.read_alerts().to_pylist() if r["alert_id"] == alert_id]
-            if not rows or not who.may(Permission.READ_ALERTS, rows[0]["tenant"]):
-                raise AccessDenied(f"no alert {alert_id!r} that you may read")
-            tenant = rows[0]["tenant"]
-            event_ids = tuple(rows[0]["event_ids"])
-        assert tenant is not None
-        check_reach(who, Permission.PROVE, logged_tenants(lake), [tenant])
-    except AccessDenied as exc:
-        audit.record(who, interface="cli.evidence", query=asked, tenants=[tenant] if tenant else [],
-                     outcome="failure", reason=str(exc))  # fmt: skip
-        raise
-    audit.record(who, interface="cli.evidence", query=asked, tenants=[tenant])
-    local = [k.verifier_key for k in ctx.keys().list()]
-    data = build_pack(
-        lake, [(tenant, e) for e in event_ids], made_by=who.name, note=note_text, local_keys=local
-    )
-    with open(output, "wb") as fh:
-        fh.write(data)
-    note(f"wrote {output}: {len(event_ids)} event(s) with proofs ({len(data):,} bytes)")

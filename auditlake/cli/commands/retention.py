@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table, fail, note
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import format_option
+from auditlake.cli.output import emit_json, emit_table, fail, note
 from lake.secrets import Permission, Principal, logged_tenants
 from lake.storage import Lake, check_tenant
 
@@ -31,7 +32,7 @@ def _check_managed(who: Principal, lake: Lake, tenant: str, allow_new: bool, wha
         )
 
 
-@cli.group()
+@click.group()
 def retention() -> None:
     """Retention per tenant: how long events are kept, and the only path that removes them.
 
@@ -134,7 +135,7 @@ def retention_apply(ctx: Ctx, tenant: tuple[str, ...], dry_run: bool, fmt: str) 
         note("nothing is due")
 
 
-@cli.group()
+@click.group()
 def hold() -> None:
     """Legal hold: while set, nothing of the tenant is removed, whatever its retention."""
 

@@ -11,12 +11,13 @@ import threading
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import batch_options, format_option
+from auditlake.cli.output import emit_json, emit_table
 from lake.storage import check_tenant
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--nats",
     "nats_url",
@@ -39,19 +40,9 @@ from lake.storage import check_tenant
     multiple=True,
     help="Only these tenants (repeat for several; default: every tenant).",
 )
-@click.option(
-    "--batch-events",
-    type=click.IntRange(1),
-    default=50_000,
-    show_default=True,
-    help="Seal and commit a batch once about this many events are in hand.",
-)
-@click.option(
-    "--batch-age",
-    type=click.FloatRange(0.01),
-    default=1.0,
-    show_default=True,
-    help="...or once the oldest of them is this many seconds old.",
+@batch_options(
+    "Seal and commit a batch once about this many events are in hand.",
+    "...or once the oldest of them is this many seconds old.",
 )
 @click.option(
     "--lease-ttl",

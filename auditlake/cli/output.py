@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import click
 import orjson
@@ -39,7 +39,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or input error
 
 
-def fail(message: str, code: ExitCode = ExitCode.USAGE) -> None:
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print a one-line reason to stderr and exit."""
     click.echo(f"auditlake: {message}", err=True)
     raise SystemExit(int(code))

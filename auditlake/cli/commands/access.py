@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table, fail, note
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import format_option
+from auditlake.cli.output import emit_json, emit_table, fail, note
 from lake.secrets import ROLE_PERMISSIONS, ROLES, AccessPolicy, Role, SigninStore
 
 
-@cli.group()
+@click.group()
 def access() -> None:
     """Principals and their per-tenant roles (kept in the config home).
 

@@ -1,4 +1,4 @@
-"""`auditlake dashboard` and `auditlake access token`: CLI wiring of the auditor dashboard.
+"""`auditlake dashboard`: CLI wiring of the auditor dashboard.
 
 Registered on the `cli` group by auditlake.cli. The dashboard itself lives in
 `dashboards/` and runs under Streamlit's own server; this module checks what can be
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
-from auditlake.output import fail, note
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import listen_options
+from auditlake.cli.output import fail, note
 from lake.secrets import SigninStore
 
-APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+APP = Path(__file__).resolve().parents[3] / "dashboards" / "app.py"
 # Streamlit settings for a server that must work offline and stay quiet: no browser to
 # open, no usage statistics sent, no file watcher (the code does not change under it).
 STREAMLIT_FLAGS = (
@@ -51,15 +52,8 @@ def streamlit_argv(app: Path, host: str, port: int) -> list[str]:
     ]
 
 
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=8501,
-    show_default=True,
-    help="TCP port to listen on.",
-)
+@click.command()
+@listen_options(8501)
 @pass_ctx
 @handle_errors
 def dashboard(ctx: Ctx, host: str, port: int) -> None:

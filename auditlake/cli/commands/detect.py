@@ -1,4 +1,4 @@
-"""`auditlake detect …` and `auditlake alerts list`: CLI wiring of `detect`.
+"""`auditlake detect …`: CLI wiring of `detect` (run, list, test, schedule, watch).
 
 Registered on the `cli` group by `auditlake.cli`.
 """
@@ -9,25 +9,17 @@ import contextlib
 import shlex
 import signal
 import sys
-import time
-from datetime import datetime
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from auditlake.cli import (
-    Ctx,
-    cli,
-    engine_address,
-    engine_options,
-    format_option,
-    handle_errors,
-    pass_ctx,
-)
-from auditlake.output import ExitCode, emit_json, emit_table, fail, note, progress
-from lake.secrets import Permission, encrypted, keyring_for, open_alerts
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import engine_address, engine_options, format_option
+from auditlake.cli.output import ExitCode, emit_json, emit_table, fail, note, progress
 
 
 def _rules(ctx: Ctx, paths: tuple[str, ...], no_builtin: bool = False) -> list[Any]:
@@ -41,6 +33,7 @@ def _rules(ctx: Ctx, paths: tuple[str, ...], no_builtin: bool = False) -> list[A
 
 
 def rules_option(fn: Any) -> Any:
+    """`--rules` (repeatable) and `--no-builtin`: which detection rules to load."""
     fn = click.option("--no-builtin", is_flag=True, help="Leave out the built-in pack.")(fn)
     return click.option(
         "--rules",
@@ -52,15 +45,7 @@ def rules_option(fn: Any) -> Any:
     )(fn)
 
 
-def _time(value: str | None, what: str) -> datetime | None:
-    from lake.query import parse_time
-
-    if value is None:
-        return None
-    return parse_time(value)
-
-
-@cli.group()
+@click.group()
 def detect() -> None:
     """Detection rules: run them (cron-safe, incremental), list them, test them.
 
@@ -72,6 +57,21 @@ def detect() -> None:
       auditlake detect schedule                a crontab line and a systemd timer
       auditlake detect watch --every 60s       the same loop in the foreground
     """
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one `detect run` evaluates, and where it sends and prints what it finds."""
+
+    rule_paths: tuple[str, ...]
+    no_builtin: bool
+    sinks: tuple[str, ...]
+    fmt: str = "json"
+    since: str | None = None
+    until: str | None = None
+    tenants: tuple[str, ...] = ()
+    engine: str = "local"
+    address: str | None = None
 
 
 @detect.command("run")
@@ -89,18 +89,7 @@ def detect() -> None:
 @format_option("table", "json")
 @pass_ctx
 @handle_errors
-def detect_run(
-    ctx: Ctx,
-    rule_paths: tuple[str, ...],
-    no_builtin: bool,
-    since: str | None,
-    until: str | None,
-    tenant: tuple[str, ...],
-    sink: tuple[str, ...],
-    engine: str,
-    address: str | None,
-    fmt: str,
-) -> None:
+def detect_run(ctx: Ctx, /, sink: tuple[str, ...], tenant: tuple[str, ...], **given: Any) -> None:
     """Run the rules over events new since the last run (or over --since/--until).
 
     Safe from cron every minute: a lock keeps runs from overlapping (a second run exits
@@ -118,50 +107,36 @@ def detect_run(
     alerts.
     """
     ctx.require_operator("detect run")
-    ray_address = engine_address(engine, address)
-    result = _run_once(
-        ctx, rule_paths, no_builtin, since, until, tenant, sink, fmt,
-        engine=engine, address=ray_address,
-    )  # fmt: skip
+    given["address"] = engine_address(given["engine"], given["address"])
+    result = _run_once(ctx, RunRequest(sinks=sink, tenants=tenant, **given))
     if result is not None and not result.delivered:
         # The alerts are in the lake; what a sink missed is spooled for the next run.
         raise SystemExit(int(ExitCode.FINDING))
 
 
-def _run_once(
-    ctx: Ctx,
-    rule_paths: tuple[str, ...],
-    no_builtin: bool,
-    since: str | None,
-    until: str | None,
-    tenant: tuple[str, ...],
-    sink: tuple[str, ...],
-    fmt: str,
-    *,
-    engine: str = "local",
-    address: str | None = None,
-) -> Any:
+def _run_once(ctx: Ctx, req: RunRequest) -> Any:
     from detect.runner import RunBusy, run
     from detect.sinks import parse_sink
+    from lake.query import parse_time
 
     lake = ctx.open()
-    rules = _rules(ctx, rule_paths, no_builtin)
-    sinks = [parse_sink(s) for s in sink]
+    rules = _rules(ctx, req.rule_paths, req.no_builtin)
+    sinks = [parse_sink(s) for s in req.sinks]
     try:
         with contextlib.ExitStack() as stack:
             evaluate = None
-            if engine == "ray":
+            if req.engine == "ray":
                 from detect.distributed import ray_evaluate
                 from lake.verify import ray_session
 
-                evaluate = ray_evaluate(stack.enter_context(ray_session(address)))
+                evaluate = ray_evaluate(stack.enter_context(ray_session(req.address)))
             update = stack.enter_context(progress("detect"))
             result = run(
                 lake,
                 rules,
-                since=_time(since, "--since"),
-                until=_time(until, "--until"),
-                tenants=list(tenant) or None,
+                since=parse_time(req.since) if req.since is not None else None,
+                until=parse_time(req.until) if req.until is not None else None,
+                tenants=list(req.tenants) or None,
                 sinks=sinks,
                 progress=update,
                 evaluate=evaluate,
@@ -172,6 +147,11 @@ def _run_once(
     finally:
         for s in sinks:
             s.close()
+    _print_run(result, req.fmt)
+    return result
+
+
+def _print_run(result: Any, fmt: str) -> None:
     if fmt == "json":
         # One line per run: cron and `detect watch` append these to one log.
         sys.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_SORT_KEYS).decode())
@@ -180,19 +160,18 @@ def _run_once(
         for report in result.sinks:  # failures only: the summary carries the rest
             if not report.ok:
                 note(report.line())
-    else:
-        emit_table(
-            None,
-            ["rule", "mode", "tenants", "alerts", "new", "changed"],
-            [[r.rule_id, r.mode, r.tenants, r.alerts, r.new, r.changed] for r in result.rules],
-        )
-        for report in result.sinks:
-            note(report.line())
-        note(
-            f"{len(result.new)} new and {len(result.changed)} updated alert(s); "
-            f"lake version {result.version}"
-        )
-    return result
+        return
+    emit_table(
+        None,
+        ["rule", "mode", "tenants", "alerts", "new", "changed"],
+        [[r.rule_id, r.mode, r.tenants, r.alerts, r.new, r.changed] for r in result.rules],
+    )
+    for report in result.sinks:
+        note(report.line())
+    note(
+        f"{len(result.new)} new and {len(result.changed)} updated alert(s); "
+        f"lake version {result.version}"
+    )
 
 
 @detect.command("list")
@@ -300,99 +279,10 @@ def detect_watch(
 
     ctx.require_operator("detect watch")
     pause = parse_duration(every, "--every").total_seconds()
-    stop = {"now": False}
-
-    def _stop(signum: int, frame: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop["now"]:
-        _run_once(ctx, rule_paths, no_builtin, None, None, (), sink, "json")
-        deadline = time.monotonic() + pause
-        while not stop["now"] and time.monotonic() < deadline:
-            time.sleep(0.2)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    while not stop.is_set():
+        _run_once(ctx, RunRequest(rule_paths, no_builtin, sink))
+        stop.wait(pause)
     note("auditlake: detect watch stopped")
-
-
-# -- alerts -------------------------------------------------------------------------------
-
-
-@cli.group()
-def alerts() -> None:
-    """Alerts written by detection runs."""
-
-
-@alerts.command("list")
-@click.option("--tenant", multiple=True, help="Only these tenants (repeat).")
-@click.option("--rule", "rule_ids", multiple=True, help="Only these rule ids (repeat).")
-@click.option(
-    "--severity", multiple=True, help="Only these severities (info, low, medium, high, critical)."
-)
-@click.option("--since", help="Alerts last seen at or after this time (2026-11-01, 7d, ...).")
-@format_option("table", "json", "jsonl")
-@pass_ctx
-@handle_errors
-def alerts_list(
-    ctx: Ctx,
-    tenant: tuple[str, ...],
-    rule_ids: tuple[str, ...],
-    severity: tuple[str, ...],
-    since: str | None,
-    fmt: str,
-) -> None:
-    """Alerts of the tenants you may read, newest first; each names its evidence events.
-
-    `auditlake prove EVENT_ID --tenant T` proves any of an alert's event_ids.
-    """
-    import orjson
-
-    from detect.sinks import alert_json
-    from lake.query import ReadAudit
-    from lake.secrets import AccessDenied, check_reach, logged_tenants
-
-    lake = ctx.open()
-    who = ctx.who()
-    audit = ReadAudit(lake, ctx.keys().active(), source="auditlake-cli")
-    asked = " ".join(
-        [
-            *(f"tenant:{t}" for t in tenant),
-            *(f"rule:{r}" for r in rule_ids),
-            *(f"severity:{s}" for s in severity),
-            *([f"since:{since}"] if since else []),
-        ]
-    )
-    try:  # unknown principal or tenant: refused, and recorded like a refused search
-        check_reach(who, Permission.READ_ALERTS, logged_tenants(lake), list(tenant))
-    except AccessDenied as exc:
-        audit.record(who, interface="cli.alerts", query=asked, tenants=list(tenant),
-                     outcome="failure", reason=str(exc))  # fmt: skip
-        raise
-    known = set(lake.read_alerts().column("tenant").to_pylist())
-    scope = set(tenant) if tenant else {t for t in known if who.may(Permission.READ_ALERTS, t)}
-    audit.record(who, interface="cli.alerts", query=asked, tenants=sorted(scope))
-    cutoff = _time(since, "--since")
-    stored = lake.read_alerts(scope).to_pylist()
-    if encrypted(lake):  # titles and groups quote the events' sealed fields
-        stored = open_alerts(keyring_for(lake, ctx.home), stored)
-    rows = [
-        r
-        for r in stored
-        if (not rule_ids or r["rule_id"] in rule_ids)
-        and (not severity or r["severity"] in severity)
-        and (cutoff is None or r["last_seen"] >= cutoff)
-    ]
-    rows.sort(key=lambda r: (r["last_seen"], r["alert_id"]), reverse=True)
-    out = [alert_json(r) for r in rows]
-    if fmt == "json":
-        emit_json(out)
-    elif fmt == "jsonl":
-        for item in out:
-            sys.stdout.write(orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode() + "\n")
-    else:
-        emit_table(
-            None,
-            ["last seen", "tenant", "severity", "rule", "events", "title", "alert"],
-            [[a["last_seen"][:19], a["tenant"], a["severity"], a["rule_id"], a["event_count"],
-              a["title"], a["alert_id"]] for a in out],
-        )  # fmt: skip

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import click
 
-from auditlake.cli import Ctx, cli, handle_errors, pass_ctx
-from auditlake.output import fail
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.output import fail
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--tenant",
     multiple=True,

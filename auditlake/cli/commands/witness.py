@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from auditlake.cli import Ctx, cli, format_option, handle_errors, pass_ctx
-from auditlake.output import emit_json, emit_table, fail, note
+from auditlake.cli.context import Ctx, handle_errors, pass_ctx
+from auditlake.cli.options import format_option, listen_options
+from auditlake.cli.output import emit_json, emit_table, fail, note
 from lake.secrets import parse_verifier_keys
 
 
-@cli.group()
+@click.group()
 def witness() -> None:
     """Outside witnesses that cosign each tenant's checkpoints (C2SP tlog-witness).
 
@@ -58,10 +59,7 @@ def witness_keygen(name: str, out: str) -> None:
 @click.option("--key-file", required=True, type=click.Path(dir_okay=False), help="Its private key.")
 @click.option("--state", required=True, type=click.Path(file_okay=False), help="State directory.")
 @click.option("--log-key", multiple=True, required=True, help="Verifier key of a log to witness.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=click.IntRange(1, 65535), default=8090, show_default=True, help="Port."
-)
+@listen_options(8090, "Port.")
 @handle_errors
 def witness_serve(
     name: str, key_file: str, state: str, log_key: tuple[str, ...], host: str, port: int
