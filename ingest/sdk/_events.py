@@ -15,7 +15,7 @@ from typing import Any, Literal, Self, TypedDict, Unpack
 
 import orjson
 
-from lake.contract import Issue, check_event
+from lake.spec import Issue, check_event
 
 __all__ = [
     "ActorType",
