@@ -24,15 +24,14 @@ send gets them again from the spool. Consumers deduplicate by `alert_id`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import orjson
 
-from detect.sinks import Sink, alert_json
-from lake.contract import LakeError, StorageError
+from detect.sinks import Sink
+from lake.contract import Alert, LakeError, StorageError, UsageError
 from lake.secrets import encrypted, keyring_for, open_alerts, seal_alerts
 from lake.storage import Lake, paths
 
@@ -77,16 +76,7 @@ def spool_path(sink: Sink) -> str:
     return paths.spool_file(hashlib.sha256(identity.encode()).hexdigest()[:32])
 
 
-def _from_json(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """An alert's JSON form back as a row that every sink takes (times as datetimes)."""
-    row = dict(doc)
-    for key in ("first_seen", "last_seen"):
-        value = row.get(key)
-        row[key] = None if value is None else datetime.fromisoformat(value)
-    return row
-
-
-def _load(lake: Lake, path: str) -> list[dict[str, Any]]:
+def _load(lake: Lake, path: str) -> list[Alert]:
     try:
         doc = orjson.loads(lake.read_bytes(path))
     except FileNotFoundError:
@@ -96,33 +86,28 @@ def _load(lake: Lake, path: str) -> list[dict[str, Any]]:
     if not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
         raise StorageError(f"{path} in the lake is malformed")
     try:
-        rows = [_from_json(a) for a in doc["alerts"]]
-    except (TypeError, ValueError, AttributeError):
+        alerts = [Alert.from_json(a) for a in doc["alerts"]]
+    except (TypeError, ValueError, AttributeError, UsageError):
         raise StorageError(f"{path} in the lake holds a malformed alert") from None
-    return open_alerts(keyring_for(lake), rows) if encrypted(lake) else rows
+    return open_alerts(keyring_for(lake), alerts) if encrypted(lake) else alerts
 
 
-def _save(lake: Lake, path: str, sink: Sink, alerts: Sequence[Mapping[str, Any]]) -> None:
-    docs = [alert_json(a) for a in alerts]
+def _save(lake: Lake, path: str, sink: Sink, alerts: Sequence[Alert]) -> None:
+    docs = [a.to_json() for a in alerts]
     if encrypted(lake):  # the spool is in the lake: titles and groups quote sealed fields
-        rows = [dict(d, group=orjson.dumps(d["group"]).decode()) for d in docs]
-        docs = [
-            dict(d, title=r["title"], group=r["group"])
-            for d, r in zip(docs, seal_alerts(keyring_for(lake), rows), strict=True)
-        ]
+        sealed = seal_alerts(keyring_for(lake), alerts)
+        docs = [dict(d, title=s.title, group=s.group) for d, s in zip(docs, sealed, strict=True)]
     doc = {"sink": sink.name, "alerts": docs}
     lake.write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def _merge(spooled: list[dict[str, Any]], new: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merge(spooled: Sequence[Alert], new: Sequence[Alert]) -> list[Alert]:
     """Spooled alerts first, then new ones; an alert in both is sent once, as it is now."""
-    fresh = {a["alert_id"] for a in new}
-    return [a for a in spooled if a["alert_id"] not in fresh] + list(new)
+    fresh = {a.alert_id for a in new}
+    return [a for a in spooled if a.alert_id not in fresh] + list(new)
 
 
-def deliver(
-    lake: Lake, sinks: Sequence[Sink], alerts: Sequence[dict[str, Any]]
-) -> list[SinkReport]:
+def deliver(lake: Lake, sinks: Sequence[Sink], alerts: Sequence[Alert]) -> list[SinkReport]:
     """Send `alerts` (after each sink's spool) to every sink; one report per sink.
 
     A sink failing with a LakeError (SinkError) or an OSError is reported and spooled;

@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
-
-from detect.model import Rule
-from detect.runner import Evaluate, Progress, Runner, Work, _empty_events, _Span
-from lake.contract import ALERTS_SCHEMA, READ_AUDIT_TENANT, LakeError
+from detect.model import Rule, RuleKind
+from detect.runner import Evaluate, Progress, Runner, Work, _Span
+from lake.contract import READ_AUDIT_TENANT, Alert, LakeError
 from lake.storage import DataFile, Lake
 
 Item = tuple[int, Rule, list[_Span] | None]  # (work index, rule, the tenant's span or None)
@@ -32,14 +30,13 @@ Item = tuple[int, Rule, list[_Span] | None]  # (work index, rule, the tenant's s
 
 def evaluate_tenant(
     lake: Lake, items: Sequence[Item], files: Sequence[DataFile], now: datetime
-) -> list[tuple[int, pa.Table]]:
+) -> list[tuple[int, list[Alert]]]:
     """Alerts of each item's rule for one tenant, over that tenant's files (a Ray task)."""
     runner = Runner(lake, [rule for _, rule, _ in items], now=now, files=files)
-    _empty_events(runner.con)
     try:
         return [(k, runner.evaluate(rule, spans)[0]) for k, rule, spans in items]
     finally:
-        runner.con.close()
+        runner.close()
 
 
 def ray_evaluate(ray: Any) -> Evaluate:
@@ -48,12 +45,12 @@ def ray_evaluate(ray: Any) -> Evaluate:
 
     remote = ray.remote(num_cpus=1)(evaluate_tenant)
 
-    def evaluate(runner: Runner, work: Work, progress: Progress) -> list[tuple[pa.Table, int]]:
+    def evaluate(runner: Runner, work: Work, progress: Progress) -> list[tuple[list[Alert], int]]:
         known = sorted({f.tenant for f in runner.files} - {READ_AUDIT_TENANT})
         per_tenant: dict[str, list[Item]] = {}
         counts = [0] * len(work)
         for k, (rule, spans) in enumerate(work):
-            if rule.kind == "silence":  # as Runner.evaluate: every tenant, by arrival
+            if rule.kind == RuleKind.SILENCE:  # as Runner.evaluate: every tenant, by arrival
                 for t in known:
                     per_tenant.setdefault(t, []).append((k, rule, None))
                 counts[k] = len(known)
@@ -68,7 +65,7 @@ def ray_evaluate(ray: Any) -> Evaluate:
             remote.remote(runner.lake, items, files.get(t, []), runner.now): t
             for t, items in per_tenant.items()
         }
-        parts: list[list[tuple[str, pa.Table]]] = [[] for _ in work]
+        parts: list[list[tuple[str, list[Alert]]]] = [[] for _ in work]
         progress("tenants", 0, len(pending))
         done = 0
         while pending:
@@ -82,15 +79,14 @@ def ray_evaluate(ray: Any) -> Evaluate:
                         raise exc.cause from None
                     first = (str(exc.cause).strip().splitlines() or ["unknown error"])[0]
                     raise EngineError(f"a detection task failed on Ray: {first}") from None
-                for k, table in got:
-                    parts[k].append((tenant, table))
+                for k, found in got:
+                    parts[k].append((tenant, found))
                 done += 1
                 progress("tenants", done, done + len(pending))
         out = []
-        for k, found in enumerate(parts):
+        for k, by_tenant in enumerate(parts):
             # Runner.evaluate orders alerts by tenant first: so does this concatenation.
-            tables = [t for _, t in sorted(found, key=lambda p: p[0])]
-            merged = pa.concat_tables(tables) if tables else ALERTS_SCHEMA.empty_table()
+            merged = [a for _, part in sorted(by_tenant, key=lambda p: p[0]) for a in part]
             out.append((merged, counts[k]))
         return out
 

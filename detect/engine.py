@@ -17,7 +17,7 @@ duplicates (the runner upserts by alert_id and skips unchanged rows).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -26,8 +26,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from detect.model import Rule
-from lake.contract import ALERTS_SCHEMA, UsageError
+from detect.model import Rule, RuleKind
+from lake.contract import Alert, UsageError
+from lake.query import locked_connection
 
 MAX_EVIDENCE_IDS: Final = 1000
 # Scan ranges are epoch microseconds clamped to ±2**62 (about ±146,000 years): any stored
@@ -36,6 +37,16 @@ MAX_EVIDENCE_IDS: Final = 1000
 MIN_US: Final = -(2**62)
 MAX_US: Final = 2**62
 _US: Final = pa.timestamp("us", tz="UTC")
+
+
+def connection(
+    allowed: Sequence[str], setup: Callable[[duckdb.DuckDBPyConnection], object]
+) -> duckdb.DuckDBPyConnection:
+    """The connection rules run on: lake.query's locked-down one, which reads exactly the
+    files in `allowed` (`setup` runs before it is locked). Close it with `release`."""
+    con = locked_connection(allowed, setup)
+    con.complete()  # the lock's own check leaves a result open, which blocks `register`
+    return con
 
 
 def duration_us(value: timedelta) -> int:
@@ -105,37 +116,53 @@ def _source(rule: Rule) -> str:
     return "_polars_matched" if rule.polars is not None else "events"
 
 
-def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
-    g = rule.group_columns
-    w = duration_us(rule.window)
-    frame = (
-        f"PARTITION BY tenant{_cols(g)} ORDER BY time "
-        f"RANGE BETWEEN INTERVAL {w} MICROSECONDS PRECEDING AND CURRENT ROW"
+def _frame(rule: Rule) -> str:
+    """The window frame of a group: its events within `window` before each one."""
+    return (
+        f"PARTITION BY tenant{_cols(rule.group_columns)} ORDER BY time "
+        f"RANGE BETWEEN INTERVAL {duration_us(rule.window)} MICROSECONDS PRECEDING AND CURRENT ROW"
     )
-    if rule.kind in ("threshold", "distinct"):
-        where = _match_sql(rule, rule.match, params)
-        counter = "count(*)" if rule.kind == "threshold" else f'count(DISTINCT "{rule.distinct}")'
-        extra = f', "{rule.distinct}"' if rule.kind == "distinct" and rule.distinct not in g else ""
-        return f"""
+
+
+def _counting_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
+    """threshold and distinct: a window count over the group's matching events."""
+    g = rule.group_columns
+    where = _match_sql(rule, rule.match, params)
+    distinct = rule.kind == RuleKind.DISTINCT
+    counter = f'count(DISTINCT "{rule.distinct}")' if distinct else "count(*)"
+    extra = f', "{rule.distinct}"' if distinct and rule.distinct not in g else ""
+    return f"""
         m AS (SELECT tenant{_cols(g)}, event_id, time{extra} FROM {_source(rule)} WHERE {where}),
         trig AS (
             SELECT tenant{_cols(g)}, time AS trigger_time FROM (
-                SELECT tenant{_cols(g)}, time, {counter} OVER ({frame}) AS n FROM m
+                SELECT tenant{_cols(g)}, time, {counter} OVER ({_frame(rule)}) AS n FROM m
             ) WHERE n >= {int(rule.threshold)}
         )"""
-    if rule.kind == "sequence":
-        first, then = rule.steps
-        key = then.by
-        if first.by == then.by:
-            # Same key on both steps: one window count over the union, linear in the
-            # events (the range join below is quadratic per busy key: 3.6x slower at 10M).
-            s1 = _match_sql(rule, first.match, params)
-            s2 = _match_sql(rule, then.match, params)
-            o1 = _match_sql(rule, first.match, params)
-            o2 = _match_sql(rule, then.match, params)
-            return f"""
+
+
+_SEQUENCE_TAIL: Final = """
+        trig AS (SELECT tenant, k AS "{key}", time AS trigger_time FROM hits),
+        m AS (
+            SELECT tenant, k AS "{key}", event_id, time FROM a
+            UNION ALL SELECT tenant, k AS "{key}", event_id, time FROM hits
+        )"""
+
+
+def _sequence_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
+    """sequence: N events of step 1, then one of step 2 with the same key, within `window`."""
+    first, then = rule.steps
+    w = duration_us(rule.window)
+    tail = _SEQUENCE_TAIL.format(key=then.by)
+    if first.by == then.by:
+        # Same key on both steps: one window count over the union, linear in the
+        # events (the range join below is quadratic per busy key: 3.6x slower at 10M).
+        s1 = _match_sql(rule, first.match, params)
+        s2 = _match_sql(rule, then.match, params)
+        o1 = _match_sql(rule, first.match, params)
+        o2 = _match_sql(rule, then.match, params)
+        return f"""
         u AS (
-            SELECT tenant, "{key}" AS k, event_id, time,
+            SELECT tenant, "{then.by}" AS k, event_id, time,
                    coalesce({s1}, false) AS is_a, coalesce({s2}, false) AS is_b
             FROM {_source(rule)} WHERE ({o1}) OR ({o2})
         ),
@@ -150,15 +177,10 @@ def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
         hits AS (
             SELECT tenant, k, event_id, time FROM c
             WHERE is_b AND n_a >= {int(first.min_count)} AND k IS NOT NULL
-        ),
-        trig AS (SELECT tenant, k AS "{key}", time AS trigger_time FROM hits),
-        m AS (
-            SELECT tenant, k AS "{key}", event_id, time FROM a
-            UNION ALL SELECT tenant, k AS "{key}", event_id, time FROM hits
-        )"""
-        w1 = _match_sql(rule, first.match, params)
-        w2 = _match_sql(rule, then.match, params)
-        return f"""
+        ),{tail}"""
+    w1 = _match_sql(rule, first.match, params)
+    w2 = _match_sql(rule, then.match, params)
+    return f"""
         a AS (SELECT tenant, "{first.by}" AS k, event_id, time FROM {_source(rule)} WHERE {w1}),
         b AS (SELECT tenant, "{then.by}" AS k, event_id, time FROM {_source(rule)} WHERE {w2}),
         hits AS (
@@ -166,18 +188,18 @@ def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
               ON a.tenant = b.tenant AND a.k = b.k AND a.event_id <> b.event_id
              AND a.time >= b.time - INTERVAL {w} MICROSECONDS AND a.time <= b.time
             GROUP BY ALL HAVING count(*) >= {int(first.min_count)}
-        ),
-        trig AS (SELECT tenant, k AS "{key}", time AS trigger_time FROM hits),
-        m AS (
-            SELECT tenant, k AS "{key}", event_id, time FROM a
-            UNION ALL SELECT tenant, k AS "{key}", event_id, time FROM hits
-        )"""
-    if rule.kind == "silence":
-        if now is None:
-            raise UsageError(f"rule {rule.id!r}: a silence rule needs the run's time")
-        where = _match_sql(rule, rule.match, params)
-        params += [now - rule.lookback, now]
-        return f"""
+        ),{tail}"""
+
+
+def _silence_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
+    """silence: a group seen within `lookback` that has sent nothing for `window`."""
+    if now is None:
+        raise UsageError(f"rule {rule.id!r}: a silence rule needs the run's time")
+    g = rule.group_columns
+    w = duration_us(rule.window)
+    where = _match_sql(rule, rule.match, params)
+    params += [now - rule.lookback, now]
+    return f"""
         last AS (
             SELECT tenant{_cols(g)}, max(received_at) AS last_at,
                    arg_max(event_id, received_at) AS event_id
@@ -189,7 +211,11 @@ def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
             FROM last WHERE last_at + INTERVAL {w} MICROSECONDS <= ?
         ),
         m AS (SELECT tenant{_cols(g)}, event_id, last_at AS time FROM last)"""
-    # sql: the user's query returns evidence rows; each row is also a trigger at its time
+
+
+def _user_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
+    """sql: the user's query returns evidence rows; each row is also a trigger at its time."""
+    g = rule.group_columns
     assert rule.sql is not None
     query = rule.sql.strip().rstrip(";").rstrip()
     return f"""
@@ -200,62 +226,94 @@ def _kind_sql(rule: Rule, params: list[object], now: datetime | None) -> str:
         trig AS (SELECT tenant{_cols(g)}, time AS trigger_time FROM u)"""
 
 
+_KIND_SQL: Final[Mapping[RuleKind, Callable[[Rule, list[object], datetime | None], str]]] = {
+    RuleKind.THRESHOLD: _counting_sql,
+    RuleKind.DISTINCT: _counting_sql,
+    RuleKind.SEQUENCE: _sequence_sql,
+    RuleKind.SILENCE: _silence_sql,
+    RuleKind.SQL: _user_sql,
+}
+
+
 def alerts(
     con: duckdb.DuckDBPyConnection,
     rule: Rule,
     *,
     bounds: Sequence[Bounds] | None = None,
     now: datetime | None = None,
-) -> pa.Table:
-    """The alerts of `rule` over the `events` relation of `con` (ALERTS_SCHEMA rows).
+) -> list[Alert]:
+    """The alerts of `rule` over the `events` relation of `con`, by tenant and bucket.
 
     `bounds` limits the result to those dedup buckets per tenant; the caller must have
     made `events` hold every event in `scan_range` of them.
     """
-    g = rule.group_columns
     params: list[object] = []
     if rule.polars is not None:
         _materialise_polars(con, rule)
-    body = _kind_sql(rule, params, now)
-    if rule.kind == "silence":
+    body = _KIND_SQL[rule.kind](rule, params, now)
+    if rule.kind == RuleKind.SILENCE:
         params.append(now)
+    _register_targets(con, rule, bounds)
+    try:
+        found = con.sql(_alerts_sql(rule, body, bounds is not None), params=params)
+        rows = found.to_arrow_table().to_pylist()
+    except duckdb.Error as exc:
+        raise UsageError(f"rule {rule.id!r} failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.unregister("_targets")
+        if bounds is not None:
+            con.unregister("_bounds")
+    return [_alert(rule, row) for row in rows]
+
+
+def _register_targets(
+    con: duckdb.DuckDBPyConnection, rule: Rule, bounds: Sequence[Bounds] | None
+) -> None:
+    """`_targets`: per tenant, the event times whose triggers this call reports, and
+    `_bounds`: the dedup buckets to report (only when `bounds` limits them).
+
+    An sql rule with a long lookback should draw its candidates from `_targets`, and only
+    use the rest of `events` as history (see detect/rules/key_off_hours_or_new_actor.yaml).
+    """
+    if bounds is None:
+        everything = (
+            f"SELECT DISTINCT tenant, make_timestamptz({MIN_US}::BIGINT) AS lo, "
+            f"make_timestamptz({MAX_US}::BIGINT) AS hi FROM events"
+        )
+        con.register("_targets", con.sql(everything).to_arrow_table())
+        return
     d = duration_us(rule.dedup_period)
-    w = duration_us(rule.window)
-    bound_join = ""
-    # `_targets`: per tenant, the event times whose triggers this call reports. An sql
-    # rule with a long lookback should draw its candidates from it, and only use the
-    # rest of `events` as history (see detect/rules/key_off_hours_or_new_actor.yaml).
-    if bounds is not None:
-        con.register(
-            "_targets",
-            pa.table(
-                {
-                    "tenant": [b.tenant for b in bounds],
-                    "lo": timestamps([b.lo * d for b in bounds]),
-                    "hi": timestamps([(b.hi + 1) * d for b in bounds]),
-                }
-            ),
-        )
-    else:
-        con.register(
-            "_targets",
-            con.sql(
-                f"SELECT DISTINCT tenant, make_timestamptz({MIN_US}::BIGINT) AS lo, "
-                f"make_timestamptz({MAX_US}::BIGINT) AS hi FROM events"
-            ).to_arrow_table(),
-        )
-    if bounds is not None:
-        rows = pa.table(
+    tenants = [b.tenant for b in bounds]
+    con.register(
+        "_targets",
+        pa.table(
             {
-                "tenant": [b.tenant for b in bounds],
+                "tenant": tenants,
+                "lo": timestamps([b.lo * d for b in bounds]),
+                "hi": timestamps([(b.hi + 1) * d for b in bounds]),
+            }
+        ),
+    )
+    con.register(
+        "_bounds",
+        pa.table(
+            {
+                "tenant": tenants,
                 "b_lo": pa.array([b.lo for b in bounds], pa.int64()),
                 "b_hi": pa.array([b.hi for b in bounds], pa.int64()),
             }
-        )
-        con.register("_bounds", rows)
-        bound_join = "JOIN _bounds USING (tenant) WHERE bucket BETWEEN b_lo AND b_hi"
+        ),
+    )
+
+
+def _alerts_sql(rule: Rule, body: str, bounded: bool) -> str:
+    """The common tail: triggers to (tenant, group, bucket) alerts with their evidence."""
+    g = rule.group_columns
+    d = duration_us(rule.dedup_period)
+    w = duration_us(rule.window)
+    bound_join = "JOIN _bounds USING (tenant) WHERE bucket BETWEEN b_lo AND b_hi" if bounded else ""
     on_group = "".join(f' AND m."{c}" IS NOT DISTINCT FROM al."{c}"' for c in g)
-    sql = f"""
+    return f"""
     WITH {body},
     al AS (
         SELECT * FROM (
@@ -274,15 +332,6 @@ def alerts(
            list(event_id ORDER BY time, event_id)[1:{MAX_EVIDENCE_IDS}] AS event_ids
     FROM ev GROUP BY ALL ORDER BY tenant, bucket{_cols(g)}
     """
-    try:
-        found = con.sql(sql, params=params).to_arrow_table()
-    except duckdb.Error as exc:
-        raise UsageError(f"rule {rule.id!r} failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.unregister("_targets")
-        if bounds is not None:
-            con.unregister("_bounds")
-    return _to_alerts(rule, found)
 
 
 def _materialise_polars(con: duckdb.DuckDBPyConnection, rule: Rule) -> None:
@@ -293,25 +342,23 @@ def _materialise_polars(con: duckdb.DuckDBPyConnection, rule: Rule) -> None:
     con.register("_polars_matched", frame.filter(rule.polars).to_arrow())
 
 
-def _to_alerts(rule: Rule, found: pa.Table) -> pa.Table:
-    g = rule.group_columns
-    rows = found.to_pylist()
-    out: dict[str, list[Any]] = {name: [] for name in ALERTS_SCHEMA.names}
-    for row in rows:
-        group = {c: _plain(row[c]) for c in g}
-        group_json = orjson.dumps(group, option=orjson.OPT_SORT_KEYS).decode()
-        key = "\x00".join([rule.id, row["tenant"], group_json, str(row["bucket"])])
-        out["tenant"].append(row["tenant"])
-        out["alert_id"].append(hashlib.sha256(key.encode()).hexdigest()[:32])
-        out["rule_id"].append(rule.id)
-        out["severity"].append(rule.severity)
-        out["title"].append(_title(rule, group))
-        out["group"].append(group_json)
-        out["first_seen"].append(row["first_seen"])
-        out["last_seen"].append(row["last_seen"])
-        out["event_count"].append(row["event_count"])
-        out["event_ids"].append(row["event_ids"])
-    return pa.table(out, schema=ALERTS_SCHEMA)
+def _alert(rule: Rule, row: dict[str, Any]) -> Alert:
+    """One result row as its alert, with the deterministic id of the module docstring."""
+    group = {c: _plain(row[c]) for c in rule.group_columns}
+    group_json = orjson.dumps(group, option=orjson.OPT_SORT_KEYS).decode()
+    key = "\x00".join([rule.id, row["tenant"], group_json, str(row["bucket"])])
+    return Alert(
+        tenant=row["tenant"],
+        alert_id=hashlib.sha256(key.encode()).hexdigest()[:32],
+        rule_id=rule.id,
+        severity=rule.severity,
+        title=_title(rule, group),
+        group=group_json,
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        event_count=row["event_count"],
+        event_ids=tuple(row["event_ids"]),
+    )
 
 
 def _plain(value: Any) -> Any:

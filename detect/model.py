@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +33,18 @@ import orjson
 from lake.contract import EVENTS_SCHEMA, SEVERITIES, UsageError
 from lake.query import SearchFilter, parse_query
 
-KINDS: Final = ("threshold", "distinct", "sequence", "silence", "sql")
+
+class RuleKind(StrEnum):
+    """What a rule detects (see the module docstring)."""
+
+    THRESHOLD = "threshold"
+    DISTINCT = "distinct"
+    SEQUENCE = "sequence"
+    SILENCE = "silence"
+    SQL = "sql"
+
+
+KINDS: Final = tuple(RuleKind)
 RULE_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 GROUP_COLUMNS: Final = frozenset(EVENTS_SCHEMA.names) - {"details", "leaf_hash", "tenant"}
 _DURATION_RE: Final = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
@@ -91,7 +103,7 @@ class Rule:
 
     id: str
     title: str
-    kind: str
+    kind: RuleKind
     severity: str = "medium"
     description: str = ""
     runbook: str = ""
@@ -117,6 +129,7 @@ class Rule:
             raise RuleError(f"{where}: id must match {RULE_ID_PATTERN}")
         if self.kind not in KINDS:
             raise RuleError(f"{where}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kind", RuleKind(self.kind))  # a str from YAML becomes one
         if self.severity not in SEVERITIES:
             raise RuleError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
         for col in self.group_by:
@@ -252,6 +265,13 @@ def _tests(raw: Any, where: str) -> tuple[TestCase, ...]:
     return tuple(out)
 
 
+def _kind(value: str, where: str) -> RuleKind:
+    try:
+        return RuleKind(value)
+    except ValueError:
+        raise RuleError(f"{where}: kind {value!r} is not one of {', '.join(KINDS)}") from None
+
+
 def rule_from_dict(doc: Any, origin: str) -> Rule:
     """Build a rule from a parsed YAML document, naming the file and field on error."""
     if not isinstance(doc, dict):
@@ -279,7 +299,7 @@ def rule_from_dict(doc: Any, origin: str) -> Rule:
         return Rule(
             id=str(doc["id"]),
             title=str(doc["title"]),
-            kind=str(doc["kind"]),
+            kind=_kind(str(doc["kind"]), where),
             severity=str(doc.get("severity", "medium")),
             description=str(doc.get("description", "")).strip(),
             runbook=str(doc.get("runbook", "")).strip(),
@@ -378,11 +398,11 @@ def rule(
             "tests": _tests(list(tests), f"rule {id!r}") if tests else (),
             "origin": f"{fn.__module__}.{fn.__qualname__}",
         }
-        kind = "distinct" if distinct else "threshold"
+        kind = RuleKind.DISTINCT if distinct else RuleKind.THRESHOLD
         if isinstance(made, SearchFilter):
             _REGISTRY.append(Rule(kind=kind, match=made, **common))
         elif isinstance(made, str) and made.lstrip().lower().startswith(("select", "with")):
-            _REGISTRY.append(Rule(kind="sql", sql=made, **common))
+            _REGISTRY.append(Rule(kind=RuleKind.SQL, sql=made, **common))
         elif isinstance(made, str) and made.lstrip().lower().startswith("sql:"):
             _REGISTRY.append(Rule(kind=kind, where_sql=made.split(":", 1)[1].strip(), **common))
         elif isinstance(made, str):

@@ -27,13 +27,10 @@ What "incremental" means here:
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from enum import StrEnum
 from typing import Any, Final
 
 import duckdb
@@ -48,15 +45,17 @@ from detect.engine import (
     alerts,
     buckets_touched,
     clamp_us,
+    connection,
     duration_us,
     epoch_us,
     scan_range,
     timestamps,
 )
-from detect.model import Rule
+from detect.model import Rule, RuleKind
 from detect.sinks import Sink
-from lake.contract import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT, StorageError, UsageError
-from lake.query import sql_literal
+from detect.state import LOCK_PATH, STATE_PATH, DetectState, RuleState, RunBusy, run_lock
+from lake.contract import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT, Alert
+from lake.query import release, sql_literal
 from lake.secrets import (
     decrypted_select,
     encrypted,
@@ -68,8 +67,17 @@ from lake.secrets import (
 from lake.storage import DataFile, Lake, TableFiles
 from lake.storage import paths as lake_paths
 
-STATE_PATH: Final = lake_paths.DETECT_STATE
-LOCK_PATH: Final = lake_paths.DETECT_LOCK
+__all__ = [
+    "LOCK_PATH",
+    "STATE_PATH",
+    "RunBusy",
+    "RunMode",
+    "RunResult",
+    "Runner",
+    "run",
+    "run_lock",
+]
+
 _HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
 
 Progress = Callable[[str, int, int], None]
@@ -79,14 +87,19 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
-class RunBusy(UsageError):
-    """Another detection run holds the lock."""
+class RunMode(StrEnum):
+    """How a run treated a rule."""
+
+    INCREMENTAL = "incremental"  # the events added since its watermark
+    BACKFILL = "backfill"  # every event in the [since, until) the caller gave
+    FULL = "full"  # every event: a new or changed rule, or its watermark's log is gone
+    IDLE = "idle"  # nothing new since its watermark
 
 
 @dataclass
 class RuleRun:
     rule_id: str
-    mode: str  # incremental | backfill | full | idle
+    mode: RunMode
     tenants: int = 0
     alerts: int = 0
     new: int = 0
@@ -97,8 +110,8 @@ class RuleRun:
 class RunResult:
     version: int
     rules: list[RuleRun] = field(default_factory=list)
-    new: list[dict[str, Any]] = field(default_factory=list)
-    changed: list[dict[str, Any]] = field(default_factory=list)
+    new: list[Alert] = field(default_factory=list)
+    changed: list[Alert] = field(default_factory=list)
     received_at: datetime | None = None
     sinks: list[SinkReport] = field(default_factory=list)
 
@@ -111,50 +124,11 @@ class RunResult:
         return {
             "version": self.version,
             "received_at": self.received_at.isoformat() if self.received_at else None,
-            "rules": [r.__dict__ for r in self.rules],
+            "rules": [asdict(r) for r in self.rules],
             "new_alerts": len(self.new),
             "changed_alerts": len(self.changed),
             "sinks": [s.as_dict() for s in self.sinks],
         }
-
-
-@contextmanager
-def run_lock(lake: Lake) -> Iterator[None]:
-    """Hold the lake's detection lock, or raise RunBusy at once."""
-    if not lake.is_local:
-        yield  # object stores: no file locks; the alerts commit fences runs (write_alerts)
-        return
-    path = Path(lake.base) / LOCK_PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusy(
-                "another `auditlake detect run` is running on this lake; this one did nothing"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)
-
-
-def load_state(lake: Lake) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(lake.read_bytes(STATE_PATH))
-    except FileNotFoundError:
-        return {"rules": {}}
-    except orjson.JSONDecodeError:
-        raise StorageError(f"{STATE_PATH} in the lake is not valid JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), dict):
-        raise StorageError(f"{STATE_PATH} in the lake is malformed")
-    return doc
-
-
-def _save_state(lake: Lake, state: dict[str, Any]) -> None:
-    lake.write_bytes(STATE_PATH, orjson.dumps(state, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 def _added_since(lake: Lake, table: DeltaTable, since: int) -> list[str] | None:
@@ -218,7 +192,12 @@ def _spans(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[_Span
 
 
 class Runner:
-    """One detection run over a lake snapshot."""
+    """One detection run over a lake snapshot, on one locked-down DuckDB connection.
+
+    The connection (lake.query's `locked_connection`) may read the snapshot's data files
+    and nothing else: a rule's SQL cannot reach other files, write, attach or load.
+    Close it with `close()`.
+    """
 
     def __init__(
         self,
@@ -238,10 +217,18 @@ class Runner:
         self.files = lake.data_files(self.table) if files is None else list(files)
         self.copies = TableFiles(lake)  # object stores: local copies for DuckDB
         self.sizes = {f.path: f.size for f in self.files}
-        self.con = duckdb.connect(":memory:")
-        self.con.execute("SET TimeZone = 'UTC'")
-        if encrypted(lake):  # the operator's job: every tenant's data key
-            register_decrypt(self.con, keyring_for(lake), {f.tenant for f in self.files})
+        self.con = connection([self._full(f.path) for f in self.files], self._setup)
+
+    def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Before the connection is locked: the empty events table and the decryption."""
+        con.register("_empty_arrow", EVENTS_SCHEMA.empty_table())
+        con.execute("CREATE TABLE _empty_events AS SELECT * FROM _empty_arrow")
+        con.unregister("_empty_arrow")
+        if encrypted(self.lake):  # the operator's job: every tenant's data key
+            register_decrypt(con, keyring_for(self.lake), {f.tenant for f in self.files})
+
+    def close(self) -> None:
+        release(self.con)
 
     def _full(self, path: str) -> str:
         return self.copies.path(
@@ -282,9 +269,9 @@ class Runner:
             f"JOIN _scan s ON e.tenant = s.tenant AND e.{by} >= s.lo AND e.{by} < s.hi"
         )
 
-    def evaluate(self, rule: Rule, spans: Sequence[_Span] | None) -> tuple[pa.Table, int]:
+    def evaluate(self, rule: Rule, spans: Sequence[_Span] | None) -> tuple[list[Alert], int]:
         """Alerts of `rule` for the buckets the spans touch (None: silence over every tenant)."""
-        if rule.kind == "silence":
+        if rule.kind == RuleKind.SILENCE:
             tenants = sorted({f.tenant for f in self.files} - {READ_AUDIT_TENANT})
             now = epoch_us(self.now)
             start = clamp_us(now - duration_us(rule.lookback) - duration_us(rule.window))
@@ -298,19 +285,19 @@ class Runner:
             start, end = scan_range(rule, lo, hi)
             ranges.append((s.tenant, start, end))
         if not bounds:
-            return ALERTS_SCHEMA.empty_table(), 0
+            return [], 0
         self._view(ranges)
         return alerts(self.con, rule, bounds=bounds, now=self.now), len(bounds)
 
 
 Work = Sequence[tuple[Rule, Sequence[_Span] | None]]
 # (runner, [(rule, spans)], progress) -> [(alerts, tenants evaluated)], one per work item
-Evaluate = Callable[[Runner, Work, Progress], list[tuple[pa.Table, int]]]
+Evaluate = Callable[[Runner, Work, Progress], list[tuple[list[Alert], int]]]
 
 
 def evaluate_here(
     runner: Runner, work: Work, progress: Progress = _no_progress
-) -> list[tuple[pa.Table, int]]:
+) -> list[tuple[list[Alert], int]]:
     """Evaluate each (rule, spans) in this process, one rule after another."""
     out = []
     for i, (rule, spans) in enumerate(work):
@@ -319,27 +306,18 @@ def evaluate_here(
     return out
 
 
-def _empty_events(con: duckdb.DuckDBPyConnection) -> None:
-    from lake.contract import EVENTS_SCHEMA
-
-    con.register("_empty_arrow", EVENTS_SCHEMA.empty_table())
-    con.execute("CREATE TABLE _empty_events AS SELECT * FROM _empty_arrow")
-    con.unregister("_empty_arrow")
+_COMPARED: Final = ("event_count", "first_seen", "last_seen", "event_ids", "title", "severity")
 
 
-def _diff(
-    found: pa.Table, existing: dict[str, dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _diff(found: Sequence[Alert], existing: dict[str, Alert]) -> tuple[list[Alert], list[Alert]]:
+    """The alerts not in the table yet, and those whose evidence, title or severity moved."""
     new, changed = [], []
-    for row in found.to_pylist():
-        old = existing.get(row["alert_id"])
+    for alert in found:
+        old = existing.get(alert.alert_id)
         if old is None:
-            new.append(row)
-        elif any(
-            old[k] != row[k]
-            for k in ("event_count", "first_seen", "last_seen", "event_ids", "title", "severity")
-        ):
-            changed.append(row)
+            new.append(alert)
+        elif any(getattr(old, k) != getattr(alert, k) for k in _COMPARED):
+            changed.append(alert)
     return new, changed
 
 
@@ -349,16 +327,16 @@ _LOST_RACE: Final = (
 )
 
 
-def write_alerts(lake: Lake, rows: list[dict[str, Any]], table: DeltaTable | None) -> None:
+def write_alerts(lake: Lake, found: Sequence[Alert], table: DeltaTable | None) -> None:
     """Upsert alerts by (tenant, alert_id) into the `alerts` Delta table.
 
     `table` is the alerts snapshot the run started from (None: there was no table). The
     merge commits against it without retries, so if another run committed meanwhile this
     one raises RunBusy instead of writing alerts computed from stale state.
     """
-    if not rows:
+    if not found:
         return
-    data = pa.Table.from_pylist(rows, schema=ALERTS_SCHEMA)
+    data = pa.Table.from_pylist([a.to_row() for a in found], schema=ALERTS_SCHEMA)
     if table is None:
         try:
             table = lake.create_alerts_table()
@@ -383,6 +361,102 @@ def write_alerts(lake: Lake, rows: list[dict[str, Any]], table: DeltaTable | Non
         raise RunBusy(_LOST_RACE) from None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run does with one rule: how, and over which tenants' new events."""
+
+    rule: Rule
+    mode: RunMode
+    spans: list[_Span] | None = None
+
+
+class _NewEvents:
+    """The spans of the events added since a Delta version, each version read once."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.all_files = [runner._full(f.path) for f in runner.files]
+        self.cache: dict[int, tuple[list[_Span], datetime | None]] = {}
+
+    def since(self, version: int) -> tuple[list[_Span], datetime | None]:
+        """(spans by tenant, newest received_at) of events after `version` (-1: all)."""
+        if version not in self.cache:
+            runner = self.runner
+            added = _added_since(runner.lake, runner.table, version) if version >= 0 else None
+            files = self.all_files if added is None else [runner._full(p) for p in added]
+            runner.copies.fetch(files)
+            self.cache[version] = _spans(runner.con, files)
+        return self.cache[version]
+
+
+def _plan(
+    runner: Runner,
+    state: DetectState,
+    tenants: Sequence[str] | None,
+    result: RunResult,
+) -> list[_Plan]:
+    """Each rule from its watermark: idle, incremental, or full (no usable watermark)."""
+    new_events = _NewEvents(runner)
+    plans = []
+    for rule in runner.rules:
+        start = state.rules.get(rule.id, RuleState()).start(rule.fingerprint())
+        if start >= runner.version and rule.kind != RuleKind.SILENCE:
+            plans.append(_Plan(rule, RunMode.IDLE))
+            continue
+        spans, newest = new_events.since(start)
+        if newest and (result.received_at is None or newest > result.received_at):
+            result.received_at = newest
+        spans = [s for s in spans if not tenants or s.tenant in tenants]
+        plans.append(_Plan(rule, RunMode.INCREMENTAL if start >= 0 else RunMode.FULL, spans))
+    return plans
+
+
+def _plan_backfill(
+    runner: Runner, since: datetime | None, until: datetime | None, tenants: Sequence[str] | None
+) -> list[_Plan]:
+    """Every rule over [since, until) of every (chosen) tenant, watermarks untouched."""
+    lo = 0 if since is None else epoch_us(since)
+    hi = epoch_us(until or runner.now)
+    known = sorted({f.tenant for f in runner.files} - {READ_AUDIT_TENANT})
+    spans = [_Span(t, lo, hi) for t in known if not tenants or t in tenants]
+    return [_Plan(rule, RunMode.BACKFILL, spans) for rule in runner.rules]
+
+
+def _existing(lake: Lake, snapshot: DeltaTable | None) -> dict[str, Alert]:
+    """The alerts the run started from, by id, in the clear (a sealed value differs at
+    every write, so they are compared opened)."""
+    stored = [Alert.from_row(r) for r in lake.read_alerts(table=snapshot).to_pylist()]
+    if encrypted(lake):
+        stored = open_alerts(keyring_for(lake), stored)
+    return {a.alert_id: a for a in stored}
+
+
+def _evaluate(
+    runner: Runner,
+    plans: Sequence[_Plan],
+    evaluate: Evaluate,
+    progress: Progress,
+    existing: dict[str, Alert],
+    result: RunResult,
+) -> None:
+    """Every rule's evaluation at once (so that an engine can spread them by tenant),
+    then each rule's alerts sorted into new and changed."""
+    work = [(p.rule, p.spans) for p in plans if p.mode != RunMode.IDLE]
+    evaluated = iter(evaluate(runner, work, progress))
+    for plan in plans:
+        if plan.mode == RunMode.IDLE:
+            result.rules.append(RuleRun(plan.rule.id, RunMode.IDLE))
+            continue
+        found, n_tenants = next(evaluated)
+        new, changed = _diff(found, existing)
+        result.new += new
+        result.changed += changed
+        result.rules.append(
+            RuleRun(plan.rule.id, plan.mode, n_tenants, len(found), len(new), len(changed))
+        )
+    progress("rules", len(runner.rules), len(runner.rules))
+
+
 def run(
     lake: Lake,
     rules: Sequence[Rule],
@@ -400,77 +474,30 @@ def run(
     `evaluate` computes the rules' alerts somewhere else (detect/distributed.py: on Ray);
     everything around it (watermarks, diff, sinks, alerts commit) stays here.
     """
+    backfill = since is not None or until is not None
     with run_lock(lake):
         alerts_snapshot = lake.alerts_table()  # the fence for this run's alerts commit
         runner = Runner(lake, rules, now=now)
-        _empty_events(runner.con)
-        state = load_state(lake)
-        result = RunResult(runner.version)
-        backfill = since is not None or until is not None
-        all_files = [runner._full(f.path) for f in runner.files]
-        spans_cache: dict[int, tuple[list[_Span], datetime | None]] = {}
-
-        def spans_since(version: int) -> tuple[list[_Span], datetime | None]:
-            if version not in spans_cache:
-                added = _added_since(lake, runner.table, version) if version >= 0 else None
-                files = all_files if added is None else [runner._full(p) for p in added]
-                runner.copies.fetch(files)
-                spans_cache[version] = _spans(runner.con, files)
-            return spans_cache[version]
-
-        existing_rows = lake.read_alerts(table=alerts_snapshot).to_pylist()
-        ring = keyring_for(lake) if encrypted(lake) else None
-        if ring is not None:  # compared in the clear: a sealed value differs at every write
-            existing_rows = open_alerts(ring, existing_rows)
-        existing = {r["alert_id"]: r for r in existing_rows}
-        found_all: list[pa.Table] = []
-        plans: list[tuple[Rule, str, list[_Span] | None]] = []
-        for rule in runner.rules:
-            ours = state["rules"].get(rule.id, {})
-            if backfill:
-                lo = 0 if since is None else epoch_us(since)
-                hi = epoch_us(until or runner.now)
-                known = sorted({f.tenant for f in runner.files} - {READ_AUDIT_TENANT})
-                spans = [_Span(t, lo, hi) for t in known if not tenants or t in tenants]
-                mode = "backfill"
-            else:
-                fresh = ours.get("fingerprint") == rule.fingerprint()
-                start = int(ours["version"]) if fresh and "version" in ours else -1
-                if start >= runner.version and rule.kind != "silence":
-                    plans.append((rule, "idle", None))
-                    continue
-                spans, newest = spans_since(start)
-                if newest and (result.received_at is None or newest > result.received_at):
-                    result.received_at = newest
-                spans = [s for s in spans if not tenants or s.tenant in tenants]
-                mode = "incremental" if start >= 0 else "full"
-            plans.append((rule, mode, spans))
-        # Every rule's evaluation at once, so that an engine can spread them (by tenant).
-        work = [(rule, spans) for rule, mode, spans in plans if mode != "idle"]
-        evaluated = iter((evaluate or evaluate_here)(runner, work, progress))
-        for rule, mode, _ in plans:
-            if mode == "idle":
-                result.rules.append(RuleRun(rule.id, "idle"))
-                continue
-            found, n_tenants = next(evaluated)
-            found_all.append(found)
-            new, changed = _diff(found, existing)
-            result.new += new
-            result.changed += changed
-            result.rules.append(
-                RuleRun(rule.id, mode, n_tenants, found.num_rows, len(new), len(changed))
+        try:
+            state = DetectState.load(lake)
+            result = RunResult(runner.version)
+            plans = (
+                _plan_backfill(runner, since, until, tenants)
+                if backfill
+                else _plan(runner, state, tenants, result)
             )
-        progress("rules", len(runner.rules), len(runner.rules))
+            existing = _existing(lake, alerts_snapshot)
+            _evaluate(runner, plans, evaluate or evaluate_here, progress, existing, result)
+        finally:
+            runner.close()
         out = result.new + result.changed
         result.sinks = deliver(lake, sinks, out)
-        write_alerts(lake, seal_alerts(ring, out) if ring is not None else out, alerts_snapshot)
+        sealed = seal_alerts(keyring_for(lake), out) if encrypted(lake) else out
+        write_alerts(lake, sealed, alerts_snapshot)
         if not backfill:
             for rule in runner.rules:
-                state["rules"][rule.id] = {
-                    "fingerprint": rule.fingerprint(),
-                    "version": runner.version,
-                    "received_at": result.received_at.isoformat() if result.received_at else None,
-                    "ran_at": runner.now.isoformat(),
-                }
-            _save_state(lake, state)
+                state.rules[rule.id] = RuleState(
+                    rule.fingerprint(), runner.version, result.received_at, runner.now
+                )
+            state.save(lake)
         return result

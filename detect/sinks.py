@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import IO, Any, Final, Protocol, TextIO, runtime_checkable
 
 import orjson
+import tenacity
 
-from lake.contract import UsageError
+from lake.contract import Alert, UsageError
 
 SINK_FORMS: Final = (
     "stdout",
@@ -48,7 +49,6 @@ SINK_FORMS: Final = (
     "syslog:tcp://HOST:PORT (default port 601)",
     "syslog:/PATH/TO/SOCKET (e.g. syslog:/dev/log)",
 )
-_REQUIRED: Final = ("tenant", "alert_id", "rule_id", "severity", "title")
 
 WEBHOOK_BATCH: Final = 100
 MAX_RETRY_AFTER_S: Final = 30.0
@@ -68,13 +68,22 @@ class SinkError(UsageError):
     """A sink could not deliver alerts; names the sink and the reason, never a secret."""
 
 
+class _Retryable(Exception):
+    """An attempt failed in a way a retry can fix (a transport error, 429 or 5xx)."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 @runtime_checkable
 class Sink(Protocol):
-    """Something that takes batches of new alerts (dicts with ALERTS_SCHEMA's keys)."""
+    """Something that takes batches of new and changed alerts."""
 
     name: str
 
-    def send(self, alerts: list[dict[str, Any]]) -> None: ...
+    def send(self, alerts: Sequence[Alert]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -82,60 +91,17 @@ class Sink(Protocol):
 # -- the JSON form -----------------------------------------------------------------------------
 
 
-def _format_time(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise UsageError(f"alert {what} must be a datetime, got {type(value).__name__}")
-    # Stored times are UTC; a naive datetime is read as UTC, as lake/query/_export.py does.
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    # isoformat, not strftime: %Y does not pad years before 1000 ("1-01-01").
-    return aware.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def alert_json(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """The stable JSON form of one alert (the `alerts list` keys of the contract).
-
-    Times become RFC 3339 UTC with microseconds and `Z`; `group` (canonical JSON text in
-    the table) becomes the object it encodes (`{}` when absent); `event_ids` a list.
-    Keys other than ALERTS_SCHEMA's are dropped.
+def alert_json(alert: Alert | Mapping[str, Any]) -> dict[str, Any]:
+    """The stable JSON form of one alert (`Alert.to_json`); a row is read as an Alert.
 
     Raises:
-        UsageError: a required key is missing or a value has the wrong type.
+        UsageError: a row misses a required key or has a value of the wrong type.
     """
-    for key in _REQUIRED:
-        if alert.get(key) is None:
-            raise UsageError(f"alert is missing {key!r}")
-    group = alert.get("group")
-    if group is None:
-        group_obj: Any = {}
-    elif isinstance(group, str | bytes):
-        try:
-            group_obj = orjson.loads(group)
-        except orjson.JSONDecodeError:
-            raise UsageError(f"alert {alert['alert_id']}: group is not JSON") from None
-    elif isinstance(group, Mapping):
-        group_obj = dict(group)
-    else:
-        raise UsageError(f"alert {alert['alert_id']}: group must be JSON text or a mapping")
-    count = alert.get("event_count")
-    ids = alert.get("event_ids")
-    return {
-        "tenant": str(alert["tenant"]),
-        "alert_id": str(alert["alert_id"]),
-        "rule_id": str(alert["rule_id"]),
-        "severity": str(alert["severity"]),
-        "title": str(alert["title"]),
-        "group": group_obj,
-        "first_seen": _format_time(alert.get("first_seen"), "first_seen"),
-        "last_seen": _format_time(alert.get("last_seen"), "last_seen"),
-        "event_count": None if count is None else int(count),
-        "event_ids": [] if ids is None else [str(i) for i in ids],
-    }
+    return (alert if isinstance(alert, Alert) else Alert.from_row(alert)).to_json()
 
 
-def _json_line(alert: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(alert_json(alert), option=orjson.OPT_SORT_KEYS) + b"\n"
+def _json_line(alert: Alert) -> bytes:
+    return orjson.dumps(alert.to_json(), option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
 # -- stdout and files --------------------------------------------------------------------------
@@ -150,7 +116,7 @@ class StdoutSink:
         # None means "sys.stdout at send time", so redirection after construction holds.
         self._stream = stream
 
-    def send(self, alerts: list[dict[str, Any]]) -> None:
+    def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
             return
         stream = self._stream if self._stream is not None else sys.stdout
@@ -181,7 +147,7 @@ class JsonlSink:
         except OSError as exc:
             raise SinkError(f"{self.name}: cannot open: {exc.strerror or exc}") from None
 
-    def send(self, alerts: list[dict[str, Any]]) -> None:
+    def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
             return
         if self._fd is None:
@@ -294,6 +260,7 @@ class WebhookSink:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._backoff = tenacity.wait_exponential(multiplier=backoff, max=MAX_RETRY_AFTER_S)
         netloc = parts.netloc.rpartition("@")[2]
         self._url = urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         self._secrets: set[str] = set()
@@ -316,10 +283,10 @@ class WebhookSink:
         self._secrets.discard("")
         self._opener = urllib.request.build_opener(_NoRedirect())
 
-    def send(self, alerts: list[dict[str, Any]]) -> None:
+    def send(self, alerts: Sequence[Alert]) -> None:
         bodies = [
             orjson.dumps(
-                {"alerts": [alert_json(a) for a in alerts[i : i + WEBHOOK_BATCH]]},
+                {"alerts": [a.to_json() for a in alerts[i : i + WEBHOOK_BATCH]]},
                 option=orjson.OPT_SORT_KEYS,
             )
             for i in range(0, len(alerts), WEBHOOK_BATCH)
@@ -338,22 +305,38 @@ class WebhookSink:
 
     def _post(self, body: bytes) -> None:
         """One batch: POST, retrying what a retry can fix, until accepted or out of tries."""
-        last = ""
-        delay = 0.0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(delay)
-            status, reason, retry_after = self._attempt(body)
-            if status is not None and 200 <= status < 300:
-                return
-            last = f"HTTP {status} {reason}".rstrip() if status is not None else reason
-            if status is not None and status != 429 and status < 500:
-                raise SinkError(self._redact(f"{self.name}: {last}; not retried"))
-            delay = min(self.backoff * 2**attempt, MAX_RETRY_AFTER_S)
-            if retry_after is not None:
-                delay = retry_after
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            retrying(self._accepted, body)
+            return
+        except _Retryable as exc:
+            last = exc.reason
+        # Raised outside the handler: nothing chained to it may carry the URL.
         tries = self.retries + 1
         raise SinkError(self._redact(f"{self.name}: {last} (gave up after {tries} attempts)"))
+
+    def _accepted(self, body: bytes) -> None:
+        """One attempt; raises _Retryable for what a retry can fix, SinkError otherwise."""
+        status, reason, retry_after = self._attempt(body)
+        if status is not None and 200 <= status < 300:
+            return
+        last = f"HTTP {status} {reason}".rstrip() if status is not None else reason
+        if status is not None and status != 429 and status < 500:
+            raise SinkError(self._redact(f"{self.name}: {last}; not retried"))
+        raise _Retryable(last, retry_after)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The server's Retry-After when it sent one, else exponential backoff."""
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(failure, _Retryable) and failure.retry_after is not None:
+            return failure.retry_after
+        return float(self._backoff(state))
 
     def _attempt(self, body: bytes) -> tuple[int | None, str, float | None]:
         """(status, reason, Retry-After seconds); status None for a transport failure."""
@@ -416,7 +399,7 @@ def _truncate_utf8(data: bytes, limit: int) -> bytes:
 
 
 def syslog_message(
-    alert: Mapping[str, Any],
+    alert: Alert | Mapping[str, Any],
     *,
     hostname: str,
     now: datetime | None = None,
@@ -494,7 +477,7 @@ class SyslogSink:
         self._target = (parts.hostname, port or defaults[parts.scheme])
         self.max_bytes = SYSLOG_DATAGRAM_MAX if self.transport == "udp" else SYSLOG_STREAM_MAX
 
-    def send(self, alerts: list[dict[str, Any]]) -> None:
+    def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
             return
         now = datetime.now(UTC)

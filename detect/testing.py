@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detect.engine import alerts
+from detect.engine import alerts, connection
 from detect.model import Rule, RuleError, TestCase, parse_duration
-from lake.contract import EVENTS_SCHEMA, finish, validate
+from lake.contract import EVENTS_SCHEMA, Alert, finish, validate
+from lake.query import release
 
 DEFAULTS: dict[str, Any] = {
     "tenant": "acme",
@@ -102,11 +102,14 @@ def events_table(events: Sequence[dict[str, Any]], where: str) -> pa.Table:
 
 
 def connect(table: pa.Table) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("_test_events", table)
-    con.execute("CREATE VIEW events AS SELECT * FROM _test_events")
-    return con
+    """A locked-down connection (lake.query's) whose `events` are these rows; it reads no
+    file. Close it with lake.query's `release`."""
+
+    def setup(con: duckdb.DuckDBPyConnection) -> None:
+        con.register("_test_events", table)
+        con.execute("CREATE VIEW events AS SELECT * FROM _test_events")
+
+    return connection([], setup)
 
 
 @dataclass
@@ -115,15 +118,16 @@ class CaseResult:
     case: str
     ok: bool
     problems: list[str] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
 
-def _matches(alert: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+def _matches(alert: Alert, expected: dict[str, Any]) -> list[str]:
     problems = []
+    row = alert.to_row()
     for key, want in expected.items():
-        got = alert.get(key)
+        got = row.get(key)
         if key == "group":
-            got = orjson.loads(got) if got else {}
+            got = alert.group_keys()
         if key in ("first_seen", "last_seen") and isinstance(want, str):
             want = _parse_time(want, key)
         if isinstance(want, datetime) and isinstance(got, datetime):
@@ -142,10 +146,11 @@ def run_case(rule: Rule, case: TestCase) -> CaseResult:
     now = _parse_time(case.now, where) if case.now else None
     if rule.kind == "silence" and now is None:
         raise RuleError(f"{where}: a silence rule's test needs `now:`")
-    found = alerts(con, rule, now=now).sort_by(
-        [("tenant", "ascending"), ("first_seen", "ascending")]
-    )
-    rows = found.to_pylist()
+    try:
+        found = alerts(con, rule, now=now)
+    finally:
+        release(con)
+    rows = sorted(found, key=_case_order)
     result = CaseResult(rule.id, case.name, True, alerts=rows)
     if len(rows) != len(case.expect):
         result.problems.append(f"expected {len(case.expect)} alert(s), got {len(rows)}")
@@ -153,6 +158,12 @@ def run_case(rule: Rule, case: TestCase) -> CaseResult:
         result.problems += [f"alert {i}: {p}" for p in _matches(alert, dict(want))]
     result.ok = not result.problems
     return result
+
+
+def _case_order(alert: Alert) -> tuple[str, bool, datetime]:
+    """(tenant, first_seen), a missing first_seen last (as Arrow's sort puts nulls)."""
+    first = alert.first_seen
+    return alert.tenant, first is None, first or datetime.min.replace(tzinfo=UTC)
 
 
 def run_tests(rules: Sequence[Rule]) -> list[CaseResult]:

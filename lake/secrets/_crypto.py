@@ -21,16 +21,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import orjson
 import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lake.contract import READ_AUDIT_TENANT, ConfigError, StorageError, UsageError
+from lake.contract import READ_AUDIT_TENANT, Alert, ConfigError, StorageError, UsageError
 from lake.secrets import _masterkey as masterkey
 from lake.storage import Lake, load_policy, paths
 
@@ -324,49 +325,76 @@ def alert_subject(group: str | None) -> str | None:
     return actor if isinstance(actor, str) else None
 
 
-def seal_alerts(ring: Keyring, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alert rows with ALERT_FIELDS encrypted as stored values are (the alert's id in the
+@overload
+def seal_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]: ...
+@overload
+def seal_alerts(ring: Keyring, alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
+def seal_alerts(
+    ring: Keyring, alerts: Sequence[Alert] | Sequence[Mapping[str, Any]]
+) -> list[Alert] | list[dict[str, Any]]:
+    """Alerts with ALERT_FIELDS encrypted as stored values are (the alert's id in the
     associated data): an alert's title and group quote the events' encrypted fields
-    ("Password spray from 203.0.113.99"), so on an encrypted lake they are sealed too."""
-    out = []
-    for row in rows:
-        tenant = row["tenant"]
-        if tenant == READ_AUDIT_TENANT:
-            out.append(row)
-            continue
-        key_id, cipher = ring.key_for(tenant, alert_subject(row.get("group")))
-        sealed = dict(row)
-        for name in ALERT_FIELDS:
-            value = row.get(name)
-            if value is None or str(value).startswith(CIPHER_PREFIX):
-                continue
-            nonce = os.urandom(12)
-            aad = f"{tenant}\0{row['alert_id']}\0{name}".encode()
-            ct = cipher.encrypt(nonce, str(value).encode(), aad)
-            sealed[name] = (
-                f"{CIPHER_PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
-            )
-        out.append(sealed)
-    return out
+    ("Password spray from 203.0.113.99"), so on an encrypted lake they are sealed too.
+    Rows (mappings with ALERTS_SCHEMA's keys) come back as rows."""
+    return _each_alert(alerts, lambda a: _seal_alert(ring, a), lambda many: many)
 
 
-def open_alerts(ring: Keyring, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alert rows with ALERT_FIELDS decrypted; a shredded title reads ERASED, a group None."""
-    if not rows:
-        return rows
-    tenants = [r["tenant"] for r in rows]
-    ids = [r["alert_id"] for r in rows]
+@overload
+def open_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]: ...
+@overload
+def open_alerts(ring: Keyring, alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
+def open_alerts(
+    ring: Keyring, alerts: Sequence[Alert] | Sequence[Mapping[str, Any]]
+) -> list[Alert] | list[dict[str, Any]]:
+    """Alerts with ALERT_FIELDS decrypted; a shredded title reads ERASED, a group None.
+    Rows (mappings with ALERTS_SCHEMA's keys) come back as rows."""
+    return _each_alert(alerts, lambda a: a, lambda many: _open_alerts(ring, many))
+
+
+def _each_alert(
+    alerts: Sequence[Alert] | Sequence[Mapping[str, Any]],
+    one: Callable[[Alert], Alert],
+    many: Callable[[list[Alert]], list[Alert]],
+) -> list[Alert] | list[dict[str, Any]]:
+    """Apply `one` to each alert and `many` to all of them, in the form they came in."""
+    typed = [a if isinstance(a, Alert) else Alert.from_row(a) for a in alerts]
+    done = many([one(a) for a in typed])
+    if all(isinstance(a, Alert) for a in alerts):
+        return done
+    return [a.to_row() for a in done]
+
+
+def _seal_alert(ring: Keyring, alert: Alert) -> Alert:
+    if alert.tenant == READ_AUDIT_TENANT:
+        return alert
+    key_id, cipher = ring.key_for(alert.tenant, alert_subject(alert.group))
+
+    def seal(name: str, value: str | None) -> str | None:
+        if value is None or value.startswith(CIPHER_PREFIX):
+            return value
+        nonce = os.urandom(12)
+        aad = f"{alert.tenant}\0{alert.alert_id}\0{name}".encode()
+        ct = cipher.encrypt(nonce, value.encode(), aad)
+        return f"{CIPHER_PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
+
+    title = seal("title", alert.title)
+    assert title is not None
+    return replace(alert, title=title, group=seal("group", alert.group))
+
+
+def _open_alerts(ring: Keyring, alerts: list[Alert]) -> list[Alert]:
+    if not alerts:
+        return alerts
+    tenants = [a.tenant for a in alerts]
+    ids = [a.alert_id for a in alerts]
     plain = {
-        name: ring.decrypt_array(tenants, ids, name, [r.get(name) for r in rows])
+        name: ring.decrypt_array(tenants, ids, name, [getattr(a, name) for a in alerts])
         for name in ALERT_FIELDS
     }
-    out = []
-    for i, row in enumerate(rows):
-        opened = dict(row)
-        opened["group"] = plain["group"][i]
-        opened["title"] = plain["title"][i] if plain["title"][i] is not None else ERASED
-        out.append(opened)
-    return out
+    return [
+        replace(a, group=group, title=ERASED if title is None else title)
+        for a, group, title in zip(alerts, plain["group"], plain["title"], strict=True)
+    ]
 
 
 def register_decrypt(con: Any, keyring: Keyring, tenants: Iterable[str]) -> None:

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from detect.engine import alerts
 from detect.model import BUILTIN_DIR, Rule, load_rules
 from detect.testing import connect, events_table, run_tests
 from ingest.demo import DemoData, generate
+from lake.contract import Alert
+from lake.query import release
 
 PACK_IDS = {
     "auth.brute_force",
@@ -91,12 +92,15 @@ def demo() -> DemoData:
 
 
 @pytest.fixture(scope="module")
-def found(demo: DemoData, pack: dict[str, Rule]) -> dict[str, list[dict[str, Any]]]:
+def found(demo: DemoData, pack: dict[str, Rule]) -> dict[str, list[Alert]]:
     """Every rule's alerts over the whole demo lake, computed in one run at DEMO_NOW."""
     # The test shorthand only fills keys the demo events lack (none that matter) and
     # stores them as the lake would, with received_at = time.
     con = connect(events_table(demo.events, "demo"))
-    return {rid: alerts(con, rule, now=DEMO_NOW).to_pylist() for rid, rule in pack.items()}
+    try:
+        return {rid: alerts(con, rule, now=DEMO_NOW) for rid, rule in pack.items()}
+    finally:
+        release(con)
 
 
 Event = dict[str, Any]
@@ -132,35 +136,31 @@ CAUGHT_BY: dict[str, list[tuple[str, str, Callable[[Event], bool]]]] = {
 }
 
 
-def test_every_planted_incident_is_caught(
-    demo: DemoData, found: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_every_planted_incident_is_caught(demo: DemoData, found: dict[str, list[Alert]]) -> None:
     assert {i.kind for i in demo.incidents} == set(CAUGHT_BY)
     for incident in demo.incidents:
         mine = set(incident.event_ids)
         for rule_id, column, is_key in CAUGHT_BY[incident.kind]:
-            hits = [a for a in found[rule_id] if mine & set(a["event_ids"])]
+            hits = [a for a in found[rule_id] if mine & set(a.event_ids or ())]
             where = f"{incident.kind} in {incident.tenant} by {rule_id}"
             assert len(hits) == 1, f"{where}: {len(hits)} alerts"
             alert = hits[0]
-            assert alert["tenant"] == incident.tenant, where
+            assert alert.tenant == incident.tenant, where
             want = incident.ip if column == "actor_ip" else incident.actor_id
-            assert orjson.loads(alert["group"]) == {column: want}, where
+            assert alert.group_keys() == {column: want}, where
             key = {e["id"] for e in demo.events if e["id"] in mine and is_key(e)}
             assert key, where
-            missing = key - set(alert["event_ids"])
+            missing = key - set(alert.event_ids or ())
             assert not missing, f"{where}: {len(missing)} of {len(key)} key events not evidence"
 
 
-def test_background_traffic_stays_quiet(
-    demo: DemoData, found: dict[str, list[dict[str, Any]]]
-) -> None:
+def test_background_traffic_stays_quiet(demo: DemoData, found: dict[str, list[Alert]]) -> None:
     incident_events = {e for i in demo.incidents for e in i.event_ids}
     background = Counter(
         rid
         for rid, rows in found.items()
         for alert in rows
-        if not incident_events & set(alert["event_ids"])
+        if not incident_events & set(alert.event_ids or ())
     )
     # Measured with seed 7: no rule fires on background traffic except ingest.silence,
     # which fires by design. At DEMO_NOW (00:00 UTC on Saturday) it is night or a weekend
@@ -171,10 +171,10 @@ def test_background_traffic_stays_quiet(
     # (A sixth silence alert, globex admin-console, is counted as an incident alert: its
     # last event is the planted role.grant.) The high-volume auth-service never goes quiet.
     assert dict(background) == {"ingest.silence": 5}
-    silent = [orjson.loads(a["group"])["source"] for a in found["ingest.silence"]]
+    silent = [a.group_keys()["source"] for a in found["ingest.silence"]]
     assert len(silent) == 6 and "auth-service" not in silent
     for alert in found["ingest.silence"]:
-        assert (DEMO_NOW - alert["last_seen"]).total_seconds() >= 6 * 3600
+        assert (DEMO_NOW - alert.last_seen).total_seconds() >= 6 * 3600
     # Every other rule raises exactly one alert per incident it is meant for.
     others = PACK_IDS - {"ingest.silence"}
     assert {rid: len(found[rid]) for rid in others} == dict.fromkeys(others, 1)

@@ -9,6 +9,7 @@ import yaml
 
 from detect.model import RuleError, load_python, load_rules, load_yaml, rule_from_dict
 from detect.testing import run_tests
+from lake.contract import Alert
 
 PY_RULES = '''
 import polars as pl
@@ -167,9 +168,9 @@ def test_same_key_sequences_take_the_window_path_and_agree_with_the_join_path() 
                                            {**steps[1], "by": "actor_id"}]}, "x"
     )  # fmt: skip
 
-    def key(r: dict[str, object]) -> tuple[object, ...]:
-        return (r["group"], r["event_count"], tuple(r["event_ids"]), r["first_seen"])  # type: ignore[arg-type]
+    def key(a: Alert) -> tuple[object, ...]:
+        return (a.group, a.event_count, a.event_ids, a.first_seen)
 
-    a = sorted(map(key, alerts(con, window_rule).to_pylist()))
-    b = sorted(map(key, alerts(con, join_rule).to_pylist()))
+    a = sorted(map(key, alerts(con, window_rule)))  # type: ignore[type-var]
+    b = sorted(map(key, alerts(con, join_rule)))  # type: ignore[type-var]
     assert a == b and len(a) > 3

@@ -31,13 +31,13 @@ from detect.sinks import (
     alert_json,
     parse_sink,
 )
-from lake.contract import UsageError
+from lake.contract import Alert, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
-def make_alert(n: int = 0, **changes: Any) -> dict[str, Any]:
+def make_row(n: int = 0, **changes: Any) -> dict[str, Any]:
     alert: dict[str, Any] = {
         "tenant": "acme",
         "alert_id": f"{n:032x}",
@@ -54,6 +54,10 @@ def make_alert(n: int = 0, **changes: Any) -> dict[str, Any]:
     return alert
 
 
+def make_alert(n: int = 0, **changes: Any) -> Alert:
+    return Alert.from_row(make_row(n, **changes))
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy from the environment must not sit between the sink and the test server."""
@@ -67,7 +71,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_alert_json_is_the_stable_form() -> None:
     plus2 = timezone(timedelta(hours=2))
-    alert = make_alert(first_seen=datetime(2026, 11, 2, 12, 0, 0, 5, tzinfo=plus2), extra=1)
+    alert = make_row(first_seen=datetime(2026, 11, 2, 12, 0, 0, 5, tzinfo=plus2), extra=1)
     doc = alert_json(alert)
     assert doc == {
         "tenant": "acme",
@@ -81,11 +85,12 @@ def test_alert_json_is_the_stable_form() -> None:
         "event_count": 5,
         "event_ids": [f"e0-{i}" for i in range(5)],
     }
-    assert alert_json(make_alert(group=None, event_ids=None))["group"] == {}
+    assert alert_json(make_row(group=None, event_ids=None))["group"] == {}
+    assert alert_json(Alert.from_row(alert)) == doc == Alert.from_row(alert).to_json()
     with pytest.raises(UsageError, match="missing 'rule_id'"):
-        alert_json({k: v for k, v in make_alert().items() if k != "rule_id"})
+        alert_json({k: v for k, v in make_row().items() if k != "rule_id"})
     with pytest.raises(UsageError, match="first_seen"):
-        alert_json(make_alert(first_seen="yesterday"))
+        alert_json(make_row(first_seen="yesterday"))
 
 
 def test_stdout_sink_writes_one_sorted_json_line_per_alert(
@@ -110,14 +115,13 @@ WRITER = """
 import sys
 from datetime import UTC, datetime
 from detect.sinks import JsonlSink
+from lake.contract import Alert
 
 path, who, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t = datetime(2026, 11, 2, tzinfo=UTC)
 sink = JsonlSink(path)
 alerts = [
-    {"tenant": "acme", "alert_id": f"{who}-{i}", "rule_id": "r", "severity": "low",
-     "title": who * 3000, "group": "{}", "first_seen": t, "last_seen": t,
-     "event_count": 1, "event_ids": [str(i)]}
+    Alert("acme", f"{who}-{i}", "r", "low", who * 3000, "{}", t, t, 1, (str(i),))
     for i in range(count)
 ]
 for i in range(0, count, batch):
