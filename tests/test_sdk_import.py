@@ -83,3 +83,21 @@ def test_direct_mode_loads_the_lake_only_when_used(tmp_path: Path) -> None:
     result = probe(tmp_path)
     assert result.direct == "ingest.sdk._direct"
     assert {"pyarrow", "deltalake"} <= top(result.after_direct)
+
+
+def test_direct_mode_without_the_lake_names_the_extra() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['pyarrow'] = None  # an SDK-only install\n"
+        "import ingest.sdk\n"
+        "try:\n"
+        "    ingest.sdk.DirectWriter\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc.name, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("pyarrow ")
+    assert "pip install 'auditlake[lake]'" in done.stdout

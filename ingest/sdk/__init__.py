@@ -123,7 +123,13 @@ _DIRECT = frozenset({"DirectWriter", "write_direct"})
 def __getattr__(name: str) -> Any:
     """Direct mode on first use: it loads the lake, which a sending service never needs."""
     if name in _DIRECT:
-        from ingest.sdk import _direct
-
+        try:
+            from ingest.sdk import _direct
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"ingest.sdk.{name} appends to a lake, which needs the 'lake' extra:"
+                f" pip install 'auditlake[lake]' ({exc})",
+                name=exc.name,
+            ) from exc
         return getattr(_direct, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
