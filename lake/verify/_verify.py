@@ -92,10 +92,10 @@ def verify_lake(
     """Verify the lake (or some tenants) against trusted keys and exported checkpoints.
 
     With `workers` > 1, lakes of PARALLEL_MIN_EVENTS or more are verified in that many
-    processes, range task by range task (see `lake.storage`: a calling script needs the usual
-    `if __name__ == "__main__":` guard; the CLI passes one worker per core). `runner`
-    runs the range tasks elsewhere instead (e.g. on Ray, see `lake.verify`);
-    `range_events` sizes them. The report does not depend on either.
+    processes, range task by range task (`lake.storage.process_context`: a calling script
+    needs the usual `if __name__ == "__main__":` guard; the CLI passes one worker per
+    core). `runner` runs the range tasks elsewhere instead (e.g. on Ray, see
+    `verify_lake_ray`); `range_events` sizes them. The report does not depend on either.
     """
     report = Report(lake.root)
     damaged = report.lake_findings

@@ -7,6 +7,7 @@ verify through it, so every place a finding is made is checked on a real tampere
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,14 @@ def test_finding_kinds_are_the_documented_ones_and_the_extras() -> None:
     assert {kind.value for kind in FindingKind} == DOCUMENTED | EXTRAS
     assert not DOCUMENTED & EXTRAS
     assert FindingKind("modified") is FindingKind.MODIFIED  # the CLI's strings still parse
+
+
+def test_the_cli_guide_explains_every_kind() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = guide.split("| kind | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    explained = {name for cell in rows for name in re.findall(r"`([a-z_]+)`", cell)}
+    assert explained == {kind.value for kind in FindingKind}
 
 
 def test_range_modes_and_engines_are_the_names_callers_pass() -> None:
