@@ -11,6 +11,7 @@ from lake.storage._idindex import (
 )
 from lake.storage._lake import (
     APPEND_ONLY,
+    EVENTS_COLUMNS,
     DataFile,
     Lake,
     check_lake_name,
@@ -22,12 +23,18 @@ from lake.storage._optimize import (
     optimize,
 )
 from lake.storage._policy import POLICY_PATH, load_policy, save_policy
+from lake.storage._retry import (
+    COMMIT_ATTEMPTS,
+    retry_on_conflict,
+)
 from lake.storage._workers import (
     process_context,
 )
 
 __all__ = [
     "APPEND_ONLY",
+    "COMMIT_ATTEMPTS",
+    "EVENTS_COLUMNS",
     "POLICY_PATH",
     "DataFile",
     "Lake",
@@ -39,6 +46,7 @@ __all__ = [
     "optimize",
     "paths",
     "process_context",
+    "retry_on_conflict",
     "save_policy",
     "seal_app_id",
     "seq_app_id",

@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
-from deltalake import ColumnProperties, WriterProperties
+from deltalake import WriterProperties
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from lake.contract import ConcurrentAppendError, StorageError
-from lake.storage._lake import Lake, check_tenant
+from lake.contract import StorageError
+from lake.storage._lake import EVENTS_COLUMNS, Lake, check_tenant
+from lake.storage._retry import retry_on_conflict
 
 ZORDER_COLUMNS: Final = ("actor_id", "action")
 # One file per partition for all but the largest days, cut into small row groups: with
@@ -85,42 +87,42 @@ def optimize(
     props = WriterProperties(
         compression="ZSTD",
         max_row_group_size=ROW_GROUP_ROWS,
-        column_properties={
-            "event_id": ColumnProperties(dictionary_enabled=False),
-            "leaf_hash": ColumnProperties(dictionary_enabled=False),
-            "details": ColumnProperties(dictionary_enabled=False),
-        },
+        column_properties=EVENTS_COLUMNS,
     )
     for done, tenant in enumerate(wanted):
         progress("optimize", done, len(wanted))
-        for attempt in range(RETRIES):
-            try:
-                table = lake.events_table()
-                filters = [("tenant", "=", tenant), ("event_date", "in", crowded[tenant])]
-                if zorder:
-                    metrics = table.optimize.z_order(
-                        list(ZORDER_COLUMNS),
-                        partition_filters=filters,
-                        target_size=TARGET_FILE_BYTES,
-                        writer_properties=props,
-                    )
-                else:
-                    metrics = table.optimize.compact(
-                        partition_filters=filters,
-                        target_size=TARGET_FILE_BYTES,
-                        writer_properties=props,
-                    )
-                break
-            except CommitFailedError:
-                if attempt == RETRIES - 1:
-                    raise ConcurrentAppendError(
-                        f"optimize of tenant {tenant!r} kept losing to concurrent writers"
-                    ) from None
-            except DeltaError as exc:
-                raise StorageError(f"optimize of tenant {tenant!r} failed: {exc}") from None
+        metrics = retry_on_conflict(
+            partial(_rewrite, lake, tenant, crowded[tenant], zorder, props),
+            f"optimize of tenant {tenant!r} kept losing to concurrent writers",
+            attempts=RETRIES,
+        )
         result.tenants.append(tenant)
         result.files_removed += int(metrics.get("numFilesRemoved", 0))
         result.files_added += int(metrics.get("numFilesAdded", 0))
     progress("optimize", len(wanted), len(wanted))
     result.version_after = lake.events_table().version()
     return result
+
+
+def _rewrite(
+    lake: Lake, tenant: str, days: list[str], zorder: bool, props: WriterProperties
+) -> dict[str, Any]:
+    """One attempt at rewriting a tenant's crowded days (a lost race raises
+    CommitFailedError; any other storage failure is a StorageError)."""
+    table = lake.events_table()
+    filters = [("tenant", "=", tenant), ("event_date", "in", days)]
+    try:
+        if zorder:
+            return table.optimize.z_order(
+                list(ZORDER_COLUMNS),
+                partition_filters=filters,
+                target_size=TARGET_FILE_BYTES,
+                writer_properties=props,
+            )
+        return table.optimize.compact(
+            partition_filters=filters, target_size=TARGET_FILE_BYTES, writer_properties=props
+        )
+    except CommitFailedError:
+        raise
+    except DeltaError as exc:
+        raise StorageError(f"optimize of tenant {tenant!r} failed: {exc}") from None

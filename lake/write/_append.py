@@ -20,7 +20,6 @@ Sealing is a second, idempotent step serialised the same way on the checkpoints 
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import (
-    ColumnProperties,
     CommitProperties,
     DeltaTable,
     Transaction,
     WriterProperties,
     write_deltalake,
 )
-from deltalake.exceptions import CommitFailedError
 
 from lake.contract import (
     CHECKPOINTS_PARTITIONS,
@@ -47,7 +44,6 @@ from lake.contract import (
     EVENTS_SCHEMA,
     LEAF_FIELDS,
     UTC_US,
-    ConcurrentAppendError,
     Issue,
     StorageError,
     ValidationError,
@@ -57,11 +53,18 @@ from lake.contract import (
 )
 from lake.log import Checkpoint, NoteSigner, TileLog, sign_checkpoint, tree_root
 from lake.secrets import encrypted, keyring_for
-from lake.storage import Lake, check_tenant, seal_app_id, seq_app_id
+from lake.storage import (
+    COMMIT_ATTEMPTS,
+    EVENTS_COLUMNS,
+    Lake,
+    check_tenant,
+    retry_on_conflict,
+    seal_app_id,
+    seq_app_id,
+)
 from lake.write._unique import IdCheck, check_ids, event_keys, first_occurrence
 
 Progress = Callable[[str, int, int], None]
-MAX_ATTEMPTS = 40
 SOURCE_APP_PREFIX = "auditlake/source/"
 # Epoch microseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
 MIN_MICROS: Final = -62_135_596_800_000_000
@@ -71,16 +74,8 @@ MAX_ISSUES: Final = 50
 Conflicts = Callable[[list[Issue]], None]
 
 
-# ZSTD, and no dictionary for columns whose every value is unique (a dictionary there only
-# adds bytes): 132 -> ~110 B/event at 10M events (benchmarks/query.py).
-EVENTS_WRITER: Final = WriterProperties(
-    compression="ZSTD",
-    column_properties={
-        "event_id": ColumnProperties(dictionary_enabled=False),
-        "leaf_hash": ColumnProperties(dictionary_enabled=False),
-        "details": ColumnProperties(dictionary_enabled=False),
-    },
-)
+# ZSTD, with the events columns' own dictionary settings (lake.storage.EVENTS_COLUMNS).
+EVENTS_WRITER: Final = WriterProperties(compression="ZSTD", column_properties=EVENTS_COLUMNS)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -166,10 +161,6 @@ class AppendResult:
     @property
     def conflicts(self) -> int:
         return sum(t.conflicts for t in self.tenants)
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(min(1.0, 0.02 * (2**attempt)) * (0.5 + random.random()))
 
 
 def _check_times(events: pa.Table) -> None:
@@ -267,9 +258,47 @@ def append(
     batch whose events are all duplicates commits nothing, so records no position.
     """
     batch_id = batch_id or new_batch_id()
-    result = AppendResult(batch_id)
     if events.num_rows == 0:
-        return result
+        return AppendResult(batch_id)
+    batch = _prepare(lake, events, signer, batch_id, received_at, dedupe, progress)
+    batch.source_positions = dict(source_positions or {})
+    batch.on_conflict = on_conflict
+    return retry_on_conflict(
+        lambda: _attempt(batch),
+        f"gave up after {COMMIT_ATTEMPTS} attempts: other writers kept advancing these "
+        "tenants' logs",
+    )
+
+
+@dataclass
+class _Batch:
+    """One append's events, hashed once, and what its attempts share."""
+
+    lake: Lake
+    signer: NoteSigner
+    batch_id: str
+    events: pa.Table  # as stored (encrypted on an encrypted lake)
+    plain: pa.Table  # as received: ids are compared on these
+    tenants: list[str]
+    hash_rows: np.ndarray  # one 32-byte leaf hash per event
+    keys: pa.Table | None  # event keys, when deduplicating
+    first: np.ndarray | None  # first occurrence of each key within the batch
+    progress: Progress
+    reported: np.ndarray  # conflicts already handed to on_conflict
+    source_positions: dict[str, int] = field(default_factory=dict)
+    on_conflict: Conflicts | None = None
+
+
+def _prepare(
+    lake: Lake,
+    events: pa.Table,
+    signer: NoteSigner,
+    batch_id: str,
+    received_at: datetime | None,
+    dedupe: bool,
+    progress: Progress,
+) -> _Batch:
+    """Checks, encrypts and hashes the events, and seals what a crashed writer left."""
     # A collector stamps each request on arrival; a batch without stamps gets one now.
     events = stamp_received(events, received_at)
     _check_times(events)
@@ -286,84 +315,96 @@ def append(
     hashes = hash_leaves(events.select(list(LEAF_FIELDS)))
     hash_rows = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)
     progress("hash", events.num_rows, events.num_rows)
-
     keys = event_keys(plain) if dedupe else None
     first = first_occurrence(keys) if keys is not None else None
     reported = np.zeros(events.num_rows, dtype=bool)
-    for attempt in range(MAX_ATTEMPTS):
-        table = lake.events_table()
-        sizes = {t: Lake.tree_size(table, t) for t in tenants}
-        check = (
-            check_ids(lake, table, plain, keys, first)
-            if keys is not None and first is not None
-            else IdCheck(np.zeros(events.num_rows, bool), np.zeros(events.num_rows, bool))
-        )
-        if check.conflict.any():
-            if on_conflict is None:
-                raise ValidationError(check.issues()[:MAX_ISSUES], source="batch")
-            fresh = check.conflict & ~reported
-            if fresh.any():
-                on_conflict(IdCheck(np.zeros_like(fresh), fresh).issues())
-                reported |= fresh
-        dup = check.drop
-        keep = ~dup
-        batch = events.filter(pa.array(keep)) if dup.any() else events
-        batch_hashes = hash_rows[keep]
-        dup_counts = _per_tenant(events, check.retry, tenants)
-        conflicts = _per_tenant(events, check.conflict, tenants)
-        if batch.num_rows == 0:
-            result.tenants = [
-                TenantAppend(t, 0, dup_counts[t], sizes[t], sizes[t], conflicts[t]) for t in tenants
-            ]
-            return result
-        seq, positions = _sequence(batch, sizes)
-        rows = (
-            batch.append_column("seq", pa.array(seq, pa.int64()))
-            .append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), batch.num_rows))
-            .append_column("leaf_hash", leaf_hashes_array(batch_hashes.tobytes()))
-            .select(EVENTS_SCHEMA.names)
-            .cast(EVENTS_SCHEMA)
-        )
-        rows = _storage_order(rows)
-        new_sizes = {t: sizes[t] + len(positions.get(t, ())) for t in tenants}
-        txns = [Transaction(app_id=seq_app_id(t), version=new_sizes[t]) for t in positions]
-        txns += [
-            Transaction(app_id=app, version=max(pos, int(table.transaction_version(app) or 0)))
-            for app, pos in (source_positions or {}).items()
-        ]
-        progress("write", 0, batch.num_rows)
-        try:
-            write_deltalake(
-                table,
-                rows,
-                mode="append",
-                partition_by=EVENTS_PARTITIONS,
-                writer_properties=EVENTS_WRITER,
-                commit_properties=CommitProperties(
-                    custom_metadata={"auditlake.batch_id": batch_id, "auditlake.kind": "events"},
-                    app_transactions=txns,
-                    max_commit_retries=0,
-                ),
-            )
-        except CommitFailedError:
-            # Another writer advanced one of our tenants' logs: renumber from a fresh snapshot.
-            _backoff(attempt)
-            continue
-        progress("write", batch.num_rows, batch.num_rows)
-        _crash_point("after-events-commit")
+    return _Batch(
+        lake, signer, batch_id, events, plain, tenants, hash_rows, keys, first, progress, reported
+    )
+
+
+def _check(b: _Batch, table: DeltaTable) -> IdCheck:
+    """Which events are retries (dropped) or conflicts (refused, or handed to on_conflict)."""
+    n = b.events.num_rows
+    if b.keys is None or b.first is None:
+        return IdCheck(np.zeros(n, bool), np.zeros(n, bool))
+    check = check_ids(b.lake, table, b.plain, b.keys, b.first)
+    if check.conflict.any():
+        if b.on_conflict is None:
+            raise ValidationError(check.issues()[:MAX_ISSUES], source="batch")
+        fresh = check.conflict & ~b.reported
+        if fresh.any():
+            b.on_conflict(IdCheck(np.zeros_like(fresh), fresh).issues())
+            b.reported |= fresh
+    return check
+
+
+def _attempt(b: _Batch) -> AppendResult:
+    """Numbers the batch from a fresh snapshot and commits it; a lost race raises
+    CommitFailedError (another writer advanced one of our tenants' logs)."""
+    result = AppendResult(b.batch_id)
+    table = b.lake.events_table()
+    sizes = {t: Lake.tree_size(table, t) for t in b.tenants}
+    check = _check(b, table)
+    keep = ~check.drop
+    batch = b.events.filter(pa.array(keep)) if check.drop.any() else b.events
+    batch_hashes = b.hash_rows[keep]
+    dups = _per_tenant(b.events, check.retry, b.tenants)
+    conflicts = _per_tenant(b.events, check.conflict, b.tenants)
+    if batch.num_rows == 0:
         result.tenants = [
-            TenantAppend(
-                t, len(positions.get(t, ())), dup_counts[t], sizes[t], new_sizes[t], conflicts[t]
-            )
-            for t in tenants
+            TenantAppend(t, 0, dups[t], sizes[t], sizes[t], conflicts[t]) for t in b.tenants
         ]
-        known = {t: (sizes[t], batch_hashes[positions[t]].tobytes()) for t in positions}
-        result.sealed = seal(
-            lake, signer, list(positions), known=known, batch_id=batch_id, progress=progress
-        )
         return result
-    raise ConcurrentAppendError(
-        f"gave up after {MAX_ATTEMPTS} attempts: other writers kept advancing these tenants' logs"
+    seq, positions = _sequence(batch, sizes)
+    new_sizes = {t: sizes[t] + len(positions.get(t, ())) for t in b.tenants}
+    txns = [Transaction(app_id=seq_app_id(t), version=new_sizes[t]) for t in positions]
+    txns += [
+        Transaction(app_id=app, version=max(pos, int(table.transaction_version(app) or 0)))
+        for app, pos in b.source_positions.items()
+    ]
+    b.progress("write", 0, batch.num_rows)
+    _commit_events(table, _event_rows(batch, seq, batch_hashes, b.batch_id), txns, b.batch_id)
+    b.progress("write", batch.num_rows, batch.num_rows)
+    _crash_point("after-events-commit")
+    result.tenants = [
+        TenantAppend(t, len(positions.get(t, ())), dups[t], sizes[t], new_sizes[t], conflicts[t])
+        for t in b.tenants
+    ]
+    known = {t: (sizes[t], batch_hashes[positions[t]].tobytes()) for t in positions}
+    result.sealed = seal(
+        b.lake, b.signer, list(positions), known=known, batch_id=b.batch_id, progress=b.progress
+    )
+    return result
+
+
+def _event_rows(batch: pa.Table, seq: np.ndarray, hashes: np.ndarray, batch_id: str) -> pa.Table:
+    """The stored rows of a batch: numbered, stamped with the batch id and leaf hashes."""
+    rows = (
+        batch.append_column("seq", pa.array(seq, pa.int64()))
+        .append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), batch.num_rows))
+        .append_column("leaf_hash", leaf_hashes_array(hashes.tobytes()))
+        .select(EVENTS_SCHEMA.names)
+        .cast(EVENTS_SCHEMA)
+    )
+    return _storage_order(rows)
+
+
+def _commit_events(
+    table: DeltaTable, rows: pa.Table, txns: list[Transaction], batch_id: str
+) -> None:
+    """One commit against `table`'s snapshot (delta-rs retries off: a race must fail)."""
+    write_deltalake(
+        table,
+        rows,
+        mode="append",
+        partition_by=EVENTS_PARTITIONS,
+        writer_properties=EVENTS_WRITER,
+        commit_properties=CommitProperties(
+            custom_metadata={"auditlake.batch_id": batch_id, "auditlake.kind": "events"},
+            app_transactions=txns,
+            max_commit_retries=0,
+        ),
     )
 
 
@@ -412,38 +453,50 @@ def seal(
     """
     known = known or {}
     tenants = [check_tenant(t) for t in tenants]
-    for attempt in range(MAX_ATTEMPTS):
-        checkpoints = lake.checkpoints_table()
-        events = lake.events_table()
-        rows: list[dict[str, object]] = []
-        results: list[SealResult] = []
-        txns: list[Transaction] = []
-        for tenant in tenants:
-            sealed = Lake.sealed_size(checkpoints, tenant)
-            size = Lake.tree_size(events, tenant)
-            if size <= sealed:
-                continue
-            start, hashes = known.get(tenant, (-1, b""))
-            if start == sealed and len(hashes) == (size - sealed) * 32 and batch_id:
-                last_batch = batch_id
-            else:
-                progress("seal", 0, size - sealed)
-                hashes = _leaf_hashes_from_lake(lake, events, tenant, sealed, size)
-                last_batch = _last_batch_id(lake, events, tenant, size)
-            tiles = TileLog(lake, tenant)
-            tiles.extend(sealed, hashes)
-            root = tree_root(size, tiles.node_fn(size))
-            row, txn = checkpoint_row(lake, tenant, size, root, [signer], last_batch)
-            rows.append(row)
-            results.append(SealResult(tenant, size, root, str(row["note"])))
-            txns.append(txn)
-        if not rows:
-            return []
-        if not commit_checkpoints(checkpoints, rows, txns, "checkpoints", attempt):
+    return retry_on_conflict(
+        lambda: _seal_once(lake, signer, tenants, known, batch_id, progress),
+        f"gave up sealing after {COMMIT_ATTEMPTS} attempts",
+    )
+
+
+def _seal_once(
+    lake: Lake,
+    signer: NoteSigner,
+    tenants: list[str],
+    known: dict[str, tuple[int, bytes]],
+    batch_id: str | None,
+    progress: Progress,
+) -> list[SealResult]:
+    """One attempt of `seal` on fresh snapshots; a lost race raises CommitFailedError."""
+    checkpoints = lake.checkpoints_table()
+    events = lake.events_table()
+    rows: list[dict[str, object]] = []
+    results: list[SealResult] = []
+    txns: list[Transaction] = []
+    for tenant in tenants:
+        sealed = Lake.sealed_size(checkpoints, tenant)
+        size = Lake.tree_size(events, tenant)
+        if size <= sealed:
             continue
-        progress("seal", 1, 1)
-        return results
-    raise ConcurrentAppendError(f"gave up sealing after {MAX_ATTEMPTS} attempts")
+        start, hashes = known.get(tenant, (-1, b""))
+        if start == sealed and len(hashes) == (size - sealed) * 32 and batch_id:
+            last_batch = batch_id
+        else:
+            progress("seal", 0, size - sealed)
+            hashes = _leaf_hashes_from_lake(lake, events, tenant, sealed, size)
+            last_batch = _last_batch_id(lake, events, tenant, size)
+        tiles = TileLog(lake, tenant)
+        tiles.extend(sealed, hashes)
+        root = tree_root(size, tiles.node_fn(size))
+        row, txn = checkpoint_row(lake, tenant, size, root, [signer], last_batch)
+        rows.append(row)
+        results.append(SealResult(tenant, size, root, str(row["note"])))
+        txns.append(txn)
+    if not rows:
+        return []
+    commit_checkpoints(checkpoints, rows, txns, "checkpoints")
+    progress("seal", 1, 1)
+    return results
 
 
 def checkpoint_row(
@@ -484,22 +537,17 @@ def commit_checkpoints(
     rows: list[dict[str, object]],
     txns: list[Transaction],
     kind: str,
-    attempt: int,
-) -> bool:
-    """Commit checkpoint rows against this snapshot; False (after a pause) on a conflict."""
-    try:
-        write_deltalake(
-            checkpoints,
-            pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
-            mode="append",
-            partition_by=CHECKPOINTS_PARTITIONS,
-            commit_properties=CommitProperties(
-                custom_metadata={"auditlake.kind": kind},
-                app_transactions=txns,
-                max_commit_retries=0,
-            ),
-        )
-    except CommitFailedError:
-        _backoff(attempt)
-        return False
-    return True
+) -> None:
+    """Commit checkpoint rows against this snapshot (a lost race raises CommitFailedError:
+    run the caller's attempt under `retry_on_conflict`)."""
+    write_deltalake(
+        checkpoints,
+        pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA),
+        mode="append",
+        partition_by=CHECKPOINTS_PARTITIONS,
+        commit_properties=CommitProperties(
+            custom_metadata={"auditlake.kind": kind},
+            app_transactions=txns,
+            max_commit_retries=0,
+        ),
+    )

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lake.contract import ConcurrentAppendError, SigningKeyError
-from lake.log import TileLog, tree_root
+from lake.contract import SigningKeyError
+from lake.log import NoteSigner, TileLog, tree_root
 from lake.secrets import KeyStore, TrustStore
-from lake.storage import Lake
+from lake.storage import Lake, retry_on_conflict
 from lake.write._append import checkpoint_row, commit_checkpoints
 
 ATTEMPTS = 8
@@ -41,6 +41,31 @@ class Rotation:
     verifier_key: str
 
 
+def _announce(
+    lake: Lake, old: NoteSigner, new: NoteSigner, new_name: str
+) -> tuple[dict[str, int], datetime]:
+    """One attempt: every tenant's sealed tree head signed by both keys, committed at once;
+    returns the size announced per tenant and the signed moment (a lost race raises)."""
+    checkpoints = lake.checkpoints_table()
+    rows, txns = [], []
+    announced: dict[str, int] = {}
+    moment = datetime.now(UTC)
+    for tenant in lake.tenants():
+        size = Lake.sealed_size(checkpoints, tenant)
+        if size == 0:
+            continue
+        root = tree_root(size, TileLog(lake, tenant).node_fn(size))
+        row, txn = checkpoint_row(
+            lake, tenant, size, root, [old, new], f"key-rotation:{new_name}", at=moment
+        )
+        rows.append(row)
+        txns.append(txn)
+        announced[tenant] = size
+    if rows:
+        commit_checkpoints(checkpoints, rows, txns, "key-rotation")
+    return announced, moment
+
+
 def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rotation:
     """Create `new_name`, announce it in every tenant's log, make it active."""
     old = store.file_active()
@@ -49,28 +74,11 @@ def rotate(lake: Lake, store: KeyStore, trust: TrustStore, new_name: str) -> Rot
     new = store.generate(new_name, activate=False)
     trust.add(new.verifier_key)
     lake.publish_key(new.verifier_key.encode())
-    announced: dict[str, int] = {}
-    moment = datetime.now(UTC)
-    for attempt in range(ATTEMPTS):
-        checkpoints = lake.checkpoints_table()
-        rows, txns = [], []
-        announced = {}
-        moment = datetime.now(UTC)
-        for tenant in lake.tenants():
-            size = Lake.sealed_size(checkpoints, tenant)
-            if size == 0:
-                continue
-            root = tree_root(size, TileLog(lake, tenant).node_fn(size))
-            row, txn = checkpoint_row(
-                lake, tenant, size, root, [old, new], f"key-rotation:{new_name}", at=moment
-            )
-            rows.append(row)
-            txns.append(txn)
-            announced[tenant] = size
-        if not rows or commit_checkpoints(checkpoints, rows, txns, "key-rotation", attempt):
-            break
-    else:
-        raise ConcurrentAppendError("gave up announcing the new key")
+    announced, moment = retry_on_conflict(
+        lambda: _announce(lake, old, new, new_name),
+        "gave up announcing the new key",
+        attempts=ATTEMPTS,
+    )
     store.activate(new_name)
     # The old key's last valid moment is the announcement it signed: one microsecond
     # later it is outside its window, whatever a checkpoint's row says.

@@ -15,9 +15,9 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from ingest.demo import generate
-from lake.contract import validate
+from lake.contract import ConcurrentAppendError, validate
 from lake.secrets import KeyStore, TrustStore
-from lake.storage import Lake, seq_app_id
+from lake.storage import Lake, retry_on_conflict, seq_app_id
 from lake.verify import verify_lake
 from lake.write import append, seal, source_app_id, source_position
 
@@ -141,7 +141,7 @@ WRITER = textwrap.dedent(
     from lake.write import append
     from lake.secrets import KeyStore
     from lake.storage import Lake
-    from lake.contract import validate
+    from lake.contract import ConcurrentAppendError, validate
     lake_path, home, seed, go = sys.argv[1:5]
     lake = Lake.open(lake_path)
     signer = KeyStore(Path(home)).active()
@@ -160,6 +160,37 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow
+def test_a_lost_commit_race_is_retried_and_a_lasting_one_gives_up() -> None:
+    calls: list[int] = []
+
+    def loses_twice() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise CommitFailedError("another writer committed first")
+        return "committed"
+
+    assert retry_on_conflict(loses_twice, "gave up") == "committed"
+    assert len(calls) == 3
+
+    def always_loses() -> None:
+        calls.append(1)
+        raise CommitFailedError("another writer committed first")
+
+    calls.clear()
+    with pytest.raises(ConcurrentAppendError, match=r"^gave up$"):
+        retry_on_conflict(always_loses, "gave up", attempts=2)
+    assert len(calls) == 2
+
+    def breaks() -> None:
+        calls.append(1)
+        raise OSError("disk full")
+
+    calls.clear()
+    with pytest.raises(OSError, match="disk full"):  # not a race: no second attempt
+        retry_on_conflict(breaks, "gave up")
+    assert len(calls) == 1
+
+
 def test_two_writer_processes_share_one_consistent_log(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lake, _, trusted, home = fresh
     go = tmp_path / "go"
