@@ -16,7 +16,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,scale]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev,scale]'
 	touch $(STAMP)
 
 demo: $(STAMP)
