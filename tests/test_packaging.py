@@ -21,6 +21,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from test_sdk_import import fresh_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ["lake", "ingest", "detect", "tui", "dashboards", "auditlake", "benchmarks"]
@@ -96,9 +97,7 @@ def test_the_console_script_names_the_missing_extra_in_one_line(project: dict[st
         "from auditlake._entry import main\n"
         "main()\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = fresh_python(script)
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -109,9 +108,7 @@ def test_the_console_script_runs_the_cli_when_everything_is_installed() -> None:
     script = (
         "import sys; sys.argv = ['auditlake', '--help']; from auditlake._entry import main; main()"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = fresh_python(script)
     assert done.returncode == 0, done.stderr
     assert "verify" in done.stdout
 

@@ -34,6 +34,13 @@ print(json.dumps({"added": added, "spooled": spooled, "direct": direct,
 """
 
 
+def fresh_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -c code args...` in a fresh interpreter from the repository's root."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
 class Probe(NamedTuple):
     added: list[str]  # modules the SDK's names and one logged event loaded
     spooled: bool  # close() put the event in the spool (no collector listens)
@@ -42,13 +49,7 @@ class Probe(NamedTuple):
 
 
 def probe(tmp_path: Path) -> Probe:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tmp_path / "spool")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = fresh_python(PROBE, str(tmp_path / "spool"))
     assert done.returncode == 0, done.stderr
     return Probe(**json.loads(done.stdout))
 
@@ -95,9 +96,7 @@ def test_direct_mode_without_the_lake_names_the_extra() -> None:
         "except ModuleNotFoundError as exc:\n"
         "    print(exc.name, exc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    done = fresh_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("pyarrow ")
     assert "pip install 'auditlake[lake]'" in done.stdout

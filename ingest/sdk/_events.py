@@ -17,20 +17,6 @@ import orjson
 
 from lake.spec import Issue, check_event
 
-__all__ = [
-    "ActorType",
-    "EventHelpers",
-    "EventOptions",
-    "InvalidEventError",
-    "Outcome",
-    "Severity",
-    "TimeLike",
-    "build_event",
-    "format_time",
-    "prepare",
-    "uuid7",
-]
-
 Outcome = Literal["success", "failure", "unknown"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 ActorType = Literal["user", "admin", "service", "system"]
