@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from detect_testkit import failures
 from testkit import free_port
 
 from detect.delivery import SPOOL_DIR
@@ -30,13 +31,8 @@ from lake.write import append
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
-def failures(actor: str, start: datetime, n: int) -> list[dict[str, Any]]:
-    return [
-        {"tenant": "acme", "time": (start + timedelta(seconds=30 * k)).isoformat(),
-         "category": "authentication", "action": "login", "outcome": "failure",
-         "actor": {"id": actor, "ip": "203.0.113.9"}}
-        for k in range(n)
-    ]  # fmt: skip
+def attempts(actor: str, start: datetime, n: int) -> list[dict[str, Any]]:
+    return failures("acme", actor, start, n, timedelta(seconds=30), "203.0.113.9")
 
 
 class Hook(ThreadingHTTPServer):
@@ -86,7 +82,7 @@ def brute_force_only() -> list[Rule]:
 def test_a_dead_webhook_neither_silences_jsonl_nor_loses_alerts(tmp_path: Path) -> None:
     signer = generate_signer("delivery-test")
     lake = Lake.init(tmp_path / "lake", "t", signer.verifier_key.encode())
-    append(lake, validate(failures("victim", T0, 12), namespace=b"a").table, signer)
+    append(lake, validate(attempts("victim", T0, 12), namespace=b"a").table, signer)
     port = free_port()  # bound and closed: connections are refused
     url = f"http://127.0.0.1:{port}/hooks/T000/secret-token"
     jsonl = tmp_path / "alerts.jsonl"
@@ -111,7 +107,7 @@ def test_a_dead_webhook_neither_silences_jsonl_nor_loses_alerts(tmp_path: Path) 
     # Still dead, and the alert grows: the spool keeps one entry, in its newest form.
     append(
         lake,
-        validate(failures("victim", T0 + timedelta(minutes=6), 1), namespace=b"b").table,
+        validate(attempts("victim", T0 + timedelta(minutes=6), 1), namespace=b"b").table,
         signer,
     )
     second = run(lake, brute_force_only(), sinks=sinks())
@@ -134,7 +130,7 @@ def test_a_dead_webhook_neither_silences_jsonl_nor_loses_alerts(tmp_path: Path) 
 def test_two_webhooks_on_one_host_keep_separate_spools(tmp_path: Path) -> None:
     signer = generate_signer("delivery-test")
     lake = Lake.init(tmp_path / "lake", "t", signer.verifier_key.encode())
-    append(lake, validate(failures("victim", T0, 12), namespace=b"a").table, signer)
+    append(lake, validate(attempts("victim", T0, 12), namespace=b"a").table, signer)
     port = free_port()
     first = run(
         lake,

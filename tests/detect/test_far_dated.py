@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from detect_testkit import add, failures, login, new_lake
 
 from detect.engine import MAX_US, MIN_US, buckets_touched, scan_range
 from detect.model import load_rules
@@ -31,25 +32,14 @@ YEAR_1 = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z in epoch microseconds
 YEAR_9999 = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z
 
 
-def login(tenant: str, actor: str, at: datetime, outcome: str) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "time": at.isoformat(),
-        "category": "authentication",
-        "action": "login",
-        "outcome": outcome,
-        "actor": {"id": actor, "ip": "203.0.113.9"},
-    }
-
-
 def brute_force(tenant: str, actor: str, start: datetime) -> list[dict[str, Any]]:
     """Twelve failed logins 30 s apart: auth.brute_force (10 in 10 minutes) fires."""
-    return [login(tenant, actor, start + timedelta(seconds=30 * k), "failure") for k in range(12)]
+    return failures(tenant, actor, start, 12, timedelta(seconds=30), "203.0.113.9")
 
 
 def far_dated(tenant: str, time_us: int, ns: bytes) -> pa.Table:
     """One validated event whose time (and date partition) is moved to `time_us`."""
-    table = validate([login(tenant, "ghost", T0, "failure")], namespace=ns).table
+    table = validate([login(tenant, "ghost", T0, "failure", "203.0.113.9")], namespace=ns).table
     i = table.schema.get_field_index("time")
     table = table.set_column(i, table.schema.field(i), pa.array([time_us], pa.int64()).cast(
         pa.timestamp("us", tz="UTC")))  # fmt: skip
@@ -74,8 +64,8 @@ def stored_times(lake: Lake) -> set[int]:
 def test_a_far_dated_event_blinds_no_tenant(
     tmp_path: Path, signer: NoteSigner, time_us: int
 ) -> None:
-    lake = Lake.init(tmp_path / "lake", "t", signer.verifier_key.encode())
-    append(lake, validate(brute_force("acme", "victim", T0), namespace=b"a").table, signer)
+    lake = new_lake(tmp_path / "lake", signer)
+    add(lake, brute_force("acme", "victim", T0), signer, "a")
     append(lake, far_dated("beta", time_us, b"b"), signer)
     assert time_us in stored_times(lake)  # really stored, past every validation
 

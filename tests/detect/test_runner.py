@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from detect_testkit import add, failures, login, new_lake
 
 from detect.model import Rule, load_rules, rule_from_dict
 from detect.runner import LOCK_PATH, RunBusy, run, run_lock
-from lake.contract import validate
 from lake.log import NoteSigner, generate_signer
 from lake.storage import Lake, optimize
-from lake.write import append
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -53,19 +52,6 @@ def rules() -> list[Rule]:
     return [rule_from_dict(d, "test") for d in yaml.safe_load_all(RULES_YAML)]
 
 
-def ev(
-    tenant: str, actor: str, at: datetime, outcome: str, ip: str = "192.0.2.1"
-) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "time": at.isoformat(),
-        "category": "authentication",
-        "action": "login",
-        "outcome": outcome,
-        "actor": {"id": actor, "ip": ip},
-    }
-
-
 def traffic(seed: int = 1) -> list[dict[str, Any]]:
     """Two tenants, a day of noise, and bursts that cross every window edge."""
     rnd = random.Random(seed)
@@ -74,20 +60,20 @@ def traffic(seed: int = 1) -> list[dict[str, Any]]:
         for _ in range(300):
             at = T0 + timedelta(seconds=rnd.randrange(0, 86400))
             who = f"user{rnd.randrange(40)}"
-            out.append(ev(tenant, who, at, rnd.choice(["success"] * 9 + ["failure"])))
+            out.append(login(tenant, who, at, rnd.choice(["success"] * 9 + ["failure"])))
         base = T0 + timedelta(hours=rnd.randrange(1, 20))
         for k in range(7):  # brute force then success
             out.append(
-                ev(tenant, "victim", base + timedelta(seconds=50 * k), "failure", "203.0.113.9")
+                login(tenant, "victim", base + timedelta(seconds=50 * k), "failure", "203.0.113.9")
             )
-        out.append(ev(tenant, "victim", base + timedelta(minutes=7), "success", "203.0.113.9"))
+        out.append(login(tenant, "victim", base + timedelta(minutes=7), "success", "203.0.113.9"))
         for k in range(6):  # spray
             at = base + timedelta(hours=2, minutes=4 * k)
-            out.append(ev(tenant, f"target{k}", at, "failure", "203.0.113.66"))
+            out.append(login(tenant, f"target{k}", at, "failure", "203.0.113.66"))
         # a burst straddling a dedup-bucket boundary (buckets are an hour)
         edge = (base + timedelta(hours=4)).replace(minute=55, second=0)
         for k in range(7):  # the 5th failure (:59) and the 6th, 7th (:00, :01) straddle
-            out.append(ev(tenant, "edgy", edge + timedelta(minutes=k), "failure"))
+            out.append(login(tenant, "edgy", edge + timedelta(minutes=k), "failure"))
     rnd.shuffle(out)
     for i, e in enumerate(out):  # fixed ids: both lakes must hold the very same events
         e["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"auditlake-test/{seed}/{i}"))
@@ -97,15 +83,6 @@ def traffic(seed: int = 1) -> list[dict[str, Any]]:
 @pytest.fixture
 def signer() -> NoteSigner:
     return generate_signer("detect-test")
-
-
-def new_lake(path: Path, signer: NoteSigner) -> Lake:
-    return Lake.init(path, "t", signer.verifier_key.encode())
-
-
-def add(lake: Lake, events: list[dict[str, Any]], signer: NoteSigner, tag: str) -> None:
-    if events:
-        append(lake, validate(events, namespace=tag.encode()).table, signer)
 
 
 def snapshot(lake: Lake) -> set[tuple[Any, ...]]:
@@ -156,18 +133,13 @@ def test_reruns_add_nothing_and_write_nothing(tmp_path: Path, signer: NoteSigner
 def test_a_late_event_completes_a_window(tmp_path: Path, signer: NoteSigner) -> None:
     lake = new_lake(tmp_path / "l", signer)
     at = T0 + timedelta(hours=3)
-    add(
-        lake,
-        [ev("acme", "late", at + timedelta(minutes=k), "failure") for k in range(4)],
-        signer,
-        "a",
-    )
+    add(lake, failures("acme", "late", at, 4, timedelta(minutes=1)), signer, "a")
     assert run(lake, rules()).new == []
     # a day of unrelated traffic later...
-    add(lake, [ev("acme", "other", T0 + timedelta(days=1), "success")], signer, "b")
+    add(lake, [login("acme", "other", T0 + timedelta(days=1), "success")], signer, "b")
     run(lake, rules())
     # ...the fifth failure arrives, stamped with its original (old) time
-    add(lake, [ev("acme", "late", at + timedelta(minutes=9), "failure")], signer, "c")
+    add(lake, [login("acme", "late", at + timedelta(minutes=9), "failure")], signer, "c")
     result = run(lake, rules())
     assert [(a["rule_id"], a["event_count"]) for a in result.new] == [("t.brute", 5)]
 
@@ -175,23 +147,18 @@ def test_a_late_event_completes_a_window(tmp_path: Path, signer: NoteSigner) -> 
 def test_a_window_across_two_cron_runs(tmp_path: Path, signer: NoteSigner) -> None:
     lake = new_lake(tmp_path / "l", signer)
     at = T0 + timedelta(hours=5)
-    add(
-        lake,
-        [ev("acme", "bob", at + timedelta(minutes=k), "failure") for k in range(3)],
-        signer,
-        "a",
-    )
+    add(lake, failures("acme", "bob", at, 3, timedelta(minutes=1)), signer, "a")
     assert run(lake, rules()).new == []
     add(
         lake,
-        [ev("acme", "bob", at + timedelta(minutes=3 + k), "failure") for k in range(2)],
+        failures("acme", "bob", at + timedelta(minutes=3), 2, timedelta(minutes=1)),
         signer,
         "b",
     )
     second = run(lake, rules())
     assert [(a["rule_id"], a["event_count"]) for a in second.new] == [("t.brute", 5)]
     # one more failure in the same bucket updates the alert rather than adding one
-    add(lake, [ev("acme", "bob", at + timedelta(minutes=6), "failure")], signer, "c")
+    add(lake, [login("acme", "bob", at + timedelta(minutes=6), "failure")], signer, "c")
     third = run(lake, rules())
     assert third.new == [] and [a["event_count"] for a in third.changed] == [6]
     assert len(lake.read_alerts().to_pylist()) == 1
