@@ -174,6 +174,7 @@ def test_background_traffic_stays_quiet(demo: DemoData, found: dict[str, list[Al
     silent = [a.group_keys()["source"] for a in found["ingest.silence"]]
     assert len(silent) == 6 and "auth-service" not in silent
     for alert in found["ingest.silence"]:
+        assert alert.last_seen is not None
         assert (DEMO_NOW - alert.last_seen).total_seconds() >= 6 * 3600
     # Every other rule raises exactly one alert per incident it is meant for.
     others = PACK_IDS - {"ingest.silence"}

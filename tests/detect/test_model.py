@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,10 @@ def test_same_key_sequences_take_the_window_path_and_agree_with_the_join_path() 
         })  # fmt: skip
     con = connect(events_table(events, "seq-equivalence"))
     base = {"title": "t", "kind": "sequence", "window": "10m"}
-    steps = [{"match": "outcome:failure", "min_count": 3}, {"match": "outcome:success"}]
+    steps: list[dict[str, object]] = [
+        {"match": "outcome:failure", "min_count": 3},
+        {"match": "outcome:success"},
+    ]
     window_rule = rule_from_dict(
         {**base, "id": "s.window", "steps": [{**steps[0], "by": "actor_id"},
                                              {**steps[1], "by": "actor_id"}]}, "x"
@@ -168,9 +172,10 @@ def test_same_key_sequences_take_the_window_path_and_agree_with_the_join_path() 
                                            {**steps[1], "by": "actor_id"}]}, "x"
     )  # fmt: skip
 
-    def key(a: Alert) -> tuple[object, ...]:
-        return (a.group, a.event_count, a.event_ids, a.first_seen)
+    def key(a: Alert) -> tuple[str, int, tuple[str, ...], datetime]:
+        assert a.group is not None and a.event_count is not None and a.first_seen is not None
+        return (a.group, a.event_count, a.event_ids or (), a.first_seen)
 
-    a = sorted(map(key, alerts(con, window_rule)))  # type: ignore[type-var]
-    b = sorted(map(key, alerts(con, join_rule)))  # type: ignore[type-var]
+    a = sorted(map(key, alerts(con, window_rule)))
+    b = sorted(map(key, alerts(con, join_rule)))
     assert a == b and len(a) > 3
