@@ -164,11 +164,11 @@ class Keyring:
         from the environment: a shred must rotate it, or a restored older copy of the
         lake's wrapped data keys would bring the fields back.
         """
-        hold = load_policy(self.lake)["holds"].get(tenant)
+        hold = load_policy(self.lake).holds.get(tenant)
         if hold is not None:
             raise UsageError(
-                f"tenant {tenant!r} is under legal hold ({hold.get('reason', '')!s}, set by "
-                f"{hold.get('set_by', '?')} at {hold.get('set_at', '?')}): shredding would "
+                f"tenant {tenant!r} is under legal hold ({hold.reason}, set by "
+                f"{hold.set_by} at {hold.set_at}): shredding would "
                 "destroy held fields; `hold clear` first"
             )
         if self._home is None and not self._keks.from_env:

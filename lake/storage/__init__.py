@@ -22,7 +22,14 @@ from lake.storage._lake import (
 from lake.storage._optimize import (
     optimize,
 )
-from lake.storage._policy import POLICY_PATH, load_policy, save_policy
+from lake.storage._policy import (
+    POLICY_PATH,
+    Hold,
+    Policy,
+    TenantRetention,
+    load_policy,
+    save_policy,
+)
 from lake.storage._retry import (
     COMMIT_ATTEMPTS,
     retry_on_conflict,
@@ -37,8 +44,11 @@ __all__ = [
     "EVENTS_COLUMNS",
     "POLICY_PATH",
     "DataFile",
+    "Hold",
     "Lake",
+    "Policy",
     "TableFiles",
+    "TenantRetention",
     "check_lake_name",
     "check_tenant",
     "load_policy",

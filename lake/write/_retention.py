@@ -29,7 +29,15 @@ import pyarrow.compute as pc
 from lake.contract import READ_AUDIT_TENANT, StorageError, UsageError, validate
 from lake.log import NoteSigner
 from lake.secrets import LOCAL_OPERATOR, AccessDenied, Principal
-from lake.storage import APPEND_ONLY, Lake, check_tenant, load_policy, save_policy
+from lake.storage import (
+    APPEND_ONLY,
+    Hold,
+    Lake,
+    TenantRetention,
+    check_tenant,
+    load_policy,
+    save_policy,
+)
 from lake.write._append import append
 
 DEFAULT_DAYS: Final = 2557  # 7 years
@@ -95,12 +103,12 @@ def set_policy(
     if days < 1:
         raise UsageError("retention must be at least 1 day")
     at = _now(now)
-    entry = {"days": days, "preset": preset, "set_by": who.name, "set_at": at.isoformat()}
+    entry = TenantRetention(days, preset, who.name, at.isoformat())
     record_action(lake, signer, who, "retention.set", tenant, {"days": days, "preset": preset}, at)
-    doc = load_policy(lake)
-    doc["tenants"][tenant] = entry
-    save_policy(lake, doc)
-    return entry
+    policy = load_policy(lake)
+    policy.tenants[tenant] = entry
+    save_policy(lake, policy)
+    return entry.to_json()
 
 
 def set_hold(
@@ -120,23 +128,23 @@ def set_hold(
     """
     check_tenant(tenant)
     at = _now(now)
-    doc = load_policy(lake)
+    policy = load_policy(lake)
     if clear:
         if not who.operator:
             raise AccessDenied(
                 f"{who.name} may not lift a legal hold: that is the local operator's "
                 f"(--as {LOCAL_OPERATOR}); a tenant's own roles may set one"
             )
-        if tenant not in doc["holds"]:
+        if tenant not in policy.holds:
             raise UsageError(f"tenant {tenant!r} is not under legal hold")
         record_action(lake, signer, who, "hold.clear", tenant, {"reason": reason}, at)
-        del doc["holds"][tenant]
+        del policy.holds[tenant]
     else:
         if not reason.strip():
             raise UsageError("a legal hold needs --reason (a case or matter reference)")
         record_action(lake, signer, who, "hold.set", tenant, {"reason": reason}, at)
-        doc["holds"][tenant] = {"reason": reason, "set_by": who.name, "set_at": at.isoformat()}
-    save_policy(lake, doc)
+        policy.holds[tenant] = Hold(reason, who.name, at.isoformat())
+    save_policy(lake, policy)
 
 
 @dataclass
@@ -169,7 +177,7 @@ def status(
     lake: Lake, *, tenants: Sequence[str] | None = None, now: datetime | None = None
 ) -> list[TenantStatus]:
     """Per tenant: policy, hold, oldest and newest data, and what is due for removal."""
-    doc = load_policy(lake)
+    policy = load_policy(lake)
     table = lake.events_table()
     files = lake.data_files(table)
     known = sorted({f.tenant for f in files} - {READ_AUDIT_TENANT})
@@ -177,8 +185,9 @@ def status(
     out = []
     today = _now(now).date()
     for t in wanted:
-        pol = doc["tenants"].get(t, {})
-        days = int(pol.get("days", DEFAULT_DAYS))
+        pol = policy.tenants.get(t)
+        days = pol.days if pol is not None else DEFAULT_DAYS
+        hold = policy.holds.get(t)
         mine = [f for f in files if f.tenant == t]
         cutoff = today - timedelta(days=days)
         due = sorted({f.event_date for f in mine if f.event_date < cutoff})
@@ -186,8 +195,8 @@ def status(
             TenantStatus(
                 t,
                 days,
-                pol.get("preset"),
-                doc["holds"].get(t),
+                pol.preset if pol is not None else None,
+                hold.to_json() if hold is not None else None,
                 min((f.event_date for f in mine), default=None),
                 max((f.event_date for f in mine), default=None),
                 cutoff,

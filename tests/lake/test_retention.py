@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import orjson
 import pyarrow.compute as pc
 import pytest
 
@@ -12,14 +13,14 @@ from lake.contract import READ_AUDIT_TENANT, UsageError
 from lake.log import NoteSigner, VerifierKey
 from lake.proofs import check_proof, prove
 from lake.secrets import Principal
-from lake.storage import APPEND_ONLY, Lake
+from lake.storage import APPEND_ONLY, POLICY_PATH, Lake, load_policy, save_policy
 from lake.verify import verify_lake
 from lake.write import apply, set_hold, set_policy, status
 
 OPERATOR = Principal("admin", {}, operator=True)
 
 
-def _dates(lake: Lake, tenant: str) -> set[object]:
+def _dates(lake: Lake, tenant: str) -> set[date]:
     return {f.event_date for f in lake.data_files(lake.events_table(), tenants={tenant})}
 
 
@@ -38,7 +39,7 @@ def test_apply_removes_exactly_the_expired_partitions_and_verify_passes(
     set_policy(lake, signer, OPERATOR, "contoso", days=2, now=now)
     st = {s.tenant: s for s in status(lake, now=now)}
     cutoff = now.date() - timedelta(days=2)
-    assert st["contoso"].due_dates == sorted(d for d in before if d < cutoff)  # type: ignore[operator]
+    assert st["contoso"].due_dates == sorted(d for d in before if d < cutoff)
     assert st["globex"].due_dates == []  # default: seven years
     files = lake.data_files(lake.events_table(), tenants={"contoso"})
     kept = lake.read_rows([f for f in files if f.event_date >= cutoff], ["event_id"])
@@ -46,7 +47,7 @@ def test_apply_removes_exactly_the_expired_partitions_and_verify_passes(
 
     done = apply(lake, signer, OPERATOR, now=now)
     assert [(r.tenant, r.refused) for r in done] == [("contoso", None)]
-    assert _dates(lake, "contoso") == {d for d in before if d >= cutoff}  # type: ignore[operator]
+    assert _dates(lake, "contoso") == {d for d in before if d >= cutoff}
     left = lake.read_rows(lake.data_files(lake.events_table(), tenants={"contoso"}), ["event_id"])
     assert sorted(left.column("event_id").to_pylist()) == keep
     report = verify_lake(lake, keys)
@@ -78,6 +79,33 @@ def test_a_hold_refuses_removal(lake_copy: tuple[Lake, NoteSigner, list[Verifier
     assert len(_dates(lake, "globex")) < len(before)
 
 
+def test_the_policy_document_keeps_its_bytes(
+    lake_copy: tuple[Lake, NoteSigner, list[VerifierKey]],
+) -> None:
+    lake, signer, _ = lake_copy
+    now = _now(lake)
+    set_policy(lake, signer, OPERATOR, "contoso", preset="pci-dss", now=now)
+    set_hold(lake, signer, OPERATOR, "globex", "matter 7", now=now)
+    at = now.isoformat()
+    # The document exactly as the code before the typed records wrote it: a dict, dumped
+    # with sorted keys and a two-space indent. An old lake's file must read and write back.
+    old = {
+        "tenants": {"contoso": {"days": 365, "preset": "pci-dss", "set_by": "admin", "set_at": at}},
+        "holds": {"globex": {"reason": "matter 7", "set_by": "admin", "set_at": at}},
+    }
+    written = lake.read_bytes(POLICY_PATH)
+    assert written == orjson.dumps(old, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    policy = load_policy(lake)
+    assert policy.holds["globex"].reason == "matter 7"
+    assert policy.tenants["contoso"].days == 365
+    save_policy(lake, policy)
+    assert lake.read_bytes(POLICY_PATH) == written
+    # A key a newer version added survives a read and write by this one.
+    lake.write_bytes(POLICY_PATH, orjson.dumps({**old, "zones": {"contoso": "eu"}}))
+    save_policy(lake, load_policy(lake))
+    assert orjson.loads(lake.read_bytes(POLICY_PATH))["zones"] == {"contoso": "eu"}
+
+
 def test_a_removal_without_a_record_is_a_finding(
     lake_copy: tuple[Lake, NoteSigner, list[VerifierKey]],
 ) -> None:
@@ -86,7 +114,7 @@ def test_a_removal_without_a_record_is_a_finding(
     table = lake.events_table()
     table.alter.set_table_properties({"delta.appendOnly": "false"})
     lake.events_table().delete(
-        predicate=f"tenant = 'northwind' AND event_date = '{oldest.isoformat()}'"  # type: ignore[attr-defined]
+        predicate=f"tenant = 'northwind' AND event_date = '{oldest.isoformat()}'"
     )
     lake.events_table().alter.set_table_properties(APPEND_ONLY)
     report = verify_lake(lake, keys)
