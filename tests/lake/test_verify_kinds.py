@@ -146,3 +146,12 @@ def test_a_damaged_history_entry_is_left_out_and_the_rest_kept(lake_copy: LakeCo
     lake.write_bytes(paths.VERIFY_LOG, b"[not, json")
     assert verify_history(lake) == VerifyHistory()
     assert last_reports(lake) == {}
+
+
+def test_a_history_written_before_the_typed_record_reads_and_writes_back_the_same() -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "lake-before-redesign"
+    for lake_dir in ("lake", "elake"):
+        stored = (fixture / lake_dir / paths.VERIFY_LOG).read_bytes()
+        history = VerifyHistory.from_json(stored)
+        assert history.tenants and all(run.ok for run in history.tenants.values())
+        assert history.to_json() == stored
