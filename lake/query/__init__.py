@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from lake.query._columns import (
+    LISTING_COLUMNS,
+)
 from lake.query._export import (
     FORMATS,
     read_export,
@@ -23,13 +26,16 @@ from lake.query._sandbox import (
     release,
 )
 from lake.query._session import (
+    DEFAULT_LIMIT,
     QuerySession,
     SearchResult,
     sql_literal,
 )
 
 __all__ = [
+    "DEFAULT_LIMIT",
     "FORMATS",
+    "LISTING_COLUMNS",
     "TOKEN_PREFIX",
     "WITHHELD",
     "QuerySession",

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+    from cli_testkit import Run
+    from conftest import DemoLake
 
 MINE = "contoso"
 
@@ -168,11 +169,10 @@ def test_optimize_then_verify(run: Run, demo_copy: DemoLake) -> None:
     assert sorted(after.splitlines()) == sorted(before.splitlines())
 
 
-def test_cli_constants_match_the_library() -> None:
-    # The CLI repeats these so that other commands need not import polars and duckdb.
-    from auditlake.cli.commands import query as querycli
-    from lake.query import _export as export
-    from lake.query import _session as query
+def test_search_offers_the_library_formats_and_page_size() -> None:
+    from auditlake.cli.commands.query import search
+    from lake.query import DEFAULT_LIMIT, FORMATS
 
-    assert querycli.EXPORT_FORMATS == export.FORMATS
-    assert querycli.DEFAULT_LIMIT == query.DEFAULT_LIMIT
+    params = {p.name: p for p in search.params}
+    assert list(params["fmt"].type.choices) == ["table", *FORMATS]  # type: ignore[attr-defined]
+    assert params["limit"].default == DEFAULT_LIMIT

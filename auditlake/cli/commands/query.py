@@ -15,30 +15,22 @@ import click
 
 from auditlake.cli.context import Ctx, handle_errors, pass_ctx
 from auditlake.cli.output import emit_table, fail, note
-from lake.query import SearchFilter, parse_query, parse_time
+from lake.query import (
+    DEFAULT_LIMIT,
+    FORMATS,
+    LISTING_COLUMNS,
+    SearchFilter,
+    parse_query,
+    parse_time,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from lake.query import QuerySession, SearchResult
 
-# lake.export's FORMATS (a test holds them equal); not imported here because the export
-# and query modules bring polars and duckdb, which every other command can do without.
-EXPORT_FORMATS = ("json", "jsonl", "csv", "parquet")
-OUTPUT_FORMATS = ("table", *EXPORT_FORMATS)
-DEFAULT_LIMIT = 100
-TABLE_COLUMNS = (
-    "time",
-    "tenant",
-    "category",
-    "action",
-    "outcome",
-    "severity",
-    "actor_id",
-    "actor_ip",
-    "target_id",
-    "event_id",
-)
+OUTPUT_FORMATS = ("table", *FORMATS)
+TABLE_COLUMNS = LISTING_COLUMNS
 MAX_TABLE_ROWS = 1000
 
 
