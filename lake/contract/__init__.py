@@ -40,24 +40,20 @@ from lake.contract._schema import (
     UTC_US,
 )
 from lake.contract._wire import (
-    OUTPUT_SCHEMA,
     Rejected,
     Scanned,
     Validated,
-    assign_ids,
-    assign_missing_ids,
-    finish,
-    parse_json_array,
-    parse_json_array_issues,
-    parse_jsonl,
     scan_jsonl,
     validate,
     validate_jsonl,
 )
+from lake.contract._wire_exact import OUTPUT_SCHEMA, finish
+from lake.contract._wire_ids import assign_ids, assign_missing_ids
 from lake.contract._wire_json import (
     colons_match,
     repeated_key,
 )
+from lake.contract._wire_parse import parse_json_array, parse_json_array_issues, parse_jsonl
 from lake.spec import (
     ACTOR_FIELDS,
     ACTOR_TYPES,

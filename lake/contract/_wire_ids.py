@@ -23,11 +23,13 @@ source that may emit two genuinely separate but identical events must send ids.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lake.contract._errors import Issue
 from lake.contract._leaf import field_pieces
 from lake.contract._schema import LEAF_FIELDS
 
@@ -119,3 +121,69 @@ def uuid_text(raw: np.ndarray) -> pa.StringArray:
         text[:, dst : dst + width] = nibbles[:, src : src + width]
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def assign_missing_ids(table: pa.Table) -> pa.Table:
+    """Fill in `event_id` where an event came without one, from its content alone.
+
+    See the module docstring: the same event gets the same id whatever the input, its
+    format or the event's position in it; two identical id-less events get one id.
+    """
+    ids = table.column("event_id").combine_chunks()
+    if not ids.null_count:
+        return table
+    missing = pc.is_null(ids)
+    if ids.null_count == len(ids):
+        assigned = content_ids(table)
+    else:
+        need = table.filter(missing)
+        assigned = pc.replace_with_mask(ids, missing, content_ids(need))
+    ids = pc.coalesce(ids, assigned)
+    return table.set_column(table.schema.get_field_index("event_id"), "event_id", ids)
+
+
+def reject_duplicate_ids(
+    table: pa.Table,
+    positions: np.ndarray,
+    lines: Sequence[int] | None,
+    offset: int = 0,
+    assigned: np.ndarray | None = None,
+) -> tuple[pa.Table, list[Issue], list[int]]:
+    """Two events of one tenant in one input may not share an id.
+
+    A repeat whose id was assigned, of an event whose id was assigned too, is the same
+    event sent twice (the id is a hash of the content): it is dropped, not rejected, and
+    its position returned. Every other repeat is an issue.
+    """
+    if table.num_rows < 2:
+        return table, [], []
+    keys = pc.binary_join_element_wise(
+        table.column("tenant"), table.column("event_id"), pa.scalar("\x00", pa.string())
+    )
+    counts = pc.value_counts(keys)
+    if pc.max(counts.field("counts")).as_py() <= 1:
+        return table, [], []
+    seen: dict[str, int] = {}
+    drop = np.zeros(table.num_rows, dtype=bool)
+    dup: list[Issue] = []
+    dropped: list[int] = []
+    for row, key in enumerate(keys.to_pylist()):
+        if key not in seen:
+            seen[key] = row
+            continue
+        drop[row] = True
+        index = int(positions[row])
+        if assigned is not None and assigned[row] and assigned[seen[key]]:
+            dropped.append(index)
+            continue
+        dup.append(
+            Issue(
+                index,
+                "id",
+                f"duplicate id {key.split(chr(0))[1]!r}: event "
+                f"{int(positions[seen[key]]) + offset} "
+                "of this input already uses it",
+                line=lines[index] if lines else None,
+            )
+        )
+    return table.filter(pa.array(~drop)), dup, dropped

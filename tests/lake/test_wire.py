@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from testkit import blocks_of
 
 import lake.contract._wire as wire
+import lake.contract._wire_exact as exact
+import lake.contract._wire_fast as fast
 from ingest.demo import generate
 from lake.contract import (
     ACTOR_FIELDS,
@@ -30,13 +32,14 @@ from lake.contract import (
     Validated,
     ValidationError,
     assign_ids,
+    assign_missing_ids,
     finish,
     parse_json_array,
     parse_jsonl,
     time_window,
     validate,
 )
-from lake.spec import format_duration, parse_duration
+from lake.spec import check_event, format_duration, parse_duration
 
 NS = b"test-namespace"
 
@@ -492,7 +495,7 @@ def test_far_future_times_are_refused_naming_the_skew(value: str) -> None:
     assert (issue.index, issue.field) == (0, "time")
     assert issue.message.startswith(f"{value!r} is more than 24h ahead of this machine's clock")
     assert "--max-future-skew" in issue.message
-    assert [(i.field, i.message) for i in wire.check_event(ev(time=value))] == [
+    assert [(i.field, i.message) for i in check_event(ev(time=value))] == [
         (issue.field, issue.message)
     ]
 
@@ -505,7 +508,7 @@ def test_future_skew_is_a_keyword_and_bounds_both_paths() -> None:
         (issue,) = v.issues
         assert issue.field == "time"
         assert f"more than {format_duration(skew)} ahead" in issue.message
-        assert [i.message for i in wire.check_event(ev(time=soon), max_future_skew=skew)] == [
+        assert [i.message for i in check_event(ev(time=soon), max_future_skew=skew)] == [
             issue.message
         ]
         body = orjson.dumps(ev(time=soon))
@@ -1110,26 +1113,26 @@ def test_fast_path_equals_the_reference_validator(data: st.DataObject) -> None:
     events = _events(data)
     reserved_ok = data.draw(st.booleans())
     with blocks_of(data.draw(st.sampled_from([1, 2, 3, 1024]))):
-        fast = wire._Collector(None)
+        fast = exact.Collector(None)
         got = wire._validate_columns(events, fast, reserved_ok, WINDOW)
-    ref = wire._Collector(None)
-    want = wire._validate_exact(events, ref, reserved_ok, WINDOW)
+    ref = exact.Collector(None)
+    want = exact.validate_exact(events, ref, reserved_ok, WINDOW)
     assert got.equals(want)
     assert fast.by_index == ref.by_index  # same issues, in the same order per event
 
 
 def test_fast_path_takes_plain_events_and_declines_odd_ones() -> None:
     plain = [dict(e) for e in SAMPLES]
-    assert wire._fast_block(plain) is not None
+    assert fast.fast_block(plain) is not None
     for odd in ({"zzz": 1}, {"actor": ("a", "b")}, {"target": "x"}, {"details": [1]}):
-        assert wire._fast_block([*plain, {**plain[0], **odd}]) is None
+        assert fast.fast_block([*plain, {**plain[0], **odd}]) is None
 
 
 def test_arrow_struct_conversion_ignores_unknown_keys_so_the_fast_path_checks_them() -> None:
     # Pinned: Arrow drops keys its struct type lacks, and takes tuples for structs.
     # Were the fast path to trust it, unknown fields would be silently lost.
     odd = {**ev(), "colour": "blue", "actor": ("u1", None, None, None)}
-    converted = pa.array([odd], type=wire._WIRE_STRUCT)
+    converted = pa.array([odd], type=fast.WIRE_STRUCT)
     assert converted.to_pylist()[0]["actor"]["id"] == "u1"
     v = run(ev(colour="blue"), ev(actor=("u1", None, None, None)))
     assert [(r.index, [i.field for i in r.issues]) for r in v.rejected] == [
@@ -1164,7 +1167,7 @@ def test_scan_jsonl_equals_parse_jsonl_then_validate(data: st.DataObject) -> Non
     assert want.positions is not None
     assert got.positions.tolist() == list(want.positions)
     assert got.lines.tolist() == [line_numbers[i] for i in want.positions]
-    assert wire.assign_missing_ids(got.table).equals(want.table)
+    assert assign_missing_ids(got.table).equals(want.table)
     assert got.rejected == want.rejected
 
 
@@ -1213,7 +1216,7 @@ def test_block_path_finds_every_repeated_key(data: st.DataObject) -> None:
     with blocks_of(data.draw(st.sampled_from([1, 2, 1024]))):
         got = wire.scan_jsonl(text, window=WINDOW)
     assert got.rejected == want.rejected
-    assert wire.assign_missing_ids(got.table).equals(want.table)
+    assert assign_missing_ids(got.table).equals(want.table)
     for index, path in repeated.items():
         (r,) = [r for r in got.rejected if r.index == index]
         assert path in [i.field for i in r.issues], (path, r.issues)
