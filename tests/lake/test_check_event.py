@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.demo import generate
-from lake.contract import ACTOR_FIELDS, TARGET_FIELDS, WIRE_FIELDS, check_event, validate
+from lake.contract import validate
+from lake.spec import ACTOR_FIELDS, READ_AUDIT_TENANT, TARGET_FIELDS, WIRE_FIELDS, check_event
 
 GOOD = generate(days=1, events_per_tenant_per_day=10, seed=11).events
 
@@ -102,3 +104,12 @@ def test_they_agree_on_valid_events_and_on_non_objects() -> None:
         assert scalar(event) == columnar(event) == []
     for junk in (None, 3, "x", [GOOD[0]]):
         assert scalar(junk) == columnar(junk)
+
+
+@pytest.mark.parametrize("reserved_ok", [False, True])
+def test_they_agree_on_the_reserved_tenant(reserved_ok: bool) -> None:
+    event = {**GOOD[0], "tenant": READ_AUDIT_TENANT}
+    got = sorted((i.field, i.message) for i in check_event(event, reserved_ok=reserved_ok))
+    want = validate([event], reserved_ok=reserved_ok).issues
+    assert got == sorted((i.field, i.message) for i in want)
+    assert bool(got) is not reserved_ok
