@@ -39,7 +39,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lake.contract import NoteError, ProofError, UsageError
 from lake.log import Checkpoint, VerifierKey, parse_note, verify_consistency, verify_note
-from lake.storage import paths
 
 COSIGNATURE_ALG: Final = 0x04
 HEADER: Final = "cosignature/v1\n"
@@ -161,6 +160,37 @@ def encode_request(old: int, proof: Sequence[bytes], note: str) -> bytes:
     return ("\n".join(lines) + "\n\n" + note).encode()
 
 
+@dataclass(frozen=True)
+class TreeHead:
+    """What a witness keeps per log: the largest tree head it cosigned, and when.
+
+    On disk one compact JSON object: {"origin", "size", "root" (base64), "cosigned_at"
+    (Unix seconds)}.
+    """
+
+    origin: str
+    size: int
+    root: bytes
+    cosigned_at: int
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TreeHead:
+        return cls(
+            str(doc["origin"]),
+            int(doc["size"]),
+            base64.b64decode(doc["root"]),
+            int(doc["cosigned_at"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "root": base64.b64encode(self.root).decode(),
+            "cosigned_at": self.cosigned_at,
+        }
+
+
 class Witness:
     """The witness's state and rules; `add_checkpoint` is the whole protocol.
 
@@ -184,12 +214,12 @@ class Witness:
     def _path(self, origin: str) -> Path:
         return self.state_dir / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".json")
 
-    def latest(self, origin: str) -> dict[str, Any] | None:
+    def latest(self, origin: str) -> TreeHead | None:
+        """The largest tree head of `origin` this witness cosigned, if any."""
         path = self._path(origin)
         if not path.exists():
             return None
-        doc: dict[str, Any] = orjson.loads(path.read_bytes())
-        return doc
+        return TreeHead.from_json(orjson.loads(path.read_bytes()))
 
     def add_checkpoint(self, body: bytes) -> str:
         req = parse_request(body)
@@ -200,31 +230,25 @@ class Witness:
             raise WitnessError(403, f"checkpoint not signed by a known log key: {exc}") from None
         with self._lock:
             state = self.latest(cp.origin)
-            size = int(state["size"]) if state else 0
+            size = state.size if state else 0
             if req.old != size:
                 raise WitnessError(409, f"witness is at size {size}", f"{size}\n")
             if cp.tree_size < size:
                 raise WitnessError(409, "rollback: the checkpoint is older than seen", f"{size}\n")
             if state is not None:
-                old_root = base64.b64decode(state["root"])
                 try:
                     if cp.tree_size == size:
-                        if cp.root_hash != old_root or req.proof:
+                        if cp.root_hash != state.root or req.proof:
                             raise ProofError("a different root for the same size (a fork)")
                     else:
-                        verify_consistency(size, cp.tree_size, old_root, cp.root_hash, req.proof)
+                        verify_consistency(size, cp.tree_size, state.root, cp.root_hash, req.proof)
                 except ProofError as exc:
                     raise WitnessError(422, f"not consistent with size {size}: {exc}") from None
             line = self.cosigner.cosign(cp.body())
-            doc = {
-                "origin": cp.origin,
-                "size": cp.tree_size,
-                "root": base64.b64encode(cp.root_hash).decode(),
-                "cosigned_at": int(time.time()),
-            }
+            head = TreeHead(cp.origin, cp.tree_size, cp.root_hash, int(time.time()))
             path = self._path(cp.origin)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(orjson.dumps(doc))
+            tmp.write_bytes(orjson.dumps(head.to_json()))
             tmp.replace(path)
         return line + "\n"
 
@@ -243,161 +267,3 @@ def cosignatures_in(note: str, keys: Sequence[CosignerKey]) -> dict[str, int]:
             if ts is not None:
                 found[key.name] = ts
     return found
-
-
-# -- the log's side: asking witnesses, keeping their cosignatures -------------------------
-
-WITNESS_CONFIG: Final = "witnesses.json"
-COSIGNATURES: Final = paths.COSIGNATURES_DIR
-
-
-@dataclass(frozen=True)
-class WitnessConfig:
-    """A witness the log asks after each seal: its name, URL and cosigner key."""
-
-    url: str
-    key: CosignerKey
-
-    @property
-    def name(self) -> str:
-        return self.key.name
-
-
-def load_witnesses(home: Path) -> list[WitnessConfig]:
-    path = home / WITNESS_CONFIG
-    if not path.exists():
-        return []
-    try:
-        doc = orjson.loads(path.read_bytes())
-        return [WitnessConfig(str(w["url"]), CosignerKey.parse(str(w["key"]))) for w in doc]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path} is malformed: {exc}") from None
-
-
-def save_witnesses(home: Path, witnesses: Sequence[WitnessConfig]) -> None:
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = home / WITNESS_CONFIG
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(
-        orjson.dumps(
-            [{"url": w.url, "key": w.key.encode()} for w in witnesses], option=orjson.OPT_INDENT_2
-        )
-    )
-    tmp.chmod(0o600)
-    tmp.replace(path)
-
-
-def stored_cosignatures(lake: Any, tenant: str) -> dict[int, dict[str, Any]]:
-    """What the lake keeps per tree size: the cosigned checkpoint body and, per witness,
-    its cosignature line: `{size: {"body": text, "cosignatures": {name: line}}}`."""
-    try:
-        doc = orjson.loads(lake.read_bytes(paths.cosignatures_file(tenant)))
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    out: dict[int, dict[str, Any]] = {}
-    for k, v in doc.items():
-        if isinstance(v, dict) and isinstance(v.get("cosignatures"), dict):
-            out[int(k)] = {"body": str(v.get("body", "")), "cosignatures": dict(v["cosignatures"])}
-    return out
-
-
-def _store(lake: Any, tenant: str, size: int, body: str, name: str, line: str) -> None:
-    doc = stored_cosignatures(lake, tenant)
-    entry = doc.setdefault(size, {"body": body, "cosignatures": {}})
-    entry["body"] = body
-    entry["cosignatures"][name] = line
-    lake.write_bytes(
-        paths.cosignatures_file(tenant),
-        orjson.dumps({str(k): v for k, v in sorted(doc.items())}, option=orjson.OPT_INDENT_2),
-    )
-
-
-def _post(url: str, body: bytes, timeout: float) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(
-        url.rstrip("/") + "/add-checkpoint", data=body, method="POST",
-        headers={"Content-Type": "text/plain"},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(resp.status), resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read().decode("utf-8", "replace")
-
-
-@dataclass
-class WitnessResult:
-    witness: str
-    tenant: str
-    size: int
-    ok: bool
-    message: str
-
-
-def request_cosignatures(
-    lake: Any, tenant: str, witnesses: Sequence[WitnessConfig], *, timeout: float = 5.0
-) -> list[WitnessResult]:
-    """Ask each witness to cosign the tenant's latest checkpoint; keep what they return.
-
-    A witness that is down or refuses does not stop ingestion: the result says so, and
-    `verify --min-witnesses` reports checkpoints left without enough cosignatures.
-    """
-    from lake.proofs import latest_checkpoint, prove_consistency
-
-    cp = latest_checkpoint(lake, tenant)
-    size, note = int(cp["tree_size"]), str(cp["note"])
-    body_text, _ = parse_note(note)
-    stored = stored_cosignatures(lake, tenant)
-    out = []
-    for w in witnesses:
-        if not w.url.startswith(("http://", "https://")):
-            out.append(WitnessResult(w.name, tenant, size, False, "only http(s) witness URLs"))
-            continue
-        held = stored.get(size)
-        if held is not None and w.name in held["cosignatures"]:
-            if held["body"] == body_text:
-                out.append(WitnessResult(w.name, tenant, size, True, "already cosigned"))
-            else:
-                out.append(
-                    WitnessResult(
-                        w.name, tenant, size, False,
-                        "the witness cosigned another tree head of this size: the log forked",
-                    )
-                )  # fmt: skip
-            continue
-        old = max(
-            (s for s, e in stored.items() if w.name in e["cosignatures"] and s <= size), default=0
-        )
-        message = ""
-        for _attempt in range(2):
-            proof: list[bytes] = []
-            if 0 < old < size:
-                proof = [
-                    bytes.fromhex(h)
-                    for h in prove_consistency(lake, tenant, old)["consistency_path"]
-                ]
-            try:
-                status, text = _post(w.url, encode_request(old, proof, note), timeout)
-            except OSError as exc:
-                message = f"unreachable: {exc}"
-                break
-            if status == 409 and text.strip().isdigit() and int(text.strip()) != old:
-                old = int(text.strip())  # the witness knows another size: prove from there
-                if old > size:
-                    message = f"the witness has seen size {old}, more than the lake's {size}"
-                    break
-                continue
-            if status == 200 and w.key.verify(body_text, text.strip()) is not None:
-                _store(lake, tenant, size, body_text, w.name, text.strip())
-                out.append(WitnessResult(w.name, tenant, size, True, "cosigned"))
-                message = ""
-                break
-            message = f"HTTP {status}: {text.strip()[:200]}"
-            break
-        if message:
-            out.append(WitnessResult(w.name, tenant, size, False, message))
-    return out

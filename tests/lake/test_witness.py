@@ -6,14 +6,16 @@ import base64
 import hashlib
 from pathlib import Path
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lake.contract import validate
-from lake.log import NoteSigner, VerifierKey
+from lake.log import NoteSigner, VerifierKey, parse_note
 from lake.proofs import latest_checkpoint, prove_consistency
-from lake.storage import Lake
+from lake.storage import Lake, paths
 from lake.witness import (
+    CosignatureStore,
     Cosigner,
     CosignerKey,
     Witness,
@@ -87,7 +89,8 @@ def test_first_sight_then_extension_then_rollback_and_fork(
     _more(lake, signer, "a")
     witness.add_checkpoint(_request(lake, size1))
     size2 = latest_checkpoint(lake, "contoso")["tree_size"]
-    assert witness.latest(lake.origin("contoso"))["size"] == size2  # type: ignore[index]
+    seen = witness.latest(lake.origin("contoso"))
+    assert seen is not None and seen.size == size2
     # Rollback: the old, smaller tree head again.
     with pytest.raises(WitnessError) as rollback:
         witness.add_checkpoint(encode_request(size2, [], cp1["note"]))
@@ -108,6 +111,35 @@ def test_first_sight_then_extension_then_rollback_and_fork(
     with pytest.raises(WitnessError) as bad:
         witness.add_checkpoint(head + b"\n" + b"\n".join(lines))
     assert bad.value.status == 422
+
+
+def test_the_cosignature_store_keeps_its_bytes(
+    witness: Witness, lake_copy: tuple[Lake, NoteSigner, list[VerifierKey]]
+) -> None:
+    lake, _, _ = lake_copy
+    cp = latest_checkpoint(lake, "contoso")
+    size, body = cp["tree_size"], parse_note(cp["note"])[0]
+    line = witness.add_checkpoint(_request(lake, 0)).strip()
+    me = witness.cosigner.name
+    store = CosignatureStore.load(lake, "contoso")
+    assert store.sizes == {}
+    store.add(size, body, me, line)
+    store.add(1, "older body\n", "w2", "— w2 AAAA")
+    store.save(lake)
+    # The file exactly as the code before the typed store wrote it: sizes ascending as
+    # strings, each {"body", "cosignatures"}, two-space indent. An old lake's reads back.
+    old = {
+        "1": {"body": "older body\n", "cosignatures": {"w2": "— w2 AAAA"}},
+        str(size): {"body": body, "cosignatures": {me: line}},
+    }
+    written = lake.read_bytes(paths.cosignatures_file("contoso"))
+    assert written == orjson.dumps(old, option=orjson.OPT_INDENT_2)
+    again = CosignatureStore.load(lake, "contoso")
+    again.save(lake)
+    assert lake.read_bytes(paths.cosignatures_file("contoso")) == written
+    assert again.sizes[size].lines == {me: line}
+    assert again.last_cosigned(me, size) == size and again.last_cosigned(me, size - 1) == 0
+    assert again.last_cosigned("w2", size) == 1
 
 
 def test_a_checkpoint_from_an_unknown_log_is_refused(witness: Witness, tmp_path: Path) -> None:
