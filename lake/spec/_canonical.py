@@ -13,7 +13,7 @@ other objects (dataclasses, …) it is stricter than orjson and refuses them.
 from __future__ import annotations
 
 import enum
-import uuid
+import sys
 from collections.abc import Callable
 from datetime import date, datetime, time
 from json import encoder
@@ -69,12 +69,18 @@ def _write(value: Any, out: list[str], depth: int) -> None:
         if isinstance(value, time) and value.tzinfo is not None:
             raise TypeError("datetime.time must not have tzinfo set")
         out.append(_quote(value.isoformat()))
-    elif isinstance(value, uuid.UUID):
+    elif _is_uuid(value):
         out.append(_quote(str(value)))
     elif isinstance(value, enum.Enum):
         _write(value.value, out, depth)
     else:
         raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+def _is_uuid(value: Any) -> bool:
+    # Without importing uuid (a few ms): no value is a UUID unless someone imported it.
+    module = sys.modules.get("uuid")
+    return module is not None and isinstance(value, module.UUID)
 
 
 def _write_container(
