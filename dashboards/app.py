@@ -15,7 +15,7 @@ from typing import Final
 import streamlit as st
 
 from dashboards import controls, data
-from lake.contract import LakeError
+from lake.api import LakeError
 
 # Not "pages/": Streamlit treats a `pages/` folder beside the main script as a legacy
 # multipage app and may run a page script straight from its URL, without this file

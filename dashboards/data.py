@@ -34,25 +34,38 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import orjson
 import polars as pl
 import pyarrow as pa
 import streamlit as st
 
 import lake.api
-from lake.contract import READ_AUDIT_TENANT, ConfigError, UsageError, is_valid_tenant
-from lake.log import parse_note
-from lake.query import SearchFilter, parse_query, sql_literal, write_batches
-from lake.secrets import (
+from lake.api import (
+    ALERTS_SCHEMA,
+    READ_AUDIT_TENANT,
     AccessPolicy,
+    Alert,
+    ConfigError,
     KeyStore,
     Permission,
     Principal,
+    ReadRecord,
+    Report,
     Role,
+    SearchFilter,
     SigninStore,
     TrustStore,
+    UsageError,
     config_home,
+    is_valid_tenant,
+    last_reports,
+    parse_note,
+    parse_query,
+    record_report,
+    retention_status,
+    verify_lake,
+    write_batches,
 )
-from lake.verify import Report, last_reports, record_report, verify_lake
 
 TTL: Final = timedelta(seconds=60)
 TOP_N: Final = 10
@@ -348,10 +361,14 @@ def run_verification(
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def alerts(viewer: Viewer) -> pl.DataFrame:
+def alerts(viewer: Viewer) -> list[Alert]:
     """Alerts of the tenants the viewer may read alerts of, newest first."""
-    frame: pl.DataFrame = _run(viewer, lambda s: s.alerts())
-    return frame
+    return _run(viewer, lambda s: s.alert_list())
+
+
+def alerts_frame(found: Sequence[Alert]) -> pl.DataFrame:
+    """Alerts as a table (one row each, the `alerts` table's columns) to filter and show."""
+    return _frame(pa.Table.from_pylist([a.to_row() for a in found], schema=ALERTS_SCHEMA))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -405,9 +422,6 @@ def data_span(viewer: Viewer) -> pl.DataFrame:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def retention(viewer: Viewer) -> pl.DataFrame:
     """Per readable tenant: retention days, preset, what is due for removal, legal hold."""
-    from lake.storage import Lake
-    from lake.write import status
-
     readable = tenants(viewer)
     rows = [
         {
@@ -417,7 +431,7 @@ def retention(viewer: Viewer) -> pl.DataFrame:
             "due events": s.due_events,
             "legal holds": (s.hold or {}).get("reason") or LEGAL_HOLDS_TEXT,
         }
-        for s in status(Lake.open(viewer.lake), tenants=readable)
+        for s in retention_status(lake.api.Lake.open(viewer.lake), tenants=readable)
     ] if readable else []  # fmt: skip
     schema = {"tenant": pl.String, "retention": pl.String, "due days": pl.Int64,
               "due events": pl.Int64, "legal holds": pl.String}  # fmt: skip
@@ -440,21 +454,18 @@ def read_audit(viewer: Viewer, limit: int = 500, hide_own: bool = False) -> pl.D
     it renders is recorded), so the reads of others are not buried under one's own; the
     viewer's reads through other interfaces, and others' dashboard reads, stay listed.
     """
-    own = (
-        f"WHERE NOT (actor_id = {sql_literal(viewer.principal)} AND "
-        "split_part(coalesce(json_extract_string(details, '$.interface'), ''), '.', 1) "
-        "= 'dashboard') "
-        if hide_own
-        else ""
-    )
-    return _sql(
-        viewer,
-        "SELECT time, actor_id AS principal, "
-        "json_extract_string(details, '$.interface') AS interface, "
-        "json_extract_string(details, '$.query') AS query, "
-        "json_extract_string(details, '$.tenants') AS tenants, outcome "
-        f"FROM query_audit {own}ORDER BY time DESC LIMIT {int(limit)}",
-    )
+    hide = "dashboard" if hide_own else None
+    found: list[ReadRecord] = _run(viewer, lambda s: s.read_audit(limit=limit, hide_interface=hide))
+    rows = [
+        (r.time, r.principal, r.interface, r.query, orjson.dumps(r.tenants).decode(), r.outcome)
+        for r in found
+    ]
+    text = pl.String()
+    schema = pl.Schema(
+        {"time": pl.Datetime("us", "UTC"), "principal": text, "interface": text, "query": text,
+         "tenants": text, "outcome": text}
+    )  # fmt: skip
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def evidence_tenants(viewer: Viewer) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lake.query import SearchFilter, parse_query, parse_time
+from lake.api import SearchFilter, parse_query, parse_time
 
 
 def split_values(text: str) -> tuple[str, ...]:

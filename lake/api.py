@@ -1,7 +1,11 @@
 """The lake for Python users (notebooks, scripts, the TUI and the dashboard).
 
-    import lake.api as al
-    s = al.open("demo-lake", as_="alice")          # or AUDITLAKE_PRINCIPAL, default admin
+Users write `import auditlake` (which re-exports the public names below, and makes sure
+`lake` is this package even beside a folder of that name); the TUI and the dashboard
+import `lake` only through this module.
+
+    import auditlake
+    s = auditlake.open("demo-lake", as_="alice")   # or AUDITLAKE_PRINCIPAL, default admin
     s.search("actor:bob outcome:failure created:>=7d").to_polars()
     s.events(tenant="acme").filter(pl.col("action") == "login").collect()   # LazyFrame
     s.sql("SELECT category, count(*) FROM events GROUP BY 1")              # DataFrame
@@ -20,8 +24,34 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lake.contract import EVENTS_SCHEMA, UsageError
-from lake.query import QuerySession, ReadAudit, SearchFilter, SearchResult, parse_query
+from lake.contract import (
+    ALERTS_SCHEMA,
+    CATEGORIES,
+    EVENTS_SCHEMA,
+    OUTCOMES,
+    READ_AUDIT_TENANT,
+    SEVERITIES,
+    Alert,
+    ConfigError,
+    LakeError,
+    ProofError,
+    UsageError,
+    is_valid_tenant,
+)
+from lake.log import parse_note
+from lake.query import (
+    FORMATS,
+    QuerySession,
+    ReadAudit,
+    ReadRecord,
+    SearchFilter,
+    SearchResult,
+    parse_query,
+    parse_time,
+    read_records_sql,
+    sql_literal,
+    write_batches,
+)
 from lake.secrets import (
     FIELDS,
     LOCAL_OPERATOR,
@@ -30,6 +60,8 @@ from lake.secrets import (
     KeyStore,
     Permission,
     Principal,
+    Role,
+    SigninStore,
     TrustStore,
     check_reach,
     config_home,
@@ -38,7 +70,56 @@ from lake.secrets import (
     logged_tenants,
 )
 from lake.storage import Lake, check_tenant
-from lake.verify import Report, verify_lake
+from lake.verify import Finding, Report, last_reports, record_report, verify_lake
+from lake.write import status as retention_status
+
+# The TUI, the dashboard and the notebooks import `lake` only through this module (an
+# import-linter contract): the session, and the types, constants and helpers they need.
+__all__ = [
+    "ALERTS_SCHEMA",
+    "CATEGORIES",
+    "EVENTS_SCHEMA",
+    "FORMATS",
+    "OUTCOMES",
+    "READ_AUDIT_TENANT",
+    "SEVERITIES",
+    "AccessDenied",
+    "AccessPolicy",
+    "Alert",
+    "ConfigError",
+    "Finding",
+    "KeyStore",
+    "Lake",
+    "LakeError",
+    "LakeSession",
+    "Permission",
+    "Principal",
+    "ProofError",
+    "ReadRecord",
+    "Report",
+    "Role",
+    "SearchFilter",
+    "SearchResult",
+    "SigninStore",
+    "TrustStore",
+    "UsageError",
+    "config_home",
+    "events",
+    "is_valid_tenant",
+    "last_reports",
+    "open",
+    "parse_note",
+    "parse_query",
+    "parse_time",
+    "prove",
+    "record_report",
+    "retention_status",
+    "search",
+    "sql_literal",
+    "verify",
+    "verify_lake",
+    "write_batches",
+]
 
 
 class LakeSession:
@@ -177,6 +258,23 @@ class LakeSession:
             where = f"WHERE tenant = '{tenant}'"
         return self.sql(f"SELECT * FROM alerts {where} ORDER BY last_seen DESC, alert_id")
 
+    def alert_list(self, *, tenant: str | None = None) -> list[Alert]:
+        """`alerts()` as `Alert` values (the TUI's and dashboard's form), newest first."""
+        return [Alert.from_row(row) for row in self.alerts(tenant=tenant).iter_rows(named=True)]
+
+    def read_audit(
+        self, *, limit: int = 500, hide_interface: str | None = None
+    ) -> list[ReadRecord]:
+        """The newest reads recorded in the read audit that this principal may see (all of
+        it with a grant on its tenant; an auditor, the reads that touched its tenants).
+
+        `hide_interface` leaves out this principal's own reads through that interface
+        (e.g. "dashboard": every page the dashboard renders for it is recorded too).
+        """
+        hide = None if hide_interface is None else (self.principal.name, hide_interface)
+        frame = self.sql(read_records_sql(limit, hide=hide))
+        return [ReadRecord.from_row(row) for row in frame.iter_rows(named=True)]
+
     # -- integrity ----------------------------------------------------------------------------
 
     def verify(self, tenants: Sequence[str] | None = None) -> Report:
@@ -260,3 +358,56 @@ def open(
     principal = AccessPolicy(where).principal(name)
     lake = Lake.open(path, storage_options=storage_options)
     return LakeSession(lake, principal, where, interface=interface, buffered=buffered)
+
+
+# One call, one session: for a script that asks one thing (a notebook keeps a session).
+
+
+def search(
+    path: str | os.PathLike[str],
+    query: str | SearchFilter = "",
+    *,
+    limit: int | None = 100,
+    as_: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> Any:
+    """`open(path).search(query)` as a Polars DataFrame, the session closed after."""
+    with open(path, as_=as_, home=home) as s:
+        return s.search(query, limit=limit).to_polars()
+
+
+def events(
+    path: str | os.PathLike[str],
+    *,
+    tenant: str | Sequence[str] | None = None,
+    as_: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> Any:
+    """`open(path).events(tenant=...)`: the principal's events as a Polars LazyFrame."""
+    with open(path, as_=as_, home=home) as s:
+        return s.events(tenant=tenant)
+
+
+def verify(
+    path: str | os.PathLike[str],
+    tenants: Sequence[str] | None = None,
+    *,
+    as_: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> Report:
+    """`open(path).verify(tenants)`: full verification with the trusted keys."""
+    with open(path, as_=as_, home=home) as s:
+        return s.verify(tenants)
+
+
+def prove(
+    path: str | os.PathLike[str],
+    event_id: str,
+    *,
+    tenant: str,
+    as_: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """`open(path).prove(event_id, tenant=...)`: one event's inclusion proof."""
+    with open(path, as_=as_, home=home) as s:
+        return s.prove(event_id, tenant=tenant)

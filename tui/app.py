@@ -28,12 +28,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from lake.api import LakeSession
-from lake.contract import LakeError
-from lake.query import SearchFilter, parse_query
-from lake.secrets import AccessDenied
+from lake.api import AccessDenied, Alert, LakeError, LakeSession, SearchFilter, parse_query
 from tui import pivots
-from tui.backend import PAGE_ROWS, Alert, Backend, Event, free_path
+from tui.backend import PAGE_ROWS, Backend, Event, alert_filter, free_path
 from tui.components.alerts import AlertsScreen
 from tui.components.detail import NOT_RUN, Check, EventDetail, Integrity
 from tui.components.help import HelpScreen
@@ -478,7 +475,7 @@ class AuditlakeApp(App[None]):
     def open_alert(self, alert: Alert | None) -> None:
         if alert is None:
             return
-        filt = alert.filter()
+        filt = alert_filter(alert)
         label = f"alert {alert.rule_id} · {alert.tenant} · {alert.title}"
         self.apply(View(filt, filt.to_query_string(), label))
 

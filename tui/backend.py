@@ -15,14 +15,18 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from lake.api import LakeSession
-from lake.contract import UsageError
-from lake.query import FORMATS, SearchFilter, write_batches
-from lake.secrets import Permission
+from lake.api import (
+    FORMATS,
+    Alert,
+    LakeSession,
+    Permission,
+    SearchFilter,
+    UsageError,
+    write_batches,
+)
 from tui.timeline import BUCKET_SQL, SPAN_SQL, STEPS, Timeline, choose_step, fill
 
 PAGE_ROWS: Final = 200
@@ -47,28 +51,14 @@ class Page:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class Alert:
-    """One row of the `alerts` table."""
+def alert_filter(alert: Alert) -> SearchFilter:
+    """The search that lists an alert's evidence events."""
+    return SearchFilter(tenants=(alert.tenant,), event_ids=alert.event_ids or ())
 
-    tenant: str
-    alert_id: str
-    rule_id: str
-    severity: str
-    title: str
-    group: str | None
-    first_seen: datetime | None
-    last_seen: datetime | None
-    event_count: int
-    event_ids: tuple[str, ...]
 
-    def filter(self) -> SearchFilter:
-        """The search that lists this alert's evidence events."""
-        return SearchFilter(tenants=(self.tenant,), event_ids=self.event_ids)
-
-    def evidence(self) -> list[tuple[str, str]]:
-        """(tenant, event_id) of each evidence event, as `LakeSession.evidence` takes them."""
-        return [(self.tenant, e) for e in self.event_ids]
+def alert_evidence(alert: Alert) -> list[tuple[str, str]]:
+    """(tenant, event_id) of each evidence event, as `LakeSession.evidence` takes them."""
+    return [(alert.tenant, e) for e in alert.event_ids or ()]
 
 
 def export_format(path: Path) -> str:
@@ -146,22 +136,7 @@ class Backend:
     def alerts(self) -> list[Alert]:
         """Alerts of the tenants the principal may read alerts of, newest first."""
         with self._lock:
-            frame = self.session.alerts()
-        return [
-            Alert(
-                tenant=row["tenant"],
-                alert_id=row["alert_id"],
-                rule_id=row["rule_id"],
-                severity=row["severity"],
-                title=row["title"],
-                group=row["group"],
-                first_seen=row["first_seen"],
-                last_seen=row["last_seen"],
-                event_count=int(row["event_count"] or 0),
-                event_ids=tuple(row["event_ids"] or ()),
-            )
-            for row in frame.iter_rows(named=True)
-        ]
+            return self.session.alert_list()
 
     def export(self, filt: SearchFilter, path: Path) -> int:
         """Write every event matching `filt` (not just the loaded pages) to `path`, in the

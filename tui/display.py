@@ -9,27 +9,16 @@ from typing import Any, Final
 
 import orjson
 
-# Order of the detail pane: the stored columns, most telling first.
+from lake.api import EVENTS_SCHEMA
+
+# Order of the detail pane: the stored columns, most telling first, bookkeeping last
+# (`details` has a pane of its own).
+_FIRST: Final = ("time", "tenant", "event_id")
+_BOOKKEEPING: Final = ("received_at", "event_date", "seq", "batch_id", "leaf_hash")
 DETAIL_FIELDS: Final = (
-    "time",
-    "tenant",
-    "event_id",
-    "category",
-    "action",
-    "outcome",
-    "severity",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "user_agent",
-    "target_type",
-    "target_id",
-    "source",
-    "received_at",
-    "event_date",
-    "seq",
-    "batch_id",
-    "leaf_hash",
+    *_FIRST,
+    *(n for n in EVENTS_SCHEMA.names if n not in {*_FIRST, *_BOOKKEEPING, "details"}),
+    *_BOOKKEEPING,
 )
 
 

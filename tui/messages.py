@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from tui.backend import Alert, Event
+from lake.api import Alert
+from tui.backend import Event
 from tui.timeline import Timeline
 
 

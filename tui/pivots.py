@@ -19,7 +19,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from lake.query import SearchFilter
+from lake.api import SearchFilter
 from tui.display import utc
 
 DEFAULT_WINDOW: Final = timedelta(minutes=15)

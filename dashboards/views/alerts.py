@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, data
-from lake.secrets import Permission
+from lake.api import Permission
 
 PACK_KEY = "alert_pack"
 TABLE_COLUMNS = [
@@ -26,7 +26,8 @@ readable = data.tenants(viewer, Permission.READ_ALERTS)
 if not readable:
     st.info("Alerts need the investigator role (or higher) on a tenant; your grants do not.")
     st.stop()
-every = controls.by_severity(data.alerts(viewer))
+found = data.alerts(viewer)
+every = controls.by_severity(data.alerts_frame(found))
 
 f1, f2, f3, f4 = st.columns([2, 2, 2, 3])
 with f1:
@@ -77,32 +78,32 @@ picked = st.selectbox(
 )
 if picked is None:
     st.stop()
-alert = shown.filter(pl.col("alert_id") == picked).row(0, named=True)
+alert = next(a for a in found if a.alert_id == picked)
 # Stored values go into code spans: an actor id like alice@example.com must not become a
 # mailto link, nor its characters Markdown.
 literal = controls.literal
 st.markdown(
-    f"**Alert** {literal(alert['title'])} — rule {literal(alert['rule_id'])}, "
-    f"tenant {literal(alert['tenant'])}"
+    f"**Alert** {literal(alert.title)} — rule {literal(alert.rule_id)}, "
+    f"tenant {literal(alert.tenant)}"
 )
-group = literal(alert["group"]) if alert["group"] else "(nothing)"
+group = literal(alert.group) if alert.group else "(nothing)"
 st.caption(
-    f"severity {alert['severity']} · first seen {alert['first_seen']} · last seen "
-    f"{alert['last_seen']} · grouped by {group}"
+    f"severity {alert.severity} · first seen {alert.first_seen} · last seen "
+    f"{alert.last_seen} · grouped by {group}"
 )
-ids = tuple(alert["event_ids"] or ())
-events = data.events_by_id(viewer, alert["tenant"], ids)
+ids = alert.event_ids or ()
+events = data.events_by_id(viewer, alert.tenant, ids)
 if events.height < len(ids):
     st.warning(f"{len(ids) - events.height} of the alert's {len(ids)} evidence events are missing.")
 st.dataframe(events, hide_index=True, key="alerts_events")
 
-if viewer.may(Permission.PROVE, alert["tenant"]) and ids:
+if viewer.may(Permission.PROVE, alert.tenant) and ids:
     if st.button("Build evidence pack of these events", key="alerts_build_pack"):
         pack = data.evidence_pack(
             viewer,
-            alert["tenant"],
+            alert.tenant,
             ids,
-            f"alert {picked}: {alert['title']}",
+            f"alert {picked}: {alert.title}",
             f"alert-{picked[:12]}",
         )
         st.session_state[PACK_KEY] = (picked, pack)

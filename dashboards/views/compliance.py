@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import controls, data
-from lake.contract import READ_AUDIT_TENANT, UsageError
+from lake.api import READ_AUDIT_TENANT, UsageError
 
 PACK_KEY = "compliance_pack"
 

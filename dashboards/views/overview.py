@@ -84,21 +84,15 @@ with c2:
     st.dataframe(summary("tenant"), hide_index=True, key="overview_by_tenant")
 
 st.subheader("Top actors and addresses")
-a1, a2 = st.columns(2)
-with a1:
-    st.caption("Actors")
-    st.dataframe(
-        data.top_values(viewer, chosen, start, end, "actor_id"),
-        hide_index=True,
-        key="overview_top_actors",
-    )
-with a2:
-    st.caption("Addresses")
-    st.dataframe(
-        data.top_values(viewer, chosen, start, end, "actor_ip"),
-        hide_index=True,
-        key="overview_top_addresses",
-    )
+tops = (
+    ("Actors", "actor_id", "overview_top_actors"),
+    ("Addresses", "actor_ip", "overview_top_addresses"),
+)
+for place, (label, column, key) in zip(st.columns(2), tops, strict=True):
+    with place:
+        st.caption(label)
+        top = data.top_values(viewer, chosen, start, end, column)
+        st.dataframe(top, hide_index=True, key=key)
 
 st.subheader("Newest high-severity events")
 newest = data.newest_severe(viewer, chosen, start, end)

@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboards import controls, data
 from dashboards.filters import SearchForm
-from lake.contract import CATEGORIES, OUTCOMES, SEVERITIES, UsageError
+from lake.api import CATEGORIES, OUTCOMES, SEVERITIES, UsageError
 
 PAGE_SIZES = [25, 50, 100, 500]
 PAGING_KEY = "search_paging"
@@ -123,22 +123,13 @@ b2.button(
 if page.table.num_rows:
     # Downloads hold every matching event, not the page on screen: built (and audited as
     # one search) only when a button is clicked.
-    name = "auditlake-search"
-    d1.download_button(
-        "CSV",
-        functools.partial(data.search_export, viewer, paging["query"], "csv"),
-        f"{name}.csv",
-        "text/csv",
-        key="search_csv",
-        icon=":material/download:",
-        help="Every matching event, not only this page",
-    )
-    d2.download_button(
-        "JSON",
-        functools.partial(data.search_export, viewer, paging["query"], "json"),
-        f"{name}.json",
-        "application/json",
-        key="search_json",
-        icon=":material/download:",
-        help="Every matching event, not only this page",
-    )
+    for column, fmt, mime in ((d1, "csv", "text/csv"), (d2, "json", "application/json")):
+        column.download_button(
+            fmt.upper(),
+            functools.partial(data.search_export, viewer, paging["query"], fmt),
+            f"auditlake-search.{fmt}",
+            mime,
+            key=f"search_{fmt}",
+            icon=":material/download:",
+            help="Every matching event, not only this page",
+        )

@@ -19,7 +19,9 @@ from lake.query._readaudit import (
     TOKEN_PREFIX,
     WITHHELD,
     ReadAudit,
+    ReadRecord,
     Redactor,
+    read_records_sql,
 )
 from lake.query._sandbox import (
     locked_connection,
@@ -40,6 +42,7 @@ __all__ = [
     "WITHHELD",
     "QuerySession",
     "ReadAudit",
+    "ReadRecord",
     "Redactor",
     "SearchFilter",
     "SearchResult",
@@ -47,6 +50,7 @@ __all__ = [
     "parse_query",
     "parse_time",
     "read_export",
+    "read_records_sql",
     "release",
     "sql_literal",
     "write_batches",

@@ -27,7 +27,8 @@ import hmac
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +38,7 @@ import orjson
 from lake.contract import EVENTS_SCHEMA, READ_AUDIT_TENANT, StorageError, UsageError, validate
 from lake.log import NoteSigner
 from lake.query._querystring import SearchFilter, parse_query
+from lake.query._sandbox import sql_literal
 from lake.secrets import Principal, encrypted, master_key
 from lake.storage import Lake
 from lake.write import append
@@ -144,6 +146,72 @@ def redactor_for(lake: Lake, home: Path | None = None) -> Redactor | None:
     return Redactor(master_key(home or config_home()))
 
 
+@dataclass(frozen=True)
+class ReadRecord:
+    """One read as the read audit holds it: who, when, through which interface, what, over
+    which tenants, and whether it was allowed. Written by `ReadAudit.record` (`details`)
+    and read back by `read_records_sql` + `from_row`, so no reader spells a JSON path."""
+
+    time: datetime
+    principal: str
+    interface: str
+    query: str
+    tenants: tuple[str, ...]
+    outcome: str
+    reason: str | None = None
+
+    @staticmethod
+    def details(
+        interface: str, query: str, tenants: Sequence[str], reason: str | None
+    ) -> dict[str, Any]:
+        """The event's `details` for this read (query and reason cut to their limits)."""
+        details: dict[str, Any] = {
+            "interface": interface,
+            "query": query[:8000],
+            "tenants": list(tenants),
+        }
+        if reason:
+            details["reason"] = reason[:2000]
+        return details
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ReadRecord:
+        """A record from a row of `read_records_sql`."""
+        return cls(
+            time=row["time"],
+            principal=str(row["principal"]),
+            interface=str(row["interface"] or ""),
+            query=str(row["query"] or ""),
+            tenants=tuple(str(t) for t in row["tenants"] or ()),
+            outcome=str(row["outcome"]),
+            reason=row["reason"],
+        )
+
+
+def read_records_sql(limit: int, *, hide: tuple[str, str] | None = None) -> str:
+    """The newest `limit` reads of the `query_audit` view, with `ReadRecord`'s columns.
+
+    `hide=(principal, interface)` leaves out that principal's reads through that interface
+    (any of its kinds: `dashboard` hides `dashboard.search`, `dashboard.sql`, ...).
+    """
+    where = ""
+    if hide is not None:
+        principal, interface = hide
+        kind = "split_part(coalesce(json_extract_string(details, '$.interface'), ''), '.', 1)"
+        where = (
+            f"WHERE NOT (actor_id = {sql_literal(principal)} "
+            f"AND {kind} = {sql_literal(interface)}) "
+        )
+    return (
+        "SELECT time, actor_id AS principal, "
+        "json_extract_string(details, '$.interface') AS interface, "
+        "json_extract_string(details, '$.query') AS query, "
+        "CAST(json_extract(details, '$.tenants') AS VARCHAR[]) AS tenants, outcome, "
+        "json_extract_string(details, '$.reason') AS reason "
+        f"FROM query_audit {where}ORDER BY time DESC LIMIT {int(limit)}"
+    )
+
+
 class ReadAudit:
     """Writes `audit.query` events to the reserved tenant, signed and sealed.
 
@@ -186,13 +254,7 @@ class ReadAudit:
         redactor = None if kind in PLAIN_KINDS else redactor_for(self.lake, self.home)
         if redactor is not None:  # (a proof needs no master key, so none is asked for)
             query, reason = redactor.record(kind, query, reason)
-        details: dict[str, Any] = {
-            "interface": interface,
-            "query": query[:8000],
-            "tenants": list(tenants),
-        }
-        if reason:
-            details["reason"] = reason[:2000]
+        details = ReadRecord.details(interface, query, tenants, reason)
         if extra:
             details.update(extra)
         event = {

@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from lake.contract import LakeError
-from tui.backend import Alert, Backend
+from lake.api import Alert, LakeError
+from tui.backend import Backend, alert_evidence
 from tui.display import short_time
 from tui.messages import AlertsLoaded, EvidenceWanted
 
@@ -49,7 +49,7 @@ def describe(alert: Alert) -> Table:
     rows = (
         ("title", Text(alert.title, style="bold")),
         ("rule", f"{alert.rule_id} ({alert.severity}) · tenant {alert.tenant}"),
-        ("seen (UTC)", f"{seen} · {alert.event_count:,} evidence event(s)"),
+        ("seen (UTC)", f"{seen} · {alert.event_count or 0:,} evidence event(s)"),
         ("group", alert.group or ""),
         ("alert id", alert.alert_id),
     )
@@ -109,7 +109,7 @@ class AlertsScreen(Screen[Alert | None]):
                 short_time(alert.last_seen) if alert.last_seen else "",
                 alert.tenant,
                 alert.rule_id,
-                Text(f"{alert.event_count:,}", justify="right"),
+                Text(f"{alert.event_count or 0:,}", justify="right"),
                 alert.title,
             )
         count = f"{len(self.alerts)} alert(s)" if self.alerts else "no alerts you may read"
@@ -147,4 +147,4 @@ class AlertsScreen(Screen[Alert | None]):
             return
         note = f"alert {alert.alert_id} ({alert.rule_id}): {alert.title}"
         stem = f"evidence-alert-{alert.alert_id[:12]}"
-        self.post_message(EvidenceWanted(alert.evidence(), stem, note))
+        self.post_message(EvidenceWanted(alert_evidence(alert), stem, note))
