@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -62,17 +62,6 @@ class BatchSummary:
             {t.tenant: TenantCount(t.appended, t.tree_size) for t in result.tenants},
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "appended": self.appended,
-            "duplicates": self.duplicates,
-            "tenants": {
-                t: {"appended": c.appended, "tree_size": c.tree_size}
-                for t, c in self.tenants.items()
-            },
-        }
-
 
 @dataclass
 class InputSummary:
@@ -82,18 +71,6 @@ class InputSummary:
     rejected: int
     batches: list[BatchSummary] = field(default_factory=list)
     rejects_file: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "input": self.input,
-            "format": self.format,
-            "events": self.events,
-            "rejected": self.rejected,
-            "batches": [b.as_dict() for b in self.batches],
-        }
-        if self.rejects_file is not None:
-            out["rejects_file"] = self.rejects_file
-        return out
 
 
 @dataclass
@@ -124,13 +101,13 @@ class IngestSummary:
         return [(t, a, s) for t, (a, s) in sorted(rows.items())]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "inputs": [entry.as_dict() for entry in self.inputs],
-            "appended": self.appended,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "witnesses": self.witnesses,
-        }
+        """The JSON document of `ingest --output-format json` (an input without rejects
+        has no `rejects_file`)."""
+        out = asdict(self)
+        for entry in out["inputs"]:
+            if entry["rejects_file"] is None:
+                del entry["rejects_file"]
+        return out
 
 
 class PartlyIngested(UsageError):

@@ -4,7 +4,9 @@ checked elsewhere, and the check itself."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import orjson
@@ -13,12 +15,12 @@ from auditlake.cli.context import Ctx, handle_errors, pass_ctx, refusal_recorded
 from auditlake.cli.options import tenant_option
 from auditlake.cli.output import ExitCode, emit_json, fail, note
 from lake.contract import ProofError
-from lake.log import VerifierKey
 from lake.proofs import check_proof, prove, prove_consistency
 from lake.secrets import Permission, TrustStore, check_reach, logged_tenants, parse_verifier_keys
 from lake.storage import check_tenant
 
 NEED_WHAT = "give an EVENT_ID, or --consistency OLD_SIZE"
+T = TypeVar("T")
 
 
 @click.command("prove")
@@ -58,19 +60,13 @@ def prove_cmd(ctx: Ctx, event_id: str | None, tenant: str, old_size: int | None)
         fail(NEED_WHAT)
 
 
-def _check_pack(raw: bytes, keys: list[VerifierKey]) -> None:
-    from lake.proofs import check_pack
-
-    if not keys:
-        fail("no verifier key to check the pack with: give --key, or trust one")
+def _or_finding(what: str, check: Callable[[], T]) -> T:
+    """The check's result; a failed check is a finding (exit 1), named on stderr."""
     try:
-        lines = check_pack(raw, keys)
+        return check()
     except ProofError as exc:
-        note(f"evidence pack FAILED: {exc}")
+        note(f"{what} FAILED: {exc}")
         raise SystemExit(int(ExitCode.FINDING)) from None
-    for line in lines:
-        click.echo(f"proof OK: {line}")
-    click.echo(f"evidence pack OK: {len(lines)} proof(s)")
 
 
 @click.command("verify-proof")
@@ -88,7 +84,7 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
     FILE may be '-' for stdin. Checks with the config home's trusted keys or --key only,
     never with a key found inside the proof or pack.
     """
-    from lake.proofs import is_pack, read_input
+    from lake.proofs import check_pack, is_pack, read_input
 
     try:
         raw = read_input(file)  # bounded: a proof or pack comes from outside
@@ -97,7 +93,12 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
 
     keys_ = parse_verifier_keys(list(key), "--key") if key else TrustStore(ctx.home).keys()
     if is_pack(raw):
-        _check_pack(raw, keys_)
+        if not keys_:
+            fail("no verifier key to check the pack with: give --key, or trust one")
+        lines = _or_finding("evidence pack", lambda: check_pack(raw, keys_))
+        for line in lines:
+            click.echo(f"proof OK: {line}")
+        click.echo(f"evidence pack OK: {len(lines)} proof(s)")
         return
     try:
         proof = orjson.loads(raw)
@@ -105,12 +106,7 @@ def verify_proof(ctx: Ctx, file: str, key: tuple[str, ...]) -> None:
         fail(f"{file}: not JSON ({exc})")
     if not keys_:  # nothing to check against is a usage error, not a failed proof
         fail("no verifier key to check the proof with: give --key, or trust one in the config home")
-    try:
-        message = check_proof(proof, keys_)
-    except ProofError as exc:
-        note(f"proof FAILED: {exc}")
-        raise SystemExit(int(ExitCode.FINDING)) from None
-    click.echo(f"proof OK: {message}")
+    click.echo(f"proof OK: {_or_finding('proof', lambda: check_proof(proof, keys_))}")
 
 
 @click.group()
