@@ -38,26 +38,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from deltalake.exceptions import DeltaError
 
+from ingest.acceptor import BEHIND, Backlog, CollectorConfig
+from ingest.batching import Backoff
+from ingest.ipc import from_ipc, to_ipc
+from ingest.jsonlog import log
 from ingest.metrics import Metrics
 from ingest.quarantine import CONFLICT, REFUSED, Quarantine
-from ingest.request_body import NDJSON as NDJSON
-from ingest.request_body import _check_body as _check_body
-from ingest.request_body import _denied as _denied
-from ingest.request_body import _validate_body as _validate_body
 from ingest.tokens import TokenStore
-from ingest.wal import WalError, WalStats, WriteAheadLog
+from ingest.wal import WalError, WriteAheadLog
 from lake.contract import (
     Issue,
     LakeError,
@@ -71,42 +67,14 @@ from lake.storage import Lake
 from lake.witness import load_witnesses, request_cosignatures
 from lake.write import ID_TAKEN, append, seal, stamp_received
 
-__all__ = ["Collector", "CollectorConfig", "Metrics", "WalUnavailable", "log"]
+__all__ = ["Collector", "CollectorConfig", "WalUnavailable"]
 
 POISON_ATTEMPTS = 3
 """Tries of a batch that fails for a data reason before its records are isolated."""
 WAL_RETRY_S = 1.0
+"""How often a failed WAL (e.g. a full disk) is reopened, at most."""
 WAL_MIN_FREE = 1 << 20
 """Free bytes a failed WAL's filesystem needs before the log is reopened."""
-"""How often a failed WAL (e.g. a full disk) is reopened, at most."""
-
-
-@dataclass
-class CollectorConfig:
-    """Limits and batching; defaults sized for one 2-core machine."""
-
-    lake_path: str
-    home: Path
-    wal_dir: Path
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_events: int = 10_000
-    batch_events: int = 50_000
-    batch_age_s: float = 1.0
-    max_pending_events: int = 500_000  # beyond this: 503 + Retry-After (bounded memory)
-    body_timeout_s: float = 10.0
-    fsync: bool = True
-    # Validation is CPU-bound Python: processes, not threads, use both cores (0 = in-process).
-    validate_workers: int = 0
-    # Publish to this NATS JetStream instead of the WAL and lake (ingest/jetstream.py).
-    forward_nats: str | None = None
-    forward_stream: str = "AUDIT"
-    # Open connections at most (below the descriptor limit), and how long a connection may
-    # take to send a request's headers (ingest/connections.py).
-    max_connections: int = 1000
-    header_timeout_s: float = 10.0
-    # How long shutdown keeps trying to commit what is pending before it gives up (the
-    # rest stays in the WAL and replays on the next start).
-    drain_timeout_s: float = 30.0
 
 
 def _free_bytes(directory: Path) -> int:
@@ -132,29 +100,8 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | WalError | LakeError | DeltaError)
 
 
-def log(**fields: Any) -> None:
-    """One JSON line on stderr. Callers never pass event contents or tokens."""
-    fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    sys.stderr.write(orjson.dumps(fields).decode() + "\n")
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _from_ipc(payload: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.BufferReader(payload)).read_all()
-
-
 class Collector:
-    """The collector's state: WAL, pending records, batcher thread, metrics."""
-
-    # Defaults for subclasses that keep no WAL (the forwarding collector).
-    quarantine: Quarantine | None = None
-    _wal_problem: str | None = None
+    """The WAL acceptor (`ingest.acceptor.Acceptor`): WAL, pending records, batcher, metrics."""
 
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
@@ -167,6 +114,7 @@ class Collector:
         except WalError as exc:  # e.g. another collector holds it, or it is damaged
             raise StorageError(f"write-ahead log {config.wal_dir}: {exc}") from None
         self.quarantine = Quarantine(config.wal_dir / "quarantine", fsync=config.fsync)
+        self._wal_problem: str | None = None
         self.metrics = Metrics()
         self._pending: dict[int, tuple[float, pa.Table]] = {}
         self._pending_events = 0
@@ -216,7 +164,7 @@ class Collector:
         # Commits resume at the first record replayed, or after the last one ever written.
         self._committed = min(self._pending, default=self.wal.stats().next_seq) - 1
         log(event="start", replayed_events=replayed, lake=self.lake.root)
-        if self.quarantine is not None and (files := self.quarantine.files()):
+        if files := self.quarantine.files():
             log(event="quarantine_not_empty", files=files, directory=str(self.quarantine.directory))
         if not self.grants:
             log(
@@ -239,9 +187,8 @@ class Collector:
                 if seq in self._pending:
                     continue
             try:
-                table = _from_ipc(payload)
+                table = from_ipc(payload)
             except pa.ArrowException as exc:
-                assert self.quarantine is not None
                 kept = self.quarantine.put(seq, payload, exc)
                 log(event="quarantined", file=kept.path.name, wal_seq=seq, error=type(exc).__name__)
                 table = pa.table({})
@@ -279,24 +226,28 @@ class Collector:
 
     # -- requests -------------------------------------------------------------------------
 
-    def overloaded(self) -> bool:
-        return self._pending_events >= self.config.max_pending_events
+    def refusal(self) -> str | None:
+        """Why requests get 503 now: a failed commit or batcher, or too much pending."""
+        if self.failed:
+            return self.failed
+        return BEHIND if self._pending_events >= self.config.max_pending_events else None
 
-    def wal_stats(self) -> WalStats:
-        return self.wal.stats()
+    def backlog(self) -> Backlog:
+        stats = self.wal.stats()
+        return Backlog(stats.records, stats.bytes, self._pending_events, self.quarantine.files())
 
     def problem(self) -> str | None:
         """Why health is failing, or None: a commit, the WAL, the batcher or the quarantine."""
         if self.failed or self._wal_problem:
             return self.failed or self._wal_problem
-        if self.quarantine is not None and (files := self.quarantine.files(REFUSED)):
+        if files := self.quarantine.files(REFUSED):
             return (
                 f"{files} quarantined part(s): events the lake refused, kept in the WAL "
                 "directory's quarantine (the log names them); everything else commits"
             )
         return None
 
-    def accept(self, table: pa.Table) -> int:
+    def accept(self, table: pa.Table) -> None:
         """Make a validated table durable, then hand it to the batcher. Blocks on fsync.
 
         The receipt time is stamped here and kept in the WAL record, so an event replayed
@@ -307,7 +258,7 @@ class Collector:
         """
         started = time.perf_counter()
         table = stamp_received(table)
-        payload = _ipc(table)
+        payload = to_ipc(table)
         wal = self._usable_wal()
         try:
             seq = wal.append(payload)
@@ -320,7 +271,6 @@ class Collector:
             self.metrics.set("auditlake_pending_events", self._pending_events)
             if self._pending_events >= self.config.batch_events:
                 self._cond.notify_all()
-        return seq
 
     # -- the WAL after a failed write -----------------------------------------------------
 
@@ -427,27 +377,14 @@ class Collector:
             log(event="batcher_stopped", error=type(exc).__name__, message=str(exc)[:500])
 
     def _batch_loop(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         poisoned = 0  # failed tries of the current batch for a reason in its data
         while True:
-            with self._cond:
-                seqs = self._ready()
-                while not self._due(seqs):
-                    if self._stopping and (not self._pending or self._drained()):
-                        return
-                    if self._wal_problem is not None and not self._stopping:
-                        self._cond.release()
-                        try:
-                            self._usable_wal()  # recover without waiting for a request
-                        except WalUnavailable:
-                            pass  # health says so; tried again on the next wake
-                        finally:
-                            self._cond.acquire()
-                    # A request may be between its WAL append and us: wait for it.
-                    self._cond.wait(0.05 if self._stopping else self._sleep_s(seqs))
-                    seqs = self._ready()
-                records = [(s, self._pending[s][1]) for s in seqs]
-                oldest = min(self._pending[s][0] for s in seqs)
+            due = self._wait_due()
+            if due is None:
+                return
+            records, oldest = due
+            seqs = [seq for seq, _ in records]
             started = time.perf_counter()
             try:
                 if poisoned >= POISON_ATTEMPTS:
@@ -463,35 +400,61 @@ class Collector:
                 poisoned = poisoned if transient else poisoned + 1
                 self.failed = f"lake commit failed: {type(exc).__name__}: {str(exc)[:500]}"
                 self.metrics.add("auditlake_commit_failures_total")
+                wait = backoff.wait_s()
                 log(event="commit_failed", error=type(exc).__name__, message=str(exc)[:500],
-                    retry_in_s=backoff, transient=transient, attempt=poisoned)  # fmt: skip
+                    retry_in_s=wait, transient=transient, attempt=poisoned)  # fmt: skip
                 with self._cond:
                     if self._stopping and self._drained():
                         return
-                    self._cond.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                    self._cond.wait(wait)
                 continue
             self._trim(seqs[-1])
-            backoff, poisoned = 0.1, 0
+            backoff.reset()
+            poisoned = 0
             self.failed = None
-            with self._cond:
-                for s in seqs:
-                    _, table = self._pending.pop(s)
-                    self._pending_events -= table.num_rows
-                self._committed = seqs[-1]
-                self.metrics.set("auditlake_pending_events", self._pending_events)
+            self._committed_up_to(seqs, tenants)
             elapsed = time.perf_counter() - started
             self.metrics.set("auditlake_batch_oldest_event_age_seconds", time.monotonic() - oldest)
-            if self.witnesses and tenants:
-                with self._cond:
-                    self._to_witness.update(tenants)
-                self._witness_wake.set()
             self.metrics.add("auditlake_batches_total")
             self.metrics.add("auditlake_events_committed_total", appended)
             self.metrics.add("auditlake_events_duplicate_total", duplicates)
             self.metrics.add("auditlake_commit_seconds_total", elapsed)
             log(event="commit", events=appended, duplicates=duplicates, records=len(seqs),
                 seconds=round(elapsed, 4))  # fmt: skip
+
+    def _wait_due(self) -> tuple[list[tuple[int, pa.Table]], float] | None:
+        """The next due records (seq, events) and their oldest arrival; None: stop batching."""
+        with self._cond:
+            seqs = self._ready()
+            while not self._due(seqs):
+                if self._stopping and (not self._pending or self._drained()):
+                    return None
+                if self._wal_problem is not None and not self._stopping:
+                    self._cond.release()
+                    try:
+                        self._usable_wal()  # recover without waiting for a request
+                    except WalUnavailable:
+                        pass  # health says so; tried again on the next wake
+                    finally:
+                        self._cond.acquire()
+                # A request may be between its WAL append and us: wait for it.
+                self._cond.wait(0.05 if self._stopping else self._sleep_s(seqs))
+                seqs = self._ready()
+            records = [(s, self._pending[s][1]) for s in seqs]
+            return records, min(self._pending[s][0] for s in seqs)
+
+    def _committed_up_to(self, seqs: list[int], tenants: set[str]) -> None:
+        """Forget the committed records; have the witnesses asked about their tenants."""
+        with self._cond:
+            for s in seqs:
+                _, table = self._pending.pop(s)
+                self._pending_events -= table.num_rows
+            self._committed = seqs[-1]
+            self.metrics.set("auditlake_pending_events", self._pending_events)
+        if self.witnesses and tenants:
+            with self._cond:
+                self._to_witness.update(tenants)
+            self._witness_wake.set()
 
     def _drained(self) -> bool:
         """Shutdown has waited long enough: leave the rest in the WAL."""
@@ -523,7 +486,6 @@ class Collector:
         the WAL), but kept (kind `id-conflict`): nothing acknowledged is dropped. A retried
         commit hands them over again (a second copy beside the first).
         """
-        assert self.quarantine is not None
         row_seqs = np.repeat(
             np.array([s for s, t in records if t.num_rows], dtype=np.int64),
             [t.num_rows for _, t in records if t.num_rows],
@@ -533,7 +495,7 @@ class Collector:
             mine = rows[row_seqs[rows] == seq]
             part = batch.take(pa.array(mine))
             error = ValidationError([i for i in issues if row_seqs[i.index] == seq], source="batch")
-            kept = self.quarantine.put(seq, _ipc(part), error, part, kind=CONFLICT)
+            kept = self.quarantine.put(seq, to_ipc(part), error, part, kind=CONFLICT)
             self.metrics.add("auditlake_events_quarantined_total", kept.events)
             log(event="id_conflict", tenants=kept.tenants, events=kept.events, reason=ID_TAKEN,
                 file=kept.path.name)  # fmt: skip
@@ -562,8 +524,7 @@ class Collector:
             a = self._isolate([(seq, table.slice(0, half))])
             b = self._isolate([(seq, table.slice(half))])
             return a[0] + b[0], a[1] + b[1], a[2] | b[2]
-        assert self.quarantine is not None
-        kept = self.quarantine.put(seq, _ipc(table), error, table)
+        kept = self.quarantine.put(seq, to_ipc(table), error, table)
         self.metrics.add("auditlake_events_quarantined_total", kept.events)
         log(event="quarantined", file=kept.path.name, wal_seq=seq, events=kept.events,
             tenants=kept.tenants, error=type(error).__name__)  # fmt: skip

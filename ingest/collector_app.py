@@ -27,10 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingest.collector import Collector, CollectorConfig, log
+from ingest.acceptor import Acceptor, CollectorConfig
+from ingest.bounded_body import BodyRefused, read_bounded
+from ingest.collector import Collector
 from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
+from ingest.jsonlog import log
 from ingest.metrics import CONTENT_TYPE, RequestMetrics
-from ingest.request_body import _check_body, _screen_body, _start_worker
+from ingest.request_body import check_body, screen_body, start_worker
 from ingest.tokens import TokenGrant, lookup
 from lake.contract import Issue, LakeError, StorageError
 
@@ -51,73 +54,55 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _authorise(collector: Collector, request: Request) -> TokenGrant | Response:
+def _authorise(acceptor: Acceptor, request: Request) -> TokenGrant | Response:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return _error(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    grant = lookup(collector.grants, token.strip())
+    grant = lookup(acceptor.grants, token.strip())
     if grant is None:
         return _error(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return grant
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes | Response:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"body of {declared} bytes is over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with anyio.fail_after(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    return _error(413, f"body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
+    body = await read_bounded(request, limit, timeout)
+    if not isinstance(body, BodyRefused):
+        return body
+    if body.status == 408:
         return _error(408, f"body not received within {timeout:g} s")
-    return b"".join(chunks)
+    if body.declared is not None:
+        return _error(413, f"body of {body.declared} bytes is over the limit of {limit}")
+    return _error(413, f"body is over the limit of {limit} bytes")
 
 
-def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> RequestMetrics:
-    """The ASGI app: /v1/events, /v1/health, /metrics, each request counted and timed.
+class _Routes:
+    """The handlers over one acceptor, and the validation pool its lifespan runs."""
 
-    `guard`, when given, handles the event loop's out-of-descriptor errors (see
-    ingest/connections.py).
-    """
+    def __init__(self, acceptor: Acceptor, guard: ConnectionGuard | None) -> None:
+        self.acceptor = acceptor
+        self.config = acceptor.config
+        self.guard = guard
+        self.pool: ProcessPoolExecutor | None = None
 
-    async def events(request: Request) -> Response:
+    async def events(self, request: Request) -> Response:
         started = time.perf_counter()
-        auth = _authorise(collector, request)
+        auth = _authorise(self.acceptor, request)
         if isinstance(auth, Response):
             return auth
-        if collector.failed or collector.overloaded():
-            reason = collector.failed or "the collector is behind; retry later"
+        if reason := self.acceptor.refusal():
             return _error(503, reason, headers={"Retry-After": "1"})
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):  # a compressed body would read as bad JSON
             return _error(415, f"Content-Encoding {encoding!r} is not accepted: send the body "
                           "uncompressed")  # fmt: skip
-        body = await _read_body(
-            request, collector.config.max_body_bytes, collector.config.body_timeout_s
-        )
+        body = await _read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
         if isinstance(body, Response):
             return body
         content_type = request.headers.get("content-type", "application/json")
-        args = (body, content_type, collector.config.max_events, auth.tenants)
-        try:
-            if pool is not None:
-                table, issues, denied, n = await asyncio.wrap_future(
-                    pool.submit(_screen_body, *args)
-                )
-            else:
-                table, issues, denied, n = await anyio.to_thread.run_sync(_screen_body, *args)
-        except LakeError as exc:  # a body that is not JSON at all: no events to count
-            issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
-            table, denied, n = pa.table({}), [], 0
+        table, issues, denied, n = await self._screen(body, content_type, auth.tenants)
         if issues or denied:
-            collector.metrics.add("auditlake_events_rejected_total", n)
+            self.acceptor.metrics.add("auditlake_events_rejected_total", n)
         if issues:
             log(event="rejected", token=auth.name, issues=len(issues), status=400)
             return _error(400, "invalid events; nothing was kept", issues)
@@ -126,80 +111,97 @@ def create_app(collector: Collector, guard: ConnectionGuard | None = None) -> Re
             return _error(403, "token not allowed for these tenants; nothing was kept", denied)
         if table.num_rows:
             try:
-                await anyio.to_thread.run_sync(collector.accept, table)
+                await anyio.to_thread.run_sync(self.acceptor.accept, table)
             except StorageError as exc:  # a full disk under the WAL; a broker that refused
                 log(event="unavailable", token=auth.name, error=str(exc), status=503)
                 return _error(503, f"{exc}; nothing was accepted", headers={"Retry-After": "1"})
-        collector.metrics.add("auditlake_events_accepted_total", table.num_rows)
+        self.acceptor.metrics.add("auditlake_events_accepted_total", table.num_rows)
         ms = (time.perf_counter() - started) * 1000
         log(event="accepted", token=auth.name, events=table.num_rows, ms=round(ms, 2))
         return JSONResponse({"accepted": table.num_rows}, status_code=202)
 
-    async def health(request: Request) -> Response:
-        stats = collector.wal_stats()
-        problem = await anyio.to_thread.run_sync(collector.problem)
-        quarantine = collector.quarantine
+    async def _screen(
+        self, body: bytes, content_type: str, tenants: frozenset[str]
+    ) -> tuple[pa.Table, list[Issue], list[Issue], int]:
+        """Validate and tenant-check a body, in the pool when there is one."""
+        args = (body, content_type, self.config.max_events, tenants)
+        try:
+            if self.pool is not None:
+                return await asyncio.wrap_future(self.pool.submit(screen_body, *args))
+            return await anyio.to_thread.run_sync(screen_body, *args)
+        except LakeError as exc:  # a body that is not JSON at all: no events to count
+            issues = getattr(exc, "issues", [Issue(0, "(request)", str(exc))])
+            return pa.table({}), issues, [], 0
+
+    async def health(self, request: Request) -> Response:
+        backlog = self.acceptor.backlog()
+        problem = await anyio.to_thread.run_sync(self.acceptor.problem)
         return JSONResponse(
             {
                 "status": "failing" if problem else "ok",
                 "error": problem,
-                "wal": {"records": stats.records, "bytes": stats.bytes},
-                "pending_events": collector.pending_events,
+                "wal": {"records": backlog.wal_records, "bytes": backlog.wal_bytes},
+                "pending_events": backlog.pending_events,
                 # Counted, not located: health answers without a token.
-                "quarantine": {"files": quarantine.files() if quarantine is not None else 0},
+                "quarantine": {"files": backlog.quarantine_files or 0},
             },
             status_code=503 if problem else 200,
         )
 
-    async def metrics(request: Request) -> Response:
-        stats = collector.wal_stats()
-        collector.metrics.set("auditlake_wal_records", stats.records)
-        collector.metrics.set("auditlake_wal_bytes", stats.bytes)
-        collector.metrics.set("auditlake_pending_events", collector.pending_events)
-        if collector.quarantine is not None:
-            collector.metrics.set("auditlake_quarantine_files", collector.quarantine.files())
-        return Response(collector.metrics.render(), media_type=CONTENT_TYPE)
+    async def metrics(self, request: Request) -> Response:
+        backlog = self.acceptor.backlog()
+        metrics = self.acceptor.metrics
+        metrics.set("auditlake_wal_records", backlog.wal_records)
+        metrics.set("auditlake_wal_bytes", backlog.wal_bytes)
+        metrics.set("auditlake_pending_events", backlog.pending_events)
+        if backlog.quarantine_files is not None:
+            metrics.set("auditlake_quarantine_files", backlog.quarantine_files)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    pool: ProcessPoolExecutor | None = None
+    async def _start_pool(self, workers: int) -> None:
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            initargs=(os.getpid(),),
+        )
+        # Start the workers (and their imports) now, not on the first request.
+        warm_up = (b"[]", "application/json", 1, frozenset[str]())
+        await asyncio.gather(
+            *(asyncio.wrap_future(self.pool.submit(check_body, *warm_up)) for _ in range(workers))
+        )
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal pool
-        if collector.config.validate_workers > 0:
-            pool = ProcessPoolExecutor(
-                collector.config.validate_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
-            )
-            # Start the workers (and their imports) now, not on the first request.
-            await asyncio.gather(
-                *(
-                    asyncio.wrap_future(
-                        pool.submit(_check_body, b"[]", "application/json", 1, frozenset())
-                    )
-                    for _ in range(collector.config.validate_workers)
-                )
-            )
-        if guard is not None:
-            asyncio.get_running_loop().set_exception_handler(guard.exception_handler)
-        collector.start()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self.config.validate_workers > 0:
+            await self._start_pool(self.config.validate_workers)
+        if self.guard is not None:
+            asyncio.get_running_loop().set_exception_handler(self.guard.exception_handler)
+        self.acceptor.start()
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(collector.shutdown)
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            await anyio.to_thread.run_sync(self.acceptor.shutdown)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
+
+def create_app(acceptor: Acceptor, guard: ConnectionGuard | None = None) -> RequestMetrics:
+    """The ASGI app: /v1/events, /v1/health, /metrics, each request counted and timed.
+
+    `guard`, when given, handles the event loop's out-of-descriptor errors (see
+    ingest/connections.py).
+    """
+    routes = _Routes(acceptor, guard)
     app = Starlette(
         routes=[
-            Route("/v1/events", events, methods=["POST"]),
-            Route("/v1/health", health, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route("/v1/events", routes.events, methods=["POST"]),
+            Route("/v1/health", routes.health, methods=["GET"]),
+            Route("/metrics", routes.metrics, methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=routes.lifespan,
     )
-    return RequestMetrics(app, collector.metrics, ROUTES)
+    return RequestMetrics(app, acceptor.metrics, ROUTES)
 
 
 def serve(config: CollectorConfig, host: str, port: int) -> int:
@@ -212,10 +214,11 @@ def serve(config: CollectorConfig, host: str, port: int) -> int:
     from prometheus_client import disable_created_metrics
 
     disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise for counters that live as long as we do
+    collector: Acceptor
     if config.forward_nats:
-        from ingest.jetstream import ForwardingCollector
+        from ingest.forwarder import ForwardingCollector  # needs nats-py (the `scale` extra)
 
-        collector: Collector = ForwardingCollector(config)
+        collector = ForwardingCollector(config)
     else:
         collector = Collector(config)
     limit = descriptor_budget(config.max_connections)

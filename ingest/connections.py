@@ -37,6 +37,12 @@ if TYPE_CHECKING:  # uvicorn imports click: the core loads it only inside `serve
 
 __all__ = ["ConnectionGuard", "RateLimitedLog", "descriptor_budget", "guarded_protocol"]
 
+MAX_CONNECTIONS = 1000
+"""Open connections a server allows by default (kept below the descriptor limit)."""
+HEADER_TIMEOUT_S = 10.0
+"""How long a connection may take to send a request's headers, by default."""
+BODY_TIMEOUT_S = 10.0
+"""How long a request may take to send its body, by default (408 beyond)."""
 FD_RESERVE = 128
 """Descriptors kept for the WAL, the lake's files, worker pipes and the listening socket."""
 MIN_CONNECTIONS = 16

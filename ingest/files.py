@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import csv
 import errno
 import hashlib
 import io
@@ -45,17 +44,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from ingest.closing import Closing
+from ingest.fingerprints import fingerprints
+from ingest.formats import csv_records, detect_format, parquet_records
 from lake.contract import (
     OUTPUT_SCHEMA,
     Issue,
@@ -67,9 +67,7 @@ from lake.contract import (
     Validated,
     ValidationError,
     assign_missing_ids,
-    colons_match,
     parse_json_array_issues,
-    repeated_key,
     scan_jsonl,
     time_window,
     validate,
@@ -77,47 +75,6 @@ from lake.contract import (
 from lake.storage import process_context
 
 Progress = Callable[[str, int, int], None]
-
-FORMATS = ("jsonl", "json", "csv", "parquet")
-_EXTENSIONS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-# Flat column names accepted in tabular inputs → (object, field) of the wire format.
-_FLAT = {
-    "actor_id": ("actor", "id"),
-    "actor_type": ("actor", "type"),
-    "actor_ip": ("actor", "ip"),
-    "user_agent": ("actor", "user_agent"),
-    "actor_user_agent": ("actor", "user_agent"),
-    "target_type": ("target", "type"),
-    "target_id": ("target", "id"),
-}
-_RENAME = {"event_id": "id"}
-
-
-def detect_format(name: str, explicit: str | None, head: bytes = b"") -> str:
-    """The input format: explicit, else by extension, else sniffed (stdin)."""
-    if explicit:
-        if explicit not in FORMATS:
-            raise UsageError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
-        return explicit
-    if name != "-":
-        suffix = Path(name).suffix.lower()
-        if suffix in _EXTENSIONS:
-            return _EXTENSIONS[suffix]
-        raise UsageError(
-            f"{name}: cannot tell the format from the extension {suffix or '(none)'!r}; "
-            f"pass --format ({', '.join(FORMATS)})"
-        )
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    return "json" if head.lstrip()[:1] == b"[" else "jsonl"
-
 
 # JSON Lines are read, validated and spooled in chunks of about this many bytes (cut at a
 # line end). AUDITLAKE_INGEST_CHUNK_BYTES overrides it, for tests of many-chunk inputs.
@@ -153,7 +110,7 @@ class Input:
         return self.validated.rejected
 
 
-class Spooled:
+class Spooled(Closing):
     """One input, validated and spooled to disk: `batches` yields its valid events.
 
     A context manager: closing it removes the spool.
@@ -174,17 +131,6 @@ class Spooled:
     @property
     def issues(self) -> list[Issue]:
         return [issue for r in self.rejected for issue in r.issues]
-
-    def __enter__(self) -> Spooled:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         # Closing flushes the file's buffer, which fails again on a full disk; the file is
@@ -375,10 +321,10 @@ def _spool_whole(spooled: Spooled, raw: bytes, label: str, window: TimeWindow) -
         records, issues = parse_json_array_issues(raw)
         validated = validate(records, pre_issues=issues, window=window)
     elif spooled.format == "csv":
-        records, lines, issues = _csv_records(raw)
+        records, lines, issues = csv_records(raw)
         validated = validate(records, lines=lines, pre_issues=issues, window=window)
     else:
-        records, issues = _parquet_records(raw, label)
+        records, issues = parquet_records(raw, label)
         validated = validate(records, pre_issues=issues, window=window)
     del raw
     table = validated.table
@@ -518,69 +464,6 @@ def _shifted(r: Rejected, offset: int) -> Rejected:
     return Rejected(r.index + offset, r.raw, issues, r.line)
 
 
-# -- Duplicate ids across a whole input, in bounded memory ------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
-
-
-def fingerprints(
-    tenant: pa.Array | pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray, seed: int
-) -> np.ndarray:
-    """A 64-bit fingerprint of (tenant, id) for each row with an id, in row order.
-
-    Equal keys give equal fingerprints; different keys collide with probability 2^-64
-    per pair, and every collision is checked exactly (`_reject_duplicates`). Valid
-    tenants and ids are printable ASCII, so the keys padded to one width form a matrix of
-    64-bit words that numpy mixes column by column, without a Python step per event.
-    `seed` (random per ingest) keeps crafted inputs from colliding on purpose.
-    """
-    has_id = pc.is_valid(ids)
-    if not _all(has_id):
-        tenant, ids = pc.filter(tenant, has_id), pc.filter(ids, has_id)
-    if len(ids) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    keys = pc.binary_join_element_wise(tenant, ids, pa.scalar("\x00", pa.string()))
-    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False).astype(np.uint64)
-    width = (int(lengths.max()) + 7) // 8 * 8
-    padded = pc.utf8_rpad(keys, width=width, padding="\x00")
-    n = len(keys)
-    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset :][: n + 1]
-    start = int(offsets[0])
-    if int(offsets[-1]) - start != n * width:
-        # Some key is not ASCII (validated rows never are): fingerprint one at a time.
-        salt = seed.to_bytes(8, "little")
-        return np.array(
-            [
-                int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, salt=salt).digest())
-                for k in keys.to_pylist()
-            ],
-            dtype=np.uint64,
-        )
-    words = (
-        np.frombuffer(padded.buffers()[2], dtype=np.uint8, count=n * width, offset=start)
-        .view(np.uint64)
-        .reshape(n, width // 8)
-    )
-    h: np.ndarray = lengths * _GOLDEN ^ np.uint64(seed)
-    for k in range(width // 8):
-        # Only a key's own words: the padding width differs between chunks (it is the
-        # longest key's), and a key must fingerprint alike in every chunk.
-        mixed = (h ^ words[:, k]) * _MIX1
-        mixed ^= mixed >> np.uint64(32)
-        h = np.where(lengths > np.uint64(8 * k), mixed, h)
-    h ^= h >> np.uint64(33)
-    h *= _MIX2
-    h ^= h >> np.uint64(33)
-    return h
-
-
-def _all(mask: pa.Array | pa.ChunkedArray) -> bool:
-    return bool(pc.all(mask).as_py())
-
-
 def _reject_duplicates(
     spooled: Spooled,
     prints: list[np.ndarray],
@@ -663,147 +546,6 @@ def _lines_as_sent(
             if len(out) == len(todo):
                 break
     return out
-
-
-def _nest(
-    flat: dict[str, Any], index: int, issues: list[Issue], line: int | None
-) -> dict[str, Any]:
-    """Tabular row → wire event: nested objects from dotted or flat names, details parsed."""
-    event: dict[str, Any] = {}
-    for key, value in flat.items():
-        if value is None or value == "":
-            continue
-        key = _RENAME.get(key, key)
-        if "." in key:
-            obj, _, sub = key.partition(".")
-            event.setdefault(obj, {})[sub] = value
-        elif key in _FLAT:
-            obj, sub = _FLAT[key]
-            event.setdefault(obj, {})[sub] = value
-        elif key == "details" and isinstance(value, str):
-            try:
-                event["details"] = details = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                issues.append(Issue(index, "details", f"is not valid JSON ({exc})", line=line))
-            else:
-                text = value.encode()
-                if not colons_match(text, details) and (found := repeated_key(text)):
-                    field, message = found
-                    issues.append(Issue(index, f"details.{field}", message, line=line))
-        elif isinstance(value, datetime):
-            if value.tzinfo is None:
-                issues.append(Issue(index, key, "timestamp has no time zone", line=line))
-            else:
-                event[key] = value.isoformat()
-        else:
-            event[key] = value
-    return event
-
-
-def _wire_path(column: str) -> tuple[str, ...]:
-    """The wire field a tabular column fills: ("tenant",), ("actor", "id"), ..."""
-    key = _RENAME.get(column, column)
-    if "." in key:
-        obj, _, sub = key.partition(".")
-        return (obj, sub)
-    return _FLAT.get(key, (key,))
-
-
-def _check_columns(names: list[str], line: int | None) -> None:
-    """Refuse a header that names one field twice (`actor_id` beside `actor.id`, `tenant`
-    twice, `actor` beside `actor.id`): taking the last would silently drop a value."""
-    owner: dict[tuple[str, ...], str] = {}
-    issues: list[Issue] = []
-    for name in names:
-        path = _wire_path(name)
-        clash = next(
-            (
-                other
-                for seen, other in owner.items()
-                if seen == path or seen == path[:1] or path == seen[:1]
-            ),
-            None,
-        )
-        if clash is not None:
-            what = "repeats column" if clash == name else "names the same field as column"
-            field = ".".join(path if len(path) <= len(_wire_path(clash)) else _wire_path(clash))
-            issues.append(
-                Issue(0, name, f"column {name!r} {what} {clash!r} ({field}); keep one", line=line)
-            )
-        else:
-            owner[path] = name
-    if issues:
-        raise ValidationError(issues)
-
-
-def _csv_records(raw: bytes) -> tuple[list[Any], list[int], list[Issue]]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        # utf-8-sig counts positions after a stripped BOM; count them in the raw bytes.
-        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
-        line = raw[:start].count(b"\n") + 1
-        raise ValidationError(
-            [Issue(max(line - 2, 0), "(event)", f"not valid UTF-8 at byte {start}", line=line)]
-        ) from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    records: list[Any] = []
-    lines: list[int] = []
-    issues: list[Issue] = []
-    try:
-        _check_columns(list(reader.fieldnames or ()), 1)
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                issues.append(
-                    Issue(len(records), "(event)", "more cells than header columns", line=line)
-                )
-                row.pop(None)
-            records.append(_nest(dict(row), len(records), issues, line))
-            lines.append(line)
-    except csv.Error as exc:
-        raise ValidationError(
-            [Issue(len(records), "(event)", f"malformed CSV ({exc})", line=reader.line_num)]
-        ) from None
-    return records, lines, issues
-
-
-def _parquet_records(raw: bytes, label: str) -> tuple[list[Any], list[Issue]]:
-    try:
-        # ParquetFile, not read_table: the dataset reader refuses a repeated column name
-        # with an unreadable message; `_check_columns` names it.
-        table = pq.ParquetFile(pa.BufferReader(raw)).read()
-    except (pa.ArrowException, OSError) as exc:
-        raise UsageError(f"{label}: not a readable Parquet file ({exc})") from None
-    for i, col in enumerate(table.schema):
-        # Nanosecond columns (pandas' default) must hold whole microseconds: `time` is
-        # stored in microseconds and nothing may be silently truncated.
-        if pa.types.is_timestamp(col.type) and col.type.unit == "ns":
-            try:
-                us = table.column(i).cast(pa.timestamp("us", col.type.tz))
-            except pa.ArrowInvalid:
-                raise UsageError(
-                    f"{label}: column {col.name!r} has sub-microsecond timestamps, "
-                    "which would be lost; write microseconds"
-                ) from None
-            table = table.set_column(i, col.name, us)
-            col = table.schema.field(i)
-        # Instants are read in UTC: a zone only labels them, and a local time past year
-        # 9999 (+14:00 on the last UTC second) is no Python datetime though the instant is.
-        if pa.types.is_timestamp(col.type) and col.type.tz not in (None, "UTC"):
-            table = table.set_column(
-                i, col.name, table.column(i).cast(pa.timestamp(col.type.unit, "UTC"))
-            )
-    _check_columns(table.schema.names, None)
-    issues: list[Issue] = []
-    try:
-        rows = table.to_pylist()
-    except (OverflowError, ValueError) as exc:  # an instant outside years 1-9999 in UTC
-        raise UsageError(
-            f"{label}: a timestamp column holds a time outside years 1-9999 ({exc})"
-        ) from None
-    records = [_nest(row, i, issues, None) for i, row in enumerate(rows)]
-    return records, issues
 
 
 def write_rejects(path: Path, inp: Input | Spooled, *, append: bool = False) -> int:

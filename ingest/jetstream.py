@@ -1,4 +1,4 @@
-"""NATS JetStream in front of the lake: the consumer's source, and the collector's forwarding.
+"""NATS JetStream in front of the lake: the connection, and the consumer's source.
 
 Layout on the broker, all derived from the stream name (default `AUDIT`):
 
@@ -40,15 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from ingest.collector import Collector, CollectorConfig, Metrics, _ipc, log
-from ingest.source import ARROW_STREAM, EVENTS_HEADER, BrokerError, Message, issues_json, micros
-from ingest.tokens import TokenStore
-from ingest.wal import WalStats
+from ingest.broker import DEFAULT_STREAM, BrokerError, Message, issues_json, micros
+from ingest.jsonlog import log
 from lake.contract import Issue, UsageError, is_valid_tenant
-from lake.write import stamp_received
 
 try:
     import nats
@@ -70,7 +64,6 @@ except ImportError:  # the `scale` extra
 
 T = TypeVar("T")
 DEFAULT_URL = "nats://127.0.0.1:4222"
-DEFAULT_STREAM = "AUDIT"
 STREAM_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 CONSUMER_PREFIX = "auditlake_"
 NOT_UNIQUE = 10100  # JetStream: "filtered consumer not unique on workqueue stream"
@@ -256,7 +249,7 @@ def _token(tenant: str) -> str:
 
 
 class JetStreamSource:
-    """`ingest.source.Source` on a JetStream work-queue stream, with leases in a KV bucket.
+    """`ingest.broker.Source` on a JetStream work-queue stream, with leases in a KV bucket.
 
     Args:
         url: the NATS server (credentials in the URL are never logged).
@@ -593,81 +586,3 @@ class JetStreamSource:
 
 def _header_value(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ")[:1000]
-
-
-# -- the collector's forwarding mode -------------------------------------------------------
-
-
-class ForwardingCollector(Collector):
-    """The collector with JetStream in place of its WAL and batcher: a stateless HTTP tier.
-
-    A request's events are published per tenant, as Arrow IPC, to `<stream>.<tenant>` (the
-    stream's name in lower case), and the answer is 202 only once JetStream has
-    acknowledged every message (stored in the stream). Nothing is written locally and the
-    lake is never opened: `auditlake consume` appends. While the broker is unreachable,
-    requests get 503 + Retry-After.
-    """
-
-    def __init__(self, config: CollectorConfig) -> None:
-        # Deliberately not Collector.__init__: no lake, signing key, WAL or batcher here.
-        assert config.forward_nats is not None
-        self.config = config
-        self.grants = TokenStore(config.home).grants()
-        self.metrics = Metrics()
-        self.failed: str | None = None
-        self._pending_events = 0
-        self.conn = Connection(config.forward_nats, config.forward_stream, on_change=self._on)
-
-    def _on(self, problem: str | None) -> None:
-        self.failed = problem
-
-    def start(self) -> None:
-        log(event="start", forward=redact(self.conn.url), stream=self.conn.stream)
-        if not self.grants:
-            log(event="warning", message="no collector tokens: every request will get 401")
-
-    def shutdown(self) -> None:
-        self.conn.close()
-        log(event="stopped", pending_events=0)
-
-    def overloaded(self) -> bool:
-        return False  # the broker pushes back (503) rather than our memory filling
-
-    def wal_stats(self) -> WalStats:
-        return WalStats(records=0, bytes=0, segments=0, fsyncs=0, oldest_seq=None, next_seq=0)
-
-    def accept(self, table: pa.Table) -> int:
-        """Publish a validated table and wait for JetStream's acknowledgements."""
-        started = time.perf_counter()
-        table = stamp_received(table)
-        limit = self.conn.nc.max_payload - 4096  # room for the headers
-        messages = []
-        for tenant in pc.unique(table.column("tenant")).to_pylist():
-            rows = table.filter(pc.equal(table.column("tenant"), tenant))
-            messages += [(tenant, part) for part in _split(rows, limit)]
-        self.conn.io.run(self._publish(messages))
-        self.metrics.add("auditlake_forward_seconds_total", time.perf_counter() - started)
-        self.metrics.add("auditlake_forward_messages_total", len(messages))
-        return 0
-
-    async def _publish(self, messages: list[tuple[str, tuple[pa.Table, bytes]]]) -> None:
-        async def one(tenant: str, rows: pa.Table, payload: bytes) -> None:
-            ids = "\x00".join(rows.column("event_id").to_pylist())
-            headers = {
-                "Content-Type": ARROW_STREAM,
-                EVENTS_HEADER: str(rows.num_rows),
-                # A client's retry carries the same ids: JetStream keeps one copy.
-                "Nats-Msg-Id": hashlib.sha256(f"{tenant}\x00{ids}".encode()).hexdigest(),
-            }
-            await self.conn.js.publish(f"{self.conn.prefix}.{tenant}", payload, headers=headers)
-
-        await asyncio.gather(*(one(t, rows, payload) for t, (rows, payload) in messages))
-
-
-def _split(rows: pa.Table, limit: int) -> list[tuple[pa.Table, bytes]]:
-    """Arrow IPC payloads of `rows`, halved until each fits the broker's message size."""
-    payload = _ipc(rows)
-    if len(payload) <= limit or rows.num_rows <= 1:
-        return [(rows, payload)]
-    half = rows.num_rows // 2
-    return _split(rows.slice(0, half), limit) + _split(rows.slice(half), limit)

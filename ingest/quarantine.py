@@ -28,20 +28,53 @@ Logs name the file, the count, the tenants and the error's type, never event con
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 
-__all__ = ["CONFLICT", "REFUSED", "Quarantine", "Quarantined"]
+from ingest.durable import write_durably
+
+__all__ = ["CONFLICT", "REFUSED", "Quarantine", "QuarantineKind", "QuarantineRecord", "Quarantined"]
 
 _SUFFIXES = (".arrows", ".raw")
-REFUSED = "refused"
-CONFLICT = "id-conflict"
 MAX_IDS_LISTED = 1000
+
+
+class QuarantineKind(StrEnum):
+    """Why a part is in the quarantine (the last part of its file name)."""
+
+    REFUSED = "refused"  # the lake refused it: health fails until an operator looks
+    CONFLICT = "id-conflict"  # left out for reusing a tenant's id: kept, health stays ok
+
+
+REFUSED = QuarantineKind.REFUSED
+CONFLICT = QuarantineKind.CONFLICT
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """A quarantined part's sidecar (`<part>.json`): why it is there, and what it holds."""
+
+    wal_seq: int
+    events: int
+    tenants: list[str]
+    event_ids: list[str]  # the first MAX_IDS_LISTED
+    kind: QuarantineKind
+    error: str  # the error's type
+    message: str
+    quarantined_at: str  # ISO 8601, UTC
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> QuarantineRecord:
+        fields = orjson.loads(data)
+        return cls(**{**fields, "kind": QuarantineKind(fields["kind"])})
 
 
 @dataclass(frozen=True)
@@ -67,7 +100,7 @@ class Quarantine:
         error: BaseException,
         table: pa.Table | None = None,
         *,
-        kind: str = REFUSED,
+        kind: QuarantineKind = REFUSED,
     ) -> Quarantined:
         """Keep `payload` (the IPC of `table`, or raw bytes when it did not decode) durably."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -81,42 +114,22 @@ class Quarantine:
             tenants = sorted({str(t) for t in table.column("tenant").unique().to_pylist()})
             ids = [str(i) for i in table.column("event_id").slice(0, MAX_IDS_LISTED).to_pylist()]
         events = table.num_rows if table is not None else 0
-        about = {
-            "wal_seq": seq,
-            "events": events,
-            "tenants": tenants,
-            "event_ids": ids,
-            "kind": kind,
-            "error": type(error).__name__,
-            "message": str(error)[:4000],
-            "quarantined_at": datetime.now(UTC).isoformat(),
-        }
+        about = QuarantineRecord(
+            wal_seq=seq,
+            events=events,
+            tenants=tenants,
+            event_ids=ids,
+            kind=kind,
+            error=type(error).__name__,
+            message=str(error)[:4000],
+            quarantined_at=datetime.now(UTC).isoformat(),
+        )
         # The sidecar first: a data file never exists without its reason.
-        about_json = orjson.dumps(about, option=orjson.OPT_INDENT_2)
-        self._write(path.with_name(path.name + ".json"), about_json)
-        self._write(path, payload)
-        if self._fsync:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        write_durably(path.with_name(path.name + ".json"), about.to_json(), fsync=self._fsync)
+        write_durably(path, payload, fsync=self._fsync, sync_directory=True)
         return Quarantined(path=path, events=events, tenants=tenants)
 
-    def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.rename(path)
-
-    def files(self, kind: str | None = None) -> int:
+    def files(self, kind: QuarantineKind | None = None) -> int:
         """Quarantined parts (of `kind`, or all) in the directory now; 0 when it is missing."""
         try:
             return sum(

@@ -1,8 +1,8 @@
 """A collector request's body: refused past its limits, validated, checked against the token.
 
 Everything here runs where validation runs: in a worker process when the collector has
-workers (`_start_worker` is their start-up), else in a thread. None of it touches the
-collector's state, so it is apart from ingest/collector.py, which calls `_screen_body`.
+workers (`start_worker` is their start-up), else in a thread. None of it touches the
+collector's state, so it is apart from ingest/collector_app.py, which calls `screen_body`.
 Events move as Arrow tables: nothing here loops over events in Python on the way to a
 202 (a rejected body's events are counted by line only when it is refused).
 """
@@ -30,7 +30,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_MMAP_THRESHOLD = -3
 
 
-def _start_worker(collector_pid: int) -> None:
+def start_worker(collector_pid: int) -> None:
     """Start-up of a validation worker: die with the collector, keep freed heap memory."""
     _die_with_parent(collector_pid)
     _keep_heap()
@@ -94,7 +94,7 @@ def _more_events_than(body: bytes, limit: int) -> bool:
     return _ndjson_events(body) > limit
 
 
-def _validate_body(body: bytes, content_type: str, max_events: int) -> tuple[pa.Table, list[Issue]]:
+def validate_body(body: bytes, content_type: str, max_events: int) -> tuple[pa.Table, list[Issue]]:
     """(valid events, issues) of a request body."""
     table, issues, _ = _validate_counting(body, content_type, max_events)
     return table, issues
@@ -124,7 +124,7 @@ def _validate_counting(
     return result.table, issues, result.table.num_rows + (len(result.rejected) if issues else 0)
 
 
-def _denied(table: pa.Table, tenants: frozenset[str]) -> list[Issue]:
+def denied_issues(table: pa.Table, tenants: frozenset[str]) -> list[Issue]:
     """An issue for each event whose tenant is not one of `tenants`, the token's.
 
     Columnar: the distinct tenants of a request are few, so the common case (all allowed)
@@ -144,15 +144,15 @@ def _denied(table: pa.Table, tenants: frozenset[str]) -> list[Issue]:
     ]
 
 
-def _check_body(
+def check_body(
     body: bytes, content_type: str, max_events: int, tenants: frozenset[str]
 ) -> tuple[pa.Table, list[Issue], list[Issue]]:
     """Validate a body, then check its events' tenants: (table, issues, denied)."""
-    table, issues, denied, _ = _screen_body(body, content_type, max_events, tenants)
+    table, issues, denied, _ = screen_body(body, content_type, max_events, tenants)
     return table, issues, denied
 
 
-def _screen_body(
+def screen_body(
     body: bytes, content_type: str, max_events: int, tenants: frozenset[str]
 ) -> tuple[pa.Table, list[Issue], list[Issue], int]:
     """Validate a body, then check its events' tenants: (table, issues, denied, events).
@@ -164,5 +164,5 @@ def _screen_body(
     valid or not (what a refusal refuses).
     """
     table, issues, events = _validate_counting(body, content_type, max_events)
-    denied = _denied(table, tenants) if not issues and table.num_rows else []
+    denied = denied_issues(table, tenants) if not issues and table.num_rows else []
     return table, issues, denied, events

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.durable import write_durably
 from lake.contract import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, ConfigError, UsageError
 from lake.secrets import check_private
 from lake.storage import check_tenant
@@ -73,13 +74,9 @@ class TokenStore:
             "created_at": stamp,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.path)
+        write_durably(
+            self.path, json.dumps(data, indent=2).encode(), tmp=self.path.with_suffix(".tmp")
+        )
         return token
 
     def grants(self) -> dict[str, TokenGrant]:
@@ -97,6 +94,6 @@ class TokenStore:
         return out
 
 
-def lookup(grants: dict[str, TokenGrant], token: str) -> TokenGrant | None:
+def lookup(grants: Mapping[str, TokenGrant], token: str) -> TokenGrant | None:
     """The grant of a presented token, or None."""
     return grants.get(_digest(token))

@@ -51,44 +51,41 @@ one record at a time. Payloads are never logged.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import mmap
 import os
-import re
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from ingest.closing import Closing
+from ingest.durable import fsync_directory
+from ingest.wal_records import (
+    MAX_PAYLOAD_BYTES,
+    NAME,
+    RECORD,
+    SEGMENT,
+    SEGMENT_MAGIC,
+    VERSION,
+    WalCorruptError,
+    WalError,
+    check_record,
+    payload_crc,
+    pwrite_all,
+    record_header,
+    replay,
+    segment_header,
+    segment_path,
+    valid_record_after,
+)
 
 __all__ = ["MAX_PAYLOAD_BYTES", "WalCorruptError", "WalError", "WalStats", "WriteAheadLog"]
 
-MAX_PAYLOAD_BYTES = 256 * 2**20
-"""Largest payload one record may hold (256 MiB)."""
-
-_SEGMENT = struct.Struct("<8sIIQ")  # magic, format version, reserved (0), first seq
-_SEGMENT_MAGIC = b"AUDITWAL"
-_VERSION = 1
-_RECORD = struct.Struct("<2sIQI")  # magic, payload length, seq, CRC-32
-_RECORD_MAGIC = b"\xa7\x1d"
-_CRC_TAIL = struct.Struct("<IQ")  # length and seq, as the CRC covers them after the payload
-_NAME = re.compile(r"^(\d{20})\.wal$")
 _TMP_SUFFIX = ".tmp"
 _LOCK_NAME = "LOCK"
 _FIRST_SEQ = 1
-_IOV_MAX = 1024  # Linux's limit on buffers per pwritev call
-
-
-class WalError(Exception):
-    """The write-ahead log cannot do what was asked (closed, failed, payload too large)."""
-
-
-class WalCorruptError(WalError):
-    """The log on disk is damaged somewhere other than a torn tail; nothing was dropped."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ class _Segment:
         return self.first_seq + self.records
 
 
-class WriteAheadLog:
+class WriteAheadLog(Closing):
     """A durable, numbered, append-only log of opaque payloads, safe to share between threads.
 
     Args:
@@ -145,8 +142,8 @@ class WriteAheadLog:
         fsync: bool = True,
         group_window_s: float = 0.0,
     ) -> None:
-        if segment_bytes < _SEGMENT.size + _RECORD.size:
-            raise WalError(f"segment_bytes must be at least {_SEGMENT.size + _RECORD.size}")
+        if segment_bytes < SEGMENT.size + RECORD.size:
+            raise WalError(f"segment_bytes must be at least {SEGMENT.size + RECORD.size}")
         if group_window_s < 0:
             raise WalError("group_window_s must not be negative")
         self._dir = Path(directory)
@@ -193,7 +190,7 @@ class WriteAheadLog:
 
         The records get consecutive sequence numbers and may span a segment boundary.
         """
-        crcs = [_payload_crc(payload) for payload in payloads]
+        crcs = [payload_crc(payload) for payload in payloads]
         with self._lock:
             self._check_usable()
             first = self._next_seq
@@ -214,9 +211,9 @@ class WriteAheadLog:
         chunks: list[bytes] = []
         batch_bytes = batch_records = 0
         seq = self._next_seq
-        for payload, payload_crc in zip(payloads, crcs, strict=True):
+        for payload, started_crc in zip(payloads, crcs, strict=True):
             length = len(payload)
-            record_bytes = _RECORD.size + length
+            record_bytes = RECORD.size + length
             active = self._segments[-1]
             if (active.records or batch_records) and (
                 active.size + batch_bytes + record_bytes > self._segment_bytes
@@ -224,8 +221,7 @@ class WriteAheadLog:
                 self._flush_locked(chunks, batch_bytes, batch_records)
                 chunks, batch_bytes, batch_records = [], 0, 0
                 self._rotate_locked()
-            crc = zlib.crc32(_CRC_TAIL.pack(length, seq), payload_crc)
-            chunks += (_RECORD.pack(_RECORD_MAGIC, length, seq, crc), payload)
+            chunks += (record_header(length, seq, started_crc), payload)
             batch_bytes += record_bytes
             batch_records += 1
             seq += 1
@@ -235,7 +231,7 @@ class WriteAheadLog:
         if not nrecords:
             return
         active = self._segments[-1]
-        _pwrite_all(self._fd, chunks, active.size)
+        pwrite_all(self._fd, chunks, active.size)
         active.size += nbytes
         active.records += nrecords
         self._next_seq += nrecords
@@ -313,7 +309,7 @@ class WriteAheadLog:
             segments = [(s.path, s.first_seq, s.size) for s in self._segments]
             with self._cond:
                 limit = self._durable_seq
-        return _replay(segments, after, limit)
+        return replay(segments, after, limit)
 
     def trim(self, upto: int) -> None:
         """Delete the segments whose records all have seq <= `upto` (never the active one).
@@ -333,7 +329,7 @@ class WriteAheadLog:
                 for segment in doomed:
                     segment.path.unlink()
                 if doomed and self._fsync:
-                    _fsync_directory(self._dir)
+                    fsync_directory(self._dir)
                     self._count_fsyncs(1)
             except OSError as exc:
                 raise WalError(f"trim of {self._dir} failed: {exc}") from exc
@@ -415,17 +411,6 @@ class WriteAheadLog:
         if error is not None:
             raise WalError(f"fsync of {self._dir} failed on close: {error}") from error
 
-    def __enter__(self) -> WriteAheadLog:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"WriteAheadLog({str(self._dir)!r})"
 
@@ -459,7 +444,7 @@ class WriteAheadLog:
             created = not self._dir.exists()
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if created and self._fsync:
-                _fsync_directory(self._dir.parent)
+                fsync_directory(self._dir.parent)
                 self._count_fsyncs(1)
             fd = os.open(self._dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
@@ -477,13 +462,13 @@ class WriteAheadLog:
             found: list[tuple[int, Path]] = []
             leftovers = False
             for path in self._dir.iterdir():
-                if path.name.endswith(_TMP_SUFFIX) and _NAME.match(path.name[: -len(_TMP_SUFFIX)]):
+                if path.name.endswith(_TMP_SUFFIX) and NAME.match(path.name[: -len(_TMP_SUFFIX)]):
                     path.unlink()  # a segment whose creation a crash interrupted
                     leftovers = True
-                elif match := _NAME.match(path.name):
+                elif match := NAME.match(path.name):
                     found.append((int(match[1]), path))
             if leftovers and self._fsync:
-                _fsync_directory(self._dir)
+                fsync_directory(self._dir)
                 self._count_fsyncs(1)
             found.sort()
             if not found:
@@ -507,22 +492,22 @@ class WriteAheadLog:
     def _scan(self, path: Path, first_seq: int, *, last: bool) -> _Segment:
         with path.open("r+b" if last else "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            if size < _SEGMENT.size:
+            if size < SEGMENT.size:
                 raise WalCorruptError(f"{path}: segment header is incomplete ({size} bytes)")
             with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
-                magic, version, _, header_seq = _SEGMENT.unpack_from(mm, 0)
-                if magic != _SEGMENT_MAGIC or version != _VERSION or header_seq != first_seq:
+                magic, version, _, header_seq = SEGMENT.unpack_from(mm, 0)
+                if magic != SEGMENT_MAGIC or version != VERSION or header_seq != first_seq:
                     raise WalCorruptError(
                         f"{path}: bad segment header (magic {magic!r}, version {version}, "
                         f"first seq {header_seq})"
                     )
-                offset, seq = _SEGMENT.size, first_seq
+                offset, seq = SEGMENT.size, first_seq
                 while offset < size:
-                    problem, maybe_torn, end = _check_record(mm, offset, size, seq)
+                    problem, maybe_torn, end = check_record(mm, offset, size, seq)
                     if problem is None:
                         offset, seq = end, seq + 1
                         continue
-                    if last and maybe_torn and not _valid_record_after(mm, offset, size, seq):
+                    if last and maybe_torn and not valid_record_after(mm, offset, size, seq):
                         break
                     raise WalCorruptError(f"{path}: {problem} at offset {offset}")
             if offset < size:  # the torn tail: never acknowledged, see the module docstring
@@ -540,129 +525,14 @@ class WriteAheadLog:
         tmp = path.with_name(path.name + _TMP_SUFFIX)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            _pwrite_all(fd, [_SEGMENT.pack(_SEGMENT_MAGIC, _VERSION, 0, first_seq)], 0)
+            pwrite_all(fd, [segment_header(first_seq)], 0)
             if self._fsync:
                 os.fsync(fd)
             tmp.rename(path)
             if self._fsync:
-                _fsync_directory(self._dir)
+                fsync_directory(self._dir)
                 self._count_fsyncs(2)
         except BaseException:
             os.close(fd)
             raise
-        return _Segment(first_seq=first_seq, path=path, records=0, size=_SEGMENT.size), fd
-
-
-def segment_path(directory: Path, first_seq: int) -> Path:
-    """Where the segment whose first record is `first_seq` lives."""
-    return directory / f"{first_seq:020d}.wal"
-
-
-def _payload_crc(payload: bytes) -> int:
-    """Checks the size and starts the CRC outside the lock (zlib releases the GIL)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WalError(
-            f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES} byte "
-            "(256 MiB) limit of one write-ahead log record"
-        )
-    return zlib.crc32(payload)
-
-
-def _record_crc(payload: bytes | memoryview, length: int, seq: int) -> int:
-    return zlib.crc32(_CRC_TAIL.pack(length, seq), zlib.crc32(payload))
-
-
-def _check_record(mm: mmap.mmap, offset: int, size: int, seq: int) -> tuple[str | None, bool, int]:
-    """(problem or None, whether a torn write could explain it, end offset of the record)."""
-    if size - offset < _RECORD.size:
-        return "incomplete record header", True, size
-    magic, length, found_seq, crc = _RECORD.unpack_from(mm, offset)
-    if magic != _RECORD_MAGIC:
-        return "bad record magic", True, size
-    if length > MAX_PAYLOAD_BYTES:
-        return f"record length {length} over the limit", True, size
-    start, end = offset + _RECORD.size, offset + _RECORD.size + length
-    if end > size:
-        return f"incomplete payload ({size - start} of {length} bytes)", True, size
-    with memoryview(mm) as view, view[start:end] as payload:
-        if _record_crc(payload, length, found_seq) != crc:
-            return f"CRC mismatch in record seq {found_seq}", True, end
-    if found_seq != seq:
-        # A CRC-valid record in the wrong place is no torn write.
-        return f"record seq {found_seq} where {seq} was expected", False, end
-    return None, False, end
-
-
-def _valid_record_after(mm: mmap.mmap, offset: int, size: int, seq: int) -> bool:
-    """Whether a CRC-valid record that could follow seq `seq` starts after `offset`."""
-    highest = seq + (size - offset) // _RECORD.size
-    pos = offset
-    while (pos := mm.find(_RECORD_MAGIC, pos + 1, size)) >= 0:
-        if size - pos < _RECORD.size:
-            return False
-        _, _, found_seq, _ = _RECORD.unpack_from(mm, pos)
-        if seq <= found_seq <= highest:
-            problem, _, _ = _check_record(mm, pos, size, found_seq)
-            if problem is None:
-                return True
-    return False
-
-
-def _replay(
-    segments: list[tuple[Path, int, int]], after: int, limit: int
-) -> Iterator[tuple[int, bytes]]:
-    for i, (path, first_seq, size) in enumerate(segments):
-        if first_seq > limit:
-            return
-        if i + 1 < len(segments) and segments[i + 1][1] - 1 <= after:
-            continue  # every record here is <= after
-        try:
-            f = path.open("rb")
-        except FileNotFoundError:
-            continue  # trimmed since replay() was called
-        with f:
-            offset, seq = _SEGMENT.size, first_seq
-            f.seek(offset)
-            while offset < size and seq <= limit:
-                header = f.read(_RECORD.size)
-                if len(header) < _RECORD.size:
-                    raise WalCorruptError(f"{path}: record at offset {offset} is gone")
-                magic, length, found_seq, crc = _RECORD.unpack(header)
-                end = offset + _RECORD.size + length
-                if magic != _RECORD_MAGIC or found_seq != seq or end > size:
-                    raise WalCorruptError(f"{path}: record header at offset {offset} changed")
-                if seq <= after:
-                    f.seek(length, os.SEEK_CUR)
-                else:
-                    payload = f.read(length)
-                    if len(payload) != length or _record_crc(payload, length, seq) != crc:
-                        raise WalCorruptError(f"{path}: CRC mismatch at offset {offset}")
-                    yield seq, payload
-                offset, seq = end, seq + 1
-
-
-def _pwrite_all(fd: int, chunks: Sequence[bytes], offset: int) -> None:
-    """Write all of `chunks` at `offset`, resuming after short writes."""
-    views = [memoryview(chunk) for chunk in chunks if chunk]
-    i = 0
-    while i < len(views):
-        written = os.pwritev(fd, views[i : i + _IOV_MAX], offset)
-        if written <= 0:
-            raise OSError(errno.EIO, "pwritev wrote nothing")
-        offset += written
-        while written:
-            if written >= len(views[i]):
-                written -= len(views[i])
-                i += 1
-            else:
-                views[i] = views[i][written:]
-                written = 0
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the creation, rename or deletion of a file in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return _Segment(first_seq=first_seq, path=path, records=0, size=SEGMENT.size), fd

@@ -18,35 +18,30 @@ half-open connections made it stop answering and write megabytes of tracebacks a
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
 
-import anyio
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
+from ingest.bounded_body import BodyRefused, read_bounded
+from ingest.connections import (
+    BODY_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    ConnectionGuard,
+    RateLimitedLog,
+    descriptor_budget,
+    guarded_protocol,
+)
+from ingest.jsonlog import log
 from lake.contract import UsageError
 from lake.log import VerifierKey
 from lake.secrets import read_private_key
 from lake.witness import MAX_BODY, Cosigner, Witness, WitnessError
-
-MAX_CONNECTIONS: Final = 1000
-HEADER_TIMEOUT_S: Final = 10.0
-BODY_TIMEOUT_S: Final = 10.0
-
-
-def _log(**fields: Any) -> None:
-    """One JSON line on stderr."""
-    fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    sys.stderr.write(orjson.dumps(fields).decode() + "\n")
 
 
 def load_cosigner(name: str, key_file: Path) -> Cosigner:
@@ -64,24 +59,19 @@ def _refuse(status: int, text: str) -> Response:
     return PlainTextResponse(text, status_code=status, headers={"Connection": "close"})
 
 
+_REFUSALS = {
+    400: "bad Content-Length\n",
+    413: "request too large\n",
+    408: "body not received in time\n",
+}
+
+
 async def _bounded_body(request: Request) -> bytes | Response:
-    """The body, or a 413/400 response once it is (or is declared) larger than MAX_BODY."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            return _refuse(400, "bad Content-Length\n")
-        if int(declared) > MAX_BODY:
-            return _refuse(413, "request too large\n")
-    body = bytearray()
-    try:
-        with anyio.fail_after(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    return _refuse(413, "request too large\n")
-    except TimeoutError:
-        return _refuse(408, "body not received in time\n")
-    return bytes(body)
+    """The body, or a 413/400/408 response once it is (or is declared) larger than MAX_BODY."""
+    body = await read_bounded(request, MAX_BODY, BODY_TIMEOUT_S, strict_length=True)
+    if isinstance(body, BodyRefused):
+        return _refuse(body.status, _REFUSALS[body.status])
+    return body
 
 
 def make_app(witness: Witness, guard: ConnectionGuard | None = None) -> Starlette:
@@ -120,7 +110,7 @@ def serve(witness: Witness, host: str, port: int) -> None:
     import uvicorn  # brings click: kept out of `import ingest` (tests/test_layers.py)
 
     limit = descriptor_budget(MAX_CONNECTIONS)
-    guard = ConnectionGuard(limit, HEADER_TIMEOUT_S, RateLimitedLog(_log), lambda _name: None)
+    guard = ConnectionGuard(limit, HEADER_TIMEOUT_S, RateLimitedLog(log), lambda _name: None)
     uvicorn.run(
         make_app(witness, guard),
         host=host,

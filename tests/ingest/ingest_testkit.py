@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.files import Input
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
@@ -14,3 +23,56 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
+
+
+# -- events and inputs for the file-ingest tests ----------------------------------------
+
+
+def ev(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "tenant": "acme",
+        "time": "2024-03-01T12:00:00Z",
+        "category": "authentication",
+        "action": "login",
+        "outcome": "success",
+        "actor": {"id": "u1"},
+    }
+    event.update(overrides)
+    return event
+
+
+def rows(inp: Input) -> list[dict[str, Any]]:
+    return list(inp.validated.table.to_pylist())
+
+
+def ids(inp: Input) -> list[str]:
+    return list(inp.validated.table.column("event_id").to_pylist())
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def jsonl_bytes(*events: Any) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+CSV_NESTED_HEADER = b"tenant,time,category,action,outcome,actor.id,actor.type,target.id,details\n"
+
+
+def base_columns(n: int) -> dict[str, Any]:
+    """The columns every tabular test input shares, for `n` rows."""
+    return {
+        "tenant": ["acme"] * n,
+        "category": ["authentication"] * n,
+        "action": ["login"] * n,
+        "outcome": ["success"] * n,
+    }

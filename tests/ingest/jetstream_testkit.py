@@ -131,7 +131,7 @@ def in_stream(url: str, stream: str) -> int:
 async def _in_hand(url: str, stream: str) -> int:
     nc = await nats.connect(url)
     try:
-        return sum(c.num_ack_pending for c in await nc.jetstream().consumers_info(stream))
+        return sum(c.num_ack_pending or 0 for c in await nc.jetstream().consumers_info(stream))
     finally:
         await nc.close()
 

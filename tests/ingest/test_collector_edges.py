@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from testkit import fill
 from testkit import small_disk as mount_small_disk
 
-from ingest.collector import _ipc
 from ingest.demo import generate
+from ingest.ipc import to_ipc
+from ingest.quarantine import QuarantineKind, QuarantineRecord
 from ingest.wal import WriteAheadLog
 from lake.contract import validate
 from lake.secrets import TrustStore
@@ -122,7 +123,7 @@ def test_a_poison_record_is_quarantined_and_every_other_event_commits(server: An
     # a far-dated event, a payload that is not Arrow at all, good events around them.
     with WriteAheadLog(wal_dir(server)) as wal:
         for payload in (good_before, poison, b"not an arrow stream", good_after):
-            wal.append(payload if isinstance(payload, bytes) else _ipc(stamp_received(payload)))
+            wal.append(payload if isinstance(payload, bytes) else to_ipc(stamp_received(payload)))
     launch(server, "--batch-age", "0.2")
     more = events("northwind", 5, seed=3)
     assert request(server, "/v1/events", ndjson(more), server.token)[0] == 202
@@ -139,10 +140,10 @@ def test_a_poison_record_is_quarantined_and_every_other_event_commits(server: An
     assert status == 503 and body["status"] == "failing"
     assert "quarantined" in body["error"]
     quarantine = wal_dir(server) / "quarantine"
-    about = [orjson.loads(p.read_bytes()) for p in sorted(quarantine.glob("*.json"))]
-    assert [(a["events"], a["event_ids"]) for a in about] == [
-        (1, poison.column("event_id").to_pylist()),
-        (0, []),  # the payload that did not decode, kept as it was
+    about = [QuarantineRecord.from_json(p.read_bytes()) for p in sorted(quarantine.glob("*.json"))]
+    assert [(a.events, a.event_ids, a.kind) for a in about] == [
+        (1, poison.column("event_id").to_pylist(), QuarantineKind.REFUSED),
+        (0, [], QuarantineKind.REFUSED),  # the payload that did not decode, kept as it was
     ]
     kept = pa.ipc.open_stream(next(quarantine.glob("*.arrows")).read_bytes()).read_all()
     assert kept.column("event_id").equals(poison.column("event_id"))

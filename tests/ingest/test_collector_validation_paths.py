@@ -1,6 +1,6 @@
 """The collector's NDJSON validation (`scan_jsonl` by blocks) against the old path.
 
-`_validate_body` once ran `parse_jsonl` + `validate` on a request body; it now takes the
+`validate_body` once ran `parse_jsonl` + `validate` on a request body; it now takes the
 file ingestor's block-wise path (`lake.contract.validate_jsonl`). These tests hold it to the
 old path's output over many bodies: the same table (rows, order, assigned ids, schema) and
 the same issues (index, field, message, line, order), including every edge a request can
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from testkit import blocks_of
 
 import lake.contract._wire as wire
-from ingest.collector import NDJSON, _check_body, _denied, _validate_body
 from ingest.demo import generate
+from ingest.request_body import NDJSON, check_body, denied_issues, validate_body
 from lake.contract import READ_AUDIT_TENANT, Issue, parse_jsonl, validate, validate_jsonl
 
 BASE: list[dict[str, Any]] = generate(
@@ -47,7 +47,7 @@ def reference(body: bytes, max_events: int) -> tuple[pa.Table, list[Issue]]:
 
 def assert_same_as_reference(body: bytes, max_events: int = 10_000) -> tuple[pa.Table, list[Issue]]:
     want_table, want_issues = reference(body, max_events)
-    table, issues = _validate_body(body, NDJSON, max_events)
+    table, issues = validate_body(body, NDJSON, max_events)
     assert issues == want_issues
     assert table.schema.equals(want_table.schema, check_metadata=True)
     assert table.equals(want_table)
@@ -246,7 +246,7 @@ def test_a_body_past_the_limit_is_refused_without_parsing(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(wire, "scan_jsonl", no_scan)
     body = b'{"tenant": "northwind", oops\n' * 10_001
-    table, issues = _validate_body(body, NDJSON, 10_000)
+    table, issues = validate_body(body, NDJSON, 10_000)
     assert issues == [Issue(10_000, "(request)", "more than 10000 events")]
     assert table.num_rows == 0
 
@@ -274,7 +274,7 @@ def test_denied_tenants_equal_the_old_check(
         [pa.array(tenants[k::chunks], pa.string()) for k in range(chunks)], pa.string()
     )
     table = pa.table({"tenant": column})
-    got = _denied(table, frozenset(allowed))
+    got = denied_issues(table, frozenset(allowed))
     assert got == old_denied(table, frozenset(allowed))
 
 
@@ -283,13 +283,13 @@ def test_tenants_are_checked_only_in_a_body_without_issues() -> None:
     events = [dict(e) for e in BASE[:3]]
     events[1]["tenant"] = "globex"
     body = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
-    table, issues, denied = _check_body(body, NDJSON, 10_000, allowed)
+    table, issues, denied = check_body(body, NDJSON, 10_000, allowed)
     assert issues == []
     assert denied == old_denied(table, allowed)
     assert [(d.index, d.field) for d in denied] == [(1, "tenant")]
     events[2]["outcome"] = "maybe"  # a 400 comes before a 403
     body = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
-    _, issues, denied = _check_body(body, NDJSON, 10_000, allowed)
+    _, issues, denied = check_body(body, NDJSON, 10_000, allowed)
     assert [(i.index, i.field) for i in issues] == [(2, "outcome")]
     assert denied == []
 

@@ -43,8 +43,9 @@ from jetstream_testkit import (
 )
 from testkit import free_port
 
-from ingest.collector import _ipc
-from ingest.source import ARROW_STREAM, Message, decode
+from ingest.broker import ARROW_STREAM, Message
+from ingest.decode import decode
+from ingest.ipc import to_ipc
 from lake.contract import UTC_US, validate
 
 
@@ -80,7 +81,7 @@ def messages_of(
     stream: str, evs: list[dict[str, Any]], per_message: int
 ) -> list[tuple[str, bytes, dict[str, str]]]:
     """NDJSON messages of `per_message` events, each on its tenant's subject."""
-    out = []
+    out: list[tuple[str, bytes, dict[str, str]]] = []
     for tenant in sorted({e["tenant"] for e in evs}):
         mine = [e for e in evs if e["tenant"] == tenant]
         for i in range(0, len(mine), per_message):
@@ -119,7 +120,7 @@ def test_a_redelivered_message_gets_the_same_ids_and_a_repeat_is_kept_once() -> 
     assert set(first.events.column("received_at").to_pylist()) == {datetime(2026, 3, 1, tzinfo=UTC)}
     table = validate(evs, namespace=b"x").table
     stamp = pa.scalar(datetime(2026, 1, 2, tzinfo=UTC), UTC_US)
-    arrow = _ipc(table.append_column("received_at", pa.repeat(stamp, table.num_rows)))
+    arrow = to_ipc(table.append_column("received_at", pa.repeat(stamp, table.num_rows)))
     got = decode([msg("audit.acme", arrow, 11, **{"Content-Type": ARROW_STREAM})], "src")
     assert got.events.num_rows == 6 and not got.rejected
     assert set(got.events.column("received_at").to_pylist()) == {stamp.as_py()}
@@ -135,7 +136,7 @@ def test_each_message_is_all_or_nothing_and_every_reason_is_named() -> None:
         "event_date",
         pa.array([date(2001, 1, 1)] * table.num_rows, pa.date32()),
     )
-    arrow_with_wrong_day = _ipc(table)
+    arrow_with_wrong_day = to_ipc(table)
     batch = [
         msg("audit.acme", ndjson(acme), 1),
         msg("audit.acme", ndjson([acme[0], dict(acme[1], outcome="maybe")]), 2),
@@ -246,7 +247,7 @@ def test_invalid_messages_land_in_the_rejection_subject_with_their_reasons(
     evs = [dict(e, actor={"id": marker}) for e in events(["acme"], 3, seed=4)]
     subject = f"{stream.lower()}.acme"
     bad_event = ndjson([evs[0], dict(evs[1], outcome="maybe")])
-    items = [
+    items: list[tuple[str, bytes, dict[str, str]]] = [
         (subject, ndjson(evs), {}),
         (subject, bad_event, {}),
         (subject, b'{"tenant": "acme", oops\n', {}),
@@ -548,7 +549,7 @@ def test_an_arrow_event_the_lake_cannot_hold_rejects_its_message() -> None:
     day = pc.cast(times, pa.date32())
     table = table.set_column(table.schema.get_field_index("event_date"), "event_date", day)
     stamp = pa.scalar(datetime(2026, 1, 2, tzinfo=UTC), UTC_US)
-    arrow = _ipc(table.append_column("received_at", pa.repeat(stamp, 2)))
+    arrow = to_ipc(table.append_column("received_at", pa.repeat(stamp, 2)))
     got = decode([msg("audit.acme", arrow, 1, **{"Content-Type": ARROW_STREAM})], "src")
     assert got.events.num_rows == 0
     [(_, issues)] = got.rejected

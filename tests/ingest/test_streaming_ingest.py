@@ -23,6 +23,7 @@ import pyarrow as pa
 import pytest
 
 import ingest.files as files
+from ingest.fingerprints import fingerprints
 from lake.contract import parse_jsonl, validate
 from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
@@ -191,11 +192,11 @@ def test_the_spool_is_private_and_leaves_nothing_behind(tmp_path: Path, small_ch
 def test_fingerprints_are_equal_for_equal_keys_only() -> None:
     tenants = pa.array(["acme", "acme", "beta", "acme", "acme", "acme"])
     ids = pa.array(["a", "b", "a", None, "a" * 100, "a"])
-    prints = files.fingerprints(tenants, ids, seed=42)
+    prints = fingerprints(tenants, ids, seed=42)
     assert len(prints) == 5  # rows without an id have none
     assert prints[0] == prints[4]  # acme/a twice
     assert len({int(p) for p in prints[:4]}) == 4
-    assert files.fingerprints(tenants, ids, seed=43)[0] != prints[0]
+    assert fingerprints(tenants, ids, seed=43)[0] != prints[0]
 
 
 # ---------------------------------------------------------------------------------------
