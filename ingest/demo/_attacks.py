@@ -124,9 +124,7 @@ class Planter:
         return [0, *inner, span_us][:n] if n > 1 else [0]
 
 
-def _plant_brute_force(p: Planter, ws: int, we: int) -> Incident:
-    t = p.tenant
-    r = p.rng
+def _plant_brute_force(p: Planter, t: Tenant, r: np.random.Generator, ws: int, we: int) -> Incident:
     victim = p.pick(t.regulars)
     ip, ua, country = p.attacker()
     n_fail = int(r.integers(24, 41))
@@ -147,9 +145,9 @@ def _plant_brute_force(p: Planter, ws: int, we: int) -> Incident:
     )
 
 
-def _plant_password_spray(p: Planter, ws: int, we: int) -> Incident:
-    t = p.tenant
-    r = p.rng
+def _plant_password_spray(
+    p: Planter, t: Tenant, r: np.random.Generator, ws: int, we: int
+) -> Incident:
     ip, ua, country = p.attacker()
     n_real = int(r.integers(15, min(24, t.n_humans) + 1))
     real = r.choice(t.n_humans, size=n_real, replace=False).tolist()
@@ -173,9 +171,9 @@ def _plant_password_spray(p: Planter, ws: int, we: int) -> Incident:
     )
 
 
-def _plant_recovery_spree(p: Planter, ws: int, we: int) -> Incident:
-    t = p.tenant
-    r = p.rng
+def _plant_recovery_spree(
+    p: Planter, t: Tenant, r: np.random.Generator, ws: int, we: int
+) -> Incident:
     agent = t.helpdesk
     ip, _, country = p.attacker()
     ua = t.uas[2 * agent]
@@ -220,9 +218,9 @@ def _plant_recovery_spree(p: Planter, ws: int, we: int) -> Incident:
     )
 
 
-def _plant_mass_flag_flips(p: Planter, ws: int, we: int) -> Incident:
-    t = p.tenant
-    r = p.rng
+def _plant_mass_flag_flips(
+    p: Planter, t: Tenant, r: np.random.Generator, ws: int, we: int
+) -> Incident:
     dev = p.pick(t.devs)
     ip = t.ips[2 * dev + 1]
     ua = t.uas[2 * dev]
@@ -271,9 +269,9 @@ def _night_at_three(p: Planter, ws: int, we: int) -> int:
     return base
 
 
-def _plant_off_hours_key_export(p: Planter, ws: int, we: int) -> Incident:
-    t = p.tenant
-    r = p.rng
+def _plant_off_hours_key_export(
+    p: Planter, t: Tenant, r: np.random.Generator, ws: int, we: int
+) -> Incident:
     granter = p.pick(t.general_admins or t.admins[:1])
     actor = p.pick(t.regulars[len(t.devs) :] or t.regulars)
     ip, ua, country = p.attacker()
@@ -338,7 +336,11 @@ def _plant_off_hours_key_export(p: Planter, ws: int, we: int) -> Incident:
     )
 
 
-PLANTERS: Final[dict[str, Callable[[Planter, int, int], Incident]]] = {
+Plant = Callable[[Planter, Tenant, np.random.Generator, int, int], Incident]
+"""Plants one incident kind between two UTC instants (micros), with the planter's tenant
+and random generator; returns the incident."""
+
+PLANTERS: Final[dict[str, Plant]] = {
     "brute_force": _plant_brute_force,
     "password_spray": _plant_password_spray,
     "recovery_spree": _plant_recovery_spree,

@@ -64,7 +64,10 @@ class Plan:
             for kind in INCIDENT_KINDS:
                 tenant = self.tenants[INCIDENT_SLOT[kind] % len(self.tenants)]
                 planter = Planter(tenant, kind)
-                self.incidents.append(PLANTERS[kind](planter, self.window_start, self.window_end))
+                plant = PLANTERS[kind]
+                self.incidents.append(
+                    plant(planter, tenant, planter.rng, self.window_start, self.window_end)
+                )
                 for t_us, event in planter.events:
                     day = (t_us - self.window_start) // US_PER_DAY
                     self.planted.setdefault(day, []).append((t_us, event))
