@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import orjson
 import polars as pl
@@ -42,11 +42,13 @@ import streamlit as st
 import lake.api
 from lake.api import (
     ALERTS_SCHEMA,
+    LISTING_COLUMNS,
     READ_AUDIT_TENANT,
     AccessPolicy,
     Alert,
     ConfigError,
     KeyStore,
+    LastVerification,
     Permission,
     Principal,
     ReadRecord,
@@ -58,11 +60,11 @@ from lake.api import (
     UsageError,
     config_home,
     is_valid_tenant,
-    last_reports,
     parse_note,
     parse_query,
     record_report,
     retention_status,
+    verify_history,
     verify_lake,
     write_batches,
 )
@@ -70,18 +72,6 @@ from lake.api import (
 TTL: Final = timedelta(seconds=60)
 TOP_N: Final = 10
 LEGAL_HOLDS_TEXT: Final = "none"
-SEARCH_COLUMNS: Final = (
-    "time",
-    "tenant",
-    "category",
-    "action",
-    "outcome",
-    "severity",
-    "actor_id",
-    "actor_ip",
-    "target_id",
-    "event_id",
-)
 MAX_EVIDENCE_EVENTS: Final = 1000
 
 T = TypeVar("T")
@@ -283,7 +273,7 @@ def newest_severe(
 ) -> pl.DataFrame:
     """The newest high- and critical-severity events in the window (a search, audited)."""
     if not chosen:
-        return pl.DataFrame(schema=dict.fromkeys(SEARCH_COLUMNS, pl.String))
+        return pl.DataFrame(schema=dict.fromkeys(LISTING_COLUMNS, pl.String))
     filt = SearchFilter(
         tenants=chosen,
         severities=("high", "critical"),
@@ -291,7 +281,7 @@ def newest_severe(
         until=day_start(end + timedelta(days=1)),
     )
     table = _search_frame(viewer, filt, limit)
-    return _frame(table.select(list(SEARCH_COLUMNS)))
+    return _frame(table.select(list(LISTING_COLUMNS)))
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
@@ -314,13 +304,13 @@ def latest_checkpoints(viewer: Viewer) -> pl.DataFrame:
     )
 
 
-def verifications(viewer: Viewer) -> dict[str, dict[str, Any]]:
+def verifications(viewer: Viewer) -> dict[str, LastVerification]:
     """Per tenant whose checkpoints the viewer may read, the latest recorded verification.
 
     Not cached: one small file, read at every render, so a run from the CLI or another
     tab shows at once instead of after the cache's TTL.
     """
-    found = _run(viewer, lambda s: last_reports(s.lake))
+    found = _run(viewer, lambda s: verify_history(s.lake).tenants)
     return {t: r for t, r in found.items() if viewer.may(Permission.READ_CHECKPOINTS, t)}
 
 
@@ -375,9 +365,9 @@ def alerts_frame(found: Sequence[Alert]) -> pl.DataFrame:
 def events_by_id(viewer: Viewer, tenant: str, event_ids: tuple[str, ...]) -> pl.DataFrame:
     """The stored events of one tenant with these ids, newest first (a search, audited)."""
     if not event_ids:
-        return pl.DataFrame(schema=dict.fromkeys(SEARCH_COLUMNS, pl.String))
+        return pl.DataFrame(schema=dict.fromkeys(LISTING_COLUMNS, pl.String))
     table = _search_frame(viewer, SearchFilter(tenants=(tenant,), event_ids=event_ids), None)
-    return _frame(table.select(list(SEARCH_COLUMNS)))
+    return _frame(table.select(list(LISTING_COLUMNS)))
 
 
 # -- search --------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ from lake.contract import (
 )
 from lake.log import parse_note
 from lake.query import (
+    DEFAULT_LIMIT,
     FORMATS,
+    LISTING_COLUMNS,
     QuerySession,
     ReadAudit,
     ReadRecord,
@@ -70,7 +72,16 @@ from lake.secrets import (
     logged_tenants,
 )
 from lake.storage import Lake, check_tenant
-from lake.verify import Finding, Report, last_reports, record_report, verify_lake
+from lake.verify import (
+    Finding,
+    FindingKind,
+    LastVerification,
+    Report,
+    TenantReport,
+    record_report,
+    verify_history,
+    verify_lake,
+)
 from lake.write import status as retention_status
 
 # The TUI, the dashboard and the notebooks import `lake` only through this module (an
@@ -78,8 +89,10 @@ from lake.write import status as retention_status
 __all__ = [
     "ALERTS_SCHEMA",
     "CATEGORIES",
+    "DEFAULT_LIMIT",
     "EVENTS_SCHEMA",
     "FORMATS",
+    "LISTING_COLUMNS",
     "OUTCOMES",
     "READ_AUDIT_TENANT",
     "SEVERITIES",
@@ -88,10 +101,12 @@ __all__ = [
     "Alert",
     "ConfigError",
     "Finding",
+    "FindingKind",
     "KeyStore",
     "Lake",
     "LakeError",
     "LakeSession",
+    "LastVerification",
     "Permission",
     "Principal",
     "ProofError",
@@ -101,12 +116,12 @@ __all__ = [
     "SearchFilter",
     "SearchResult",
     "SigninStore",
+    "TenantReport",
     "TrustStore",
     "UsageError",
     "config_home",
     "events",
     "is_valid_tenant",
-    "last_reports",
     "open",
     "parse_note",
     "parse_query",
@@ -117,6 +132,7 @@ __all__ = [
     "search",
     "sql_literal",
     "verify",
+    "verify_history",
     "verify_lake",
     "write_batches",
 ]
@@ -157,7 +173,7 @@ class LakeSession:
         self,
         query: str | SearchFilter = "",
         *,
-        limit: int | None = 100,
+        limit: int | None = DEFAULT_LIMIT,
         cursor: str | None = None,
         columns: Sequence[str] | None = None,
     ) -> SearchResult:
@@ -367,7 +383,7 @@ def search(
     path: str | os.PathLike[str],
     query: str | SearchFilter = "",
     *,
-    limit: int | None = 100,
+    limit: int | None = DEFAULT_LIMIT,
     as_: str | None = None,
     home: str | os.PathLike[str] | None = None,
 ) -> Any:

@@ -7,12 +7,11 @@ not a proof (whoever can write the lake could forge it). The button's run is the
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 import streamlit as st
 
 from dashboards import controls, data
+from lake.api import Report
 
 REPORT_KEY = "verify_report"
 TABLE_COLUMNS = [
@@ -48,18 +47,18 @@ if checkpoints.is_empty() and not verifiable:
     st.stop()
 
 
-def last_run(tenant: str, field: str) -> Any:
-    return last.get(tenant, {}).get(field)
-
-
 def result_text(tenant: str) -> str:
     entry = last.get(tenant)
     if entry is None:
         return "never verified"
-    if entry.get("ok"):
+    if entry.ok:
         return "ok"
-    kinds = ", ".join(entry.get("kinds", []))
-    return f"{entry.get('findings', 0)} finding(s): {kinds}"
+    return f"{entry.findings} finding(s): {', '.join(entry.kinds)}"
+
+
+def when(tenant: str) -> str | None:
+    entry = last.get(tenant)
+    return None if entry is None else f"{entry.verified_at:%Y-%m-%d %H:%M:%S}"
 
 
 st.subheader("Signed checkpoints and last verification")
@@ -68,8 +67,8 @@ tenants = checkpoints["tenant"].to_list()
 # hash shows on hover and is copied whole): the page fits the screen without scrolling.
 table = checkpoints.with_columns(
     pl.Series("result", [result_text(t) for t in tenants], pl.String),
-    pl.Series("last verified (UTC)", [last_run(t, "verified_at") for t in tenants], pl.String),
-    pl.Series("verified by", [last_run(t, "by") for t in tenants], pl.String),
+    pl.Series("last verified (UTC)", [when(t) for t in tenants], pl.String),
+    pl.Series("verified by", [last[t].by if t in last else None for t in tenants], pl.String),
 ).rename(
     {
         "tree_size": "tree size",
@@ -84,7 +83,7 @@ st.dataframe(
     key="integrity_checkpoints",
     column_config=TABLE_CONFIG,
 )
-if any(last_run(t, "ok") is False for t in tenants):
+if any(t in last and not last[t].ok for t in tenants):
     st.error("The last verification of some tenants found problems: run it again below.")
 
 st.subheader("Run a full verification")
@@ -112,43 +111,40 @@ if st.button("Run verification", key="verify_run", type="primary", disabled=not 
 
     report = data.run_verification(viewer, chosen, update)
     bar.progress(1.0, text=f"Verified {sum(t.events for t in report.tenants):,} events")
-    st.session_state[REPORT_KEY] = report.as_dict()
+    st.session_state[REPORT_KEY] = report
     st.rerun()  # the table above shows the run just recorded
 
-shown = st.session_state.get(REPORT_KEY)
-if shown:
-    for t in shown["tenants"]:
-        if t["ok"]:
+shown: Report | None = st.session_state.get(REPORT_KEY)
+if shown is not None:
+    for t in shown.tenants:
+        if t.ok:
             st.success(
-                f"{t['tenant']}: intact — {t['events']:,} events, {t['checkpoints']} signed "
-                f"checkpoint(s), keys {', '.join(t['key_names']) or '(none)'}"
+                f"{t.tenant}: intact — {t.events:,} events, {t.checkpoints} signed "
+                f"checkpoint(s), keys {', '.join(t.key_names) or '(none)'}"
             )
         else:
-            count = len(t["findings"]) + sum(t["suppressed"].values())
-            kinds = sorted({f["kind"] for f in t["findings"]} | set(t["suppressed"]))
-            st.error(f"{t['tenant']}: {count} finding(s) — {', '.join(kinds)}")
-    findings = [f for t in shown["tenants"] for f in t["findings"]]
+            count = len(t.findings) + sum(t.suppressed.values())
+            kinds = sorted({f.kind for f in t.findings} | set(t.suppressed))
+            st.error(f"{t.tenant}: {count} finding(s) — {', '.join(kinds)}")
+    findings = [f for t in shown.tenants for f in t.findings]
     if findings:
         st.markdown("**Findings**")
+        columns = ["tenant", "kind", "message", "seq", "event_id", "batch_id", "file"]
         for f in findings:
+            located = {k: getattr(f, k) for k in columns[3:]}
             where = ", ".join(
-                f"{k} {controls.literal(f[k])}"
-                for k in ("seq", "event_id", "batch_id", "file")
-                if k in f
+                f"{k} {controls.literal(v)}" for k, v in located.items() if v is not None
             )
             suffix = f" ({where})" if where else ""
-            st.markdown(
-                f"- **{f['tenant']}** · `{f['kind']}` — {controls.prose(f['message'])}{suffix}"
-            )
-        columns = ["tenant", "kind", "message", "seq", "event_id", "batch_id", "file"]
+            st.markdown(f"- **{f.tenant}** · `{f.kind}` — {controls.prose(f.message)}{suffix}")
         st.dataframe(
             pl.DataFrame(
-                [{c: f.get(c) for c in columns} for f in findings],
+                [{c: getattr(f, c) for c in columns} for f in findings],
                 schema={c: (pl.Int64 if c == "seq" else pl.String) for c in columns},
             ),
             hide_index=True,
             key="integrity_findings",
         )
-    for t in shown["tenants"]:
-        for kind, more in t["suppressed"].items():
-            st.caption(f"{t['tenant']}: {more} more `{kind}` finding(s) not listed")
+    for t in shown.tenants:
+        for kind, more in t.suppressed.items():
+            st.caption(f"{t.tenant}: {more} more `{kind}` finding(s) not listed")

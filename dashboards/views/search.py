@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboards import controls, data
 from dashboards.filters import SearchForm
-from lake.api import CATEGORIES, OUTCOMES, SEVERITIES, UsageError
+from lake.api import CATEGORIES, LISTING_COLUMNS, OUTCOMES, SEVERITIES, UsageError
 
 PAGE_SIZES = [25, 50, 100, 500]
 PAGING_KEY = "search_paging"
@@ -106,7 +106,7 @@ if page.table.num_rows == 0:
     st.info("No events match." if len(cursors) == 1 else "No more events.")
 else:
     st.caption(f"Page {len(cursors)} · events {first + 1:,}–{first + page.table.num_rows:,}")
-    shown = pl.from_arrow(page.table.select(list(data.SEARCH_COLUMNS)))
+    shown = pl.from_arrow(page.table.select(list(LISTING_COLUMNS)))
     st.dataframe(shown, hide_index=True, key="search_results")
 
 b1, b2, _, d1, d2 = st.columns([1, 1, 2, 1, 1])
