@@ -123,7 +123,7 @@ def bench_verify(lake_path: Path, repeat: int) -> list[dict[str, Any]]:
 ALL = ("ingest", "verify", "collector", "query", "detect", "jetstream", "distributed")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--events", type=float, default=1e6, help="events to generate (1e6)")
     parser.add_argument("--repeat", type=int, default=3)
@@ -134,9 +134,27 @@ def main() -> None:
     parser.add_argument(
         "--stream-events", type=float, default=2e5, help="events through JetStream (2e5)"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
     only = set(args.only or ALL)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results = _ingest_and_verify(args, only)
+    sections = _sections(args, only)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    ratios = _ratios(results, only, sections["collector"])
+    report = _report(args, machine, results, ratios, sections)
+    print(report)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"{stamp}.md").write_text(report)
+    (RESULTS / f"{stamp}.json").write_text(
+        json.dumps({"machine": machine, "results": results, **sections, "ratios": ratios}, indent=2)
+    )
+
+
+def _ingest_and_verify(args: argparse.Namespace, only: set[str]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     if only & {"ingest", "verify"}:
         with tempfile.TemporaryDirectory(prefix="auditlake-bench-") as tmp:
@@ -148,48 +166,43 @@ def main() -> None:
                 results += ingest_results
             if "verify" in only:
                 results += bench_verify(lake_path, args.repeat)
-    collector: dict[str, Any] | None = None
+    return results
+
+
+def _sections(args: argparse.Namespace, only: set[str]) -> dict[str, dict[str, Any] | None]:
+    """The benchmarks with a module of their own, in order (None: not run)."""
+    out: dict[str, dict[str, Any] | None] = dict.fromkeys(
+        ("collector", "query", "detect", "jetstream", "distributed")
+    )
     if "collector" in only:
         from benchmarks.collector import run as run_collector
 
-        collector = run_collector(int(args.collector_events))
-    query: dict[str, Any] | None = None
+        out["collector"] = run_collector(int(args.collector_events))
     if "query" in only:
         from benchmarks.query import run as run_query
 
-        query = run_query(int(args.events), args.repeat)
-    detect: dict[str, Any] | None = None
+        out["query"] = run_query(int(args.events), args.repeat)
     if "detect" in only:
         from benchmarks.detect import run as run_detect
 
-        detect = run_detect(int(args.events), args.repeat)
-    jetstream: dict[str, Any] | None = None
+        out["detect"] = run_detect(int(args.events), args.repeat)
     if "jetstream" in only:
         from benchmarks.jetstream import run as run_jetstream
 
-        jetstream = run_jetstream(int(args.stream_events), args.repeat)
-    distributed: dict[str, Any] | None = None
+        out["jetstream"] = run_jetstream(int(args.stream_events), args.repeat)
     if "distributed" in only:
         from benchmarks.distributed import run as run_distributed
         from lake.verify import RANGE_EVENTS
 
-        distributed = run_distributed(
+        out["distributed"] = run_distributed(
             int(args.events), args.repeat, RANGE_EVENTS, {"verify", "detect"}
         )
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    lines = [
-        f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Machine: {machine}; {int(args.events):,} events requested; {args.repeat} repeats.",
-    ]
-    if results:
-        header = "| benchmark | min s | median s | max s | events/s |"
-        lines += ["", header, "|---|---|---|---|---|"]
-    for r in results:
-        lines.append(
-            f"| {r['name']} | {r['min_s']:.2f} | {r['median_s']:.2f} | "
-            f"{r['max_s']:.2f} | {r['events_per_s']:,.0f} |"
-        )
+    return out
+
+
+def _ratios(
+    results: list[dict[str, Any]], only: set[str], collector: dict[str, Any] | None
+) -> list[str]:
     ratios = []
     if "ingest" in only:
         ours = next(r for r in results if r["name"].startswith("ingest: auditlake"))
@@ -212,38 +225,43 @@ def main() -> None:
             f"the file ingestor in the same run; ack p50 {collector['ack_p50_ms']:.0f} ms, "
             f"p99 {collector['ack_p99_ms']:.0f} ms (goal < 50 ms)"
         )
+    return ratios
+
+
+def _report(
+    args: argparse.Namespace,
+    machine: str,
+    results: list[dict[str, Any]],
+    ratios: list[str],
+    sections: dict[str, dict[str, Any] | None],
+) -> str:
+    lines = [
+        f"# auditlake benchmarks ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {machine}; {int(args.events):,} events requested; {args.repeat} repeats.",
+    ]
+    if results:
+        header = "| benchmark | min s | median s | max s | events/s |"
+        lines += ["", header, "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r['min_s']:.2f} | {r['median_s']:.2f} | "
+            f"{r['max_s']:.2f} | {r['events_per_s']:,.0f} |"
+        )
     lines += ["", *ratios]
-    if query is not None:
-        lines += ["", query["markdown"].rstrip()]
-    if detect is not None:
-        lines += ["", detect["markdown"].rstrip()]
-    if jetstream is not None:
+    for name in ("query", "detect"):
+        section = sections[name]
+        if section is not None:
+            lines += ["", section["markdown"].rstrip()]
+    if (jetstream := sections["jetstream"]) is not None:
         from benchmarks.jetstream import table as jetstream_table
 
         lines += ["", jetstream_table(jetstream)]
-    if distributed is not None:
+    if (distributed := sections["distributed"]) is not None:
         from benchmarks.distributed import markdown as distributed_markdown
 
         lines += ["", distributed_markdown(distributed).rstrip()]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    (RESULTS / f"{stamp}.md").write_text(report)
-    (RESULTS / f"{stamp}.json").write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "results": results,
-                "collector": collector,
-                "query": query,
-                "detect": detect,
-                "jetstream": jetstream,
-                "distributed": distributed,
-                "ratios": ratios,
-            },
-            indent=2,
-        )
-    )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

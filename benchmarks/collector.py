@@ -75,53 +75,12 @@ def run(events: int) -> dict[str, Any]:
 
         lake = Lake.init(work / "lake", "bench", signer.verifier_key.encode())
         token = TokenStore(home).create(tenants, "bench")
-        port = free_port()
-        env = {**os.environ, "AUDITLAKE_HOME": str(home), "AUDITLAKE_LAKE": lake.root}
-        exe = str(Path(sys.executable).with_name("auditlake"))
-        proc = subprocess.Popen(
-            [exe, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url + "/v1/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        proc, url = _serve(home, lake)
         latencies: list[float] = []
-        lock = threading.Lock()
-
-        def client(mine: list[bytes]) -> None:
-            for body in mine:
-                req = urllib.request.Request(
-                    url + "/v1/events",
-                    data=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/x-ndjson",
-                    },
-                )
-                while True:
-                    start = time.perf_counter()
-                    try:
-                        with urllib.request.urlopen(req, timeout=60) as r:
-                            ok = r.status == 202
-                    except urllib.error.HTTPError as e:
-                        ok = False
-                        if e.code not in (429, 503):
-                            raise
-                        time.sleep(float(e.headers.get("Retry-After", "0.2")))
-                    if ok:
-                        with lock:
-                            latencies.append(time.perf_counter() - start)
-                        break
-
         t0 = time.perf_counter()
         threads = [
-            threading.Thread(target=client, args=(bodies[k::CLIENTS],)) for k in range(CLIENTS)
+            threading.Thread(target=_client, args=(url, token, bodies[k::CLIENTS], latencies))
+            for k in range(CLIENTS)
         ]
         for t in threads:
             t.start()
@@ -143,6 +102,53 @@ def run(events: int) -> dict[str, Any]:
         "ack_p50_ms": statistics.median(lat) * 1000,
         "ack_p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
     }
+
+
+def _serve(home: Path, lake: Lake) -> tuple[subprocess.Popen[bytes], str]:
+    """A real `auditlake serve` process on a free port, once it answers its health check."""
+    port = free_port()
+    env = {**os.environ, "AUDITLAKE_HOME": str(home), "AUDITLAKE_LAKE": lake.root}
+    exe = str(Path(sys.executable).with_name("auditlake"))
+    proc = subprocess.Popen(
+        [exe, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/v1/health", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, url
+
+
+def _client(url: str, token: str, mine: list[bytes], latencies: list[float]) -> None:
+    """Post each body until it is accepted (waiting out 429/503); note each ack's latency."""
+    for body in mine:
+        req = urllib.request.Request(
+            url + "/v1/events",
+            data=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/x-ndjson",
+            },
+        )
+        while True:
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    ok = r.status == 202
+            except urllib.error.HTTPError as e:
+                ok = False
+                if e.code not in (429, 503):
+                    raise
+                time.sleep(float(e.headers.get("Retry-After", "0.2")))
+            if ok:
+                latencies.append(time.perf_counter() - start)  # list.append is atomic
+                break
 
 
 if __name__ == "__main__":

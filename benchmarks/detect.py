@@ -1,6 +1,6 @@
 """Detection benchmark (#5, speed): the built-in rule pack over a lake of N events.
 
-The lake is the query benchmark's cached one (`benchmarks/query.py`: 20 tenants x 30 days
+The lake is the benchmarks' cached one (`benchmarks/dataset.py`: 20 tenants x 30 days
 ending 2026-10-31, seed 4, under `benchmarks/results/query-cache-<N>/seed-4/`), worked on
 as a copy (data files hard-linked, logs copied) because a detection run writes its state,
 its lock and the `alerts` Delta table into the lake.
@@ -24,11 +24,12 @@ Measured, beside baselines run in the same process on the same files:
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,17 +39,20 @@ import orjson
 import pyarrow as pa
 
 from benchmarks.common import summary, timed
-from benchmarks.query import (
+from benchmarks.dataset import (
     DAYS,
     END,
     FIRST_DAY,
     SEED,
     TENANTS,
-    _lake_files,
-    _link_or_copy,
-    _sorted_times,
     ensure_cache,
+    epoch_us,
     generate_batch,
+    lake_files,
+    midnight,
+    reset_detection,
+    sorted_times,
+    working_copy,
 )
 from detect.model import Rule, load_rules
 from detect.runner import RunResult
@@ -168,28 +172,24 @@ def run_baseline(files: list[str], sql: str) -> int:
 # -- new events for the incremental runs ---------------------------------------------------
 
 
-def _midnight(day: Any) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
-
-
 def new_events(k: int, events: int, seed: int) -> tuple[pa.Table, str, str]:
     """The k-th batch of NEW_EVENTS fresh events on the lake's last day, and its planted
     brute force's (tenant, actor).
 
-    Background: the cache's generator (`generate_batch`, its diurnal `_sorted_times` folded
+    Background: the cache's generator (`generate_batch`, its diurnal `sorted_times` folded
     onto the last day), ids numbered after the N cached events and earlier batches.
     """
     rng = np.random.default_rng([seed, 0xDE7EC7, k])
-    first = int((_midnight(FIRST_DAY) - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(0, 0, 1))
-    times = _sorted_times(NEW_EVENTS - PLANTED, rng)
+    first = epoch_us(midnight(FIRST_DAY))
+    times = sorted_times(NEW_EVENTS - PLANTED, rng)
     times = np.sort(first + (DAYS - 1) * _US_PER_DAY + (times - first) % _US_PER_DAY)
     index = events + k * NEW_EVENTS
     background = generate_batch(times, index, seed, 1_000_000 + k)
 
     tenant, actor = TENANTS[k % len(TENANTS)], f"intruder-{k:03d}"
-    start = _midnight(END) + timedelta(hours=2, minutes=5 * (k % 200))
+    start = midnight(END) + timedelta(hours=2, minutes=5 * (k % 200))
     step = int(PLANTED_EVERY / timedelta(microseconds=1))
-    at = int((start - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+    at = epoch_us(start)
     planted = generate_batch(
         np.arange(PLANTED, dtype=np.int64) * step + at,
         index + NEW_EVENTS - PLANTED,
@@ -223,132 +223,149 @@ def _alert_counts(result: RunResult) -> dict[str, int]:
     return {r.rule_id: r.alerts for r in result.rules}
 
 
+@dataclass
+class _Timer:
+    """Times runs over the lake's N events and keeps the summaries in the order they ran."""
+
+    events: int
+    repeat: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(
+        self,
+        name: str,
+        fn: Callable[[], None],
+        setup: Callable[[], None] | None = None,
+        passes: int = 1,
+    ) -> dict[str, Any]:
+        r = summary(name, timed(fn, self.repeat, setup), self.events * passes)
+        self.results.append(r)
+        log(f"{name}: median {r['median_s']:.2f} s ({r['events_per_s']:,.0f} events/s)")
+        return r
+
+
 def run(events: int, repeat: int, seed: int = SEED) -> dict[str, Any]:
     """Backfill (pack and per rule), baselines and incremental runs over the cached lake."""
     cache, meta = ensure_cache(events, seed)
     rules = load_rules()
-    since = _midnight(FIRST_DAY)
-    until = _midnight(END + timedelta(days=1))
-    results: list[dict[str, Any]] = []
-    alerts: dict[str, int] = {}
-
-    def record(name: str, times: list[float], passes: int = 1) -> dict[str, Any]:
-        r = summary(name, times, events * passes)
-        results.append(r)
-        log(f"{name}: median {r['median_s']:.2f} s ({r['events_per_s']:,.0f} events/s)")
-        return r
-
+    timer = _Timer(events, repeat)
     with tempfile.TemporaryDirectory(prefix="auditlake-detect-bench-") as tmp:
-        work = Path(tmp)
-        t0 = time.perf_counter()
-        shutil.copytree(cache / "lake", work / "lake", copy_function=_link_or_copy)
-        log(f"working copy of the lake in {time.perf_counter() - t0:.1f} s")
-        lake = Lake.open(work / "lake")
-        files = [str(p) for p in _lake_files(lake)]
-
-        def reset() -> None:
-            shutil.rmtree(work / "lake" / "alerts", ignore_errors=True)
-            shutil.rmtree(work / "lake" / "_auditlake" / "detect", ignore_errors=True)
-
-        # Backfill: each rule alone, then the pack.
-        for rule in rules:
-            last: list[RunResult] = []
-
-            def one(rule: Rule = rule, last: list[RunResult] = last) -> None:
-                last[:] = [detect_run(lake, [rule], since=since, until=until)]
-
-            record(f"backfill: {rule.id}", timed(one, repeat, reset))
-            alerts[rule.id] = _alert_counts(last[0])[rule.id]
-        pack_last: list[RunResult] = []
-
-        def pack() -> None:
-            pack_last[:] = [detect_run(lake, rules, since=since, until=until)]
-
-        record(f"backfill: {PACK}", timed(pack, repeat, reset), passes=len(rules))
-        pack_alerts = _alert_counts(pack_last[0])
-        if pack_alerts != alerts:
-            log(f"WARNING: the pack's alerts differ from the rules' alone: {pack_alerts}")
-
-        # Baselines: plain DuckDB over the same files.
-        baseline_groups: dict[str, int] = {}
-        for rule in rules:
-            sql = baseline_sql(rule)
-            if sql is None:
-                continue
-            baseline_groups[rule.id] = run_baseline(files, sql)
-
-            def plain(sql: str = sql) -> None:
-                run_baseline(files, sql)
-
-            record(f"baseline: {rule.id}", timed(plain, repeat))
-
-        # Incremental: one full run (state saved), then fresh events before each timed run.
-        reset()
-        t0 = time.perf_counter()
-        full = detect_run(lake, rules)
-        full_s = time.perf_counter() - t0
-        log(f"first full run (mode full, state saved): {full_s:.1f} s")
-        signer = generate_signer("bench-detect")
-        batches = 0
-        append_s: list[float] = []
-        planted: list[tuple[str, str]] = []
-        runs: list[RunResult] = []
-
-        def add_events() -> None:
-            nonlocal batches
-            table, tenant, actor = new_events(batches, events, seed)
-            batches += 1
-            t1 = time.perf_counter()
-            append(lake, table, signer)
-            append_s.append(time.perf_counter() - t1)
-            planted.append((tenant, actor))
-
-        def incremental() -> None:
-            runs.append(detect_run(lake, rules))
-
-        record(
-            f"incremental: pack after +{NEW_EVENTS:,} events",
-            timed(incremental, repeat, add_events),
-        )
-        caught = []
-        for (tenant, actor), res in zip(planted, runs, strict=True):
-            caught.append(
-                any(
-                    a["rule_id"] == "auth.brute_force"
-                    and a["tenant"] == tenant
-                    and orjson.loads(a["group"]).get("actor_id") == actor
-                    for a in res.new
-                )
-            )
-        incremental_runs = [
-            {
-                "modes": sorted({r.mode for r in res.rules}),
-                "new_alerts": {r.rule_id: r.new for r in res.rules if r.new},
-                "changed_alerts": {r.rule_id: r.changed for r in res.rules if r.changed},
-                "planted_caught": ok,
-            }
-            for res, ok in zip(runs, caught, strict=True)
-        ]
-        lake_alerts = lake.read_alerts().num_rows
-
+        lake = working_copy(cache, Path(tmp), log)
+        files = [str(p) for p in lake_files(lake)]
+        alerts = _backfill(lake, rules, timer)
+        baseline_groups = _baselines(files, rules, timer)
+        full_run, incremental = _incremental(lake, rules, timer, seed)
     out: dict[str, Any] = {
         "events": events,
         "seed": seed,
         "repeat": repeat,
         "rules": [r.summary() | {"alerts": alerts[r.id]} for r in rules],
         "build": meta,
-        "results": results,
+        "results": timer.results,
         "baseline_groups": baseline_groups,
-        "full_run": {"seconds": full_s, "alerts": _alert_counts(full)},
-        "incremental": {
-            "new_events": NEW_EVENTS,
-            "append_s": append_s,
-            "runs": incremental_runs,
-            "alerts_table_rows": lake_alerts,
-        },
+        "full_run": full_run,
+        "incremental": incremental,
     }
     out["markdown"] = markdown(out)
     return out
+
+
+def _backfill(lake: Lake, rules: list[Rule], timer: _Timer) -> dict[str, int]:
+    """Each rule alone, then the pack, over every day; the alerts of each rule alone."""
+    since = midnight(FIRST_DAY)
+    until = midnight(END + timedelta(days=1))
+    alerts: dict[str, int] = {}
+
+    def reset() -> None:
+        reset_detection(lake)
+
+    for rule in rules:
+        last: list[RunResult] = []
+
+        def one(rule: Rule = rule, last: list[RunResult] = last) -> None:
+            last[:] = [detect_run(lake, [rule], since=since, until=until)]
+
+        timer.record(f"backfill: {rule.id}", one, reset)
+        alerts[rule.id] = _alert_counts(last[0])[rule.id]
+    pack_last: list[RunResult] = []
+
+    def pack() -> None:
+        pack_last[:] = [detect_run(lake, rules, since=since, until=until)]
+
+    timer.record(f"backfill: {PACK}", pack, reset, passes=len(rules))
+    pack_alerts = _alert_counts(pack_last[0])
+    if pack_alerts != alerts:
+        log(f"WARNING: the pack's alerts differ from the rules' alone: {pack_alerts}")
+    return alerts
+
+
+def _baselines(files: list[str], rules: list[Rule], timer: _Timer) -> dict[str, int]:
+    """Plain DuckDB over the same files; the rows each rule's query gives."""
+    groups: dict[str, int] = {}
+    for rule in rules:
+        sql = baseline_sql(rule)
+        if sql is None:
+            continue
+        groups[rule.id] = run_baseline(files, sql)
+
+        def plain(sql: str = sql) -> None:
+            run_baseline(files, sql)
+
+        timer.record(f"baseline: {rule.id}", plain)
+    return groups
+
+
+def _incremental(
+    lake: Lake, rules: list[Rule], timer: _Timer, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One full run (state saved), then fresh events appended before each timed run."""
+    reset_detection(lake)
+    t0 = time.perf_counter()
+    full = detect_run(lake, rules)
+    full_s = time.perf_counter() - t0
+    log(f"first full run (mode full, state saved): {full_s:.1f} s")
+    signer = generate_signer("bench-detect")
+    append_s: list[float] = []
+    planted: list[tuple[str, str]] = []
+    runs: list[RunResult] = []
+
+    def add_events() -> None:
+        table, tenant, actor = new_events(len(planted), timer.events, seed)
+        t1 = time.perf_counter()
+        append(lake, table, signer)
+        append_s.append(time.perf_counter() - t1)
+        planted.append((tenant, actor))
+
+    def incremental() -> None:
+        runs.append(detect_run(lake, rules))
+
+    timer.record(f"incremental: pack after +{NEW_EVENTS:,} events", incremental, add_events)
+    incremental_runs = [
+        {
+            "modes": sorted({r.mode for r in res.rules}),
+            "new_alerts": {r.rule_id: r.new for r in res.rules if r.new},
+            "changed_alerts": {r.rule_id: r.changed for r in res.rules if r.changed},
+            "planted_caught": _caught(res, tenant, actor),
+        }
+        for (tenant, actor), res in zip(planted, runs, strict=True)
+    ]
+    return {"seconds": full_s, "alerts": _alert_counts(full)}, {
+        "new_events": NEW_EVENTS,
+        "append_s": append_s,
+        "runs": incremental_runs,
+        "alerts_table_rows": lake.read_alerts().num_rows,
+    }
+
+
+def _caught(result: RunResult, tenant: str, actor: str) -> bool:
+    """The run gave a new brute-force alert for the planted (tenant, actor)."""
+    return any(
+        a.rule_id == "auth.brute_force"
+        and a.tenant == tenant
+        and a.group is not None
+        and orjson.loads(a.group).get("actor_id") == actor
+        for a in result.new
+    )
 
 
 def markdown(r: dict[str, Any]) -> str:

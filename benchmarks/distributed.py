@@ -2,7 +2,7 @@
 
     python -m benchmarks.distributed [N] [--repeat R] [--range-events K] [--only verify|detect]
 
-On the cached lake of benchmarks/query.py (N events, default 1e6, 20 tenants x 30 days),
+On the cached lake of benchmarks/dataset.py (N events, default 1e6, 20 tenants x 30 days),
 in one run:
 
 - verify: `verify_lake(workers=1)` (one process: the baseline), `verify_lake(workers=2)`
@@ -20,11 +20,10 @@ Prints Markdown (min/median/max over the repeats and the ratio to the baseline).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +38,9 @@ def log(message: str) -> None:
     print(f"[distributed] {message}", file=sys.stderr, flush=True)
 
 
-def _midnight(day: Any) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
-
-
 def run(events: int, repeat: int, range_events: int, only: set[str]) -> dict[str, Any]:
     from benchmarks.common import summary, timed
-    from benchmarks.query import SEED, ensure_cache
+    from benchmarks.dataset import SEED, ensure_cache
     from lake.log import generate_signer
     from lake.storage import Lake
     from lake.verify import ray_session, verify_lake, verify_lake_ray
@@ -105,25 +100,21 @@ def _detect(
     cache: Path, events: int, repeat: int, ray: Any, problems: list[str]
 ) -> list[dict[str, Any]]:
     from benchmarks.common import summary, timed
-    from benchmarks.query import END, FIRST_DAY, _link_or_copy
+    from benchmarks.dataset import END, FIRST_DAY, midnight, reset_detection, working_copy
     from detect.distributed import ray_evaluate
     from detect.model import load_rules
     from detect.runner import run as detect_run
-    from lake.storage import Lake
 
     rules = load_rules()
-    since, until = _midnight(FIRST_DAY), _midnight(END + timedelta(days=1))
+    since, until = midnight(FIRST_DAY), midnight(END + timedelta(days=1))
     now = until
     out: list[dict[str, Any]] = []
     alerts: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="auditlake-distributed-bench-") as tmp:
-        work = Path(tmp)
-        shutil.copytree(cache / "lake", work / "lake", copy_function=_link_or_copy)
-        lake = Lake.open(work / "lake")
+        lake = working_copy(cache, Path(tmp), log)
 
         def reset() -> None:
-            shutil.rmtree(work / "lake" / "alerts", ignore_errors=True)
-            shutil.rmtree(work / "lake" / "_auditlake" / "detect", ignore_errors=True)
+            reset_detection(lake)
 
         for name, evaluate in (
             ("detect pack backfill: local, 1 process", None),
