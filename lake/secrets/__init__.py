@@ -23,7 +23,6 @@ from lake.secrets._config import (
     KeyStore,
     KeyWindow,
     TrustStore,
-    check_private,
     config_home,
     ensure_outside,
     parse_verifier_keys,
@@ -44,6 +43,11 @@ from lake.secrets._crypto import (
 )
 from lake.secrets._masterkey import (
     NEXT_FILE,
+)
+from lake.secrets._private import (
+    check_private,
+    read_private_json,
+    write_private_json,
 )
 from lake.secrets._scope import (
     scoped_tenants,
@@ -87,9 +91,11 @@ __all__ = [
     "master_key",
     "open_alerts",
     "parse_verifier_keys",
+    "read_private_json",
     "read_private_key",
     "register_decrypt",
     "scoped_tenants",
     "seal_alerts",
+    "write_private_json",
     "write_private_key",
 ]

@@ -23,18 +23,15 @@ because a tenant is misspelt is refused with the reason, never answered with not
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from lake.contract import READ_AUDIT_TENANT, ConfigError, UsageError, is_valid_tenant
-from lake.secrets._config import check_private
+from lake.contract import READ_AUDIT_TENANT, UsageError, is_valid_tenant
+from lake.secrets._private import read_private_json, write_private_json
 
 if TYPE_CHECKING:
     from lake.storage import Lake
@@ -226,6 +223,14 @@ def logged_tenants(lake: Lake) -> list[str]:
     return sorted(tenants)
 
 
+def _principals(doc: Any) -> dict[str, dict[str, Role]]:
+    """The grants of an access policy document, each name, tenant and role checked."""
+    return {
+        check_principal(p): {_check_grant_tenant(t): check_role(r) for t, r in dict(grants).items()}
+        for p, grants in dict(doc["principals"]).items()
+    }
+
+
 class AccessPolicy:
     """The grants in `<home>/access.json`: `{"version": 1, "principals": {P: {T: role}}}`."""
 
@@ -234,20 +239,7 @@ class AccessPolicy:
         self.path = home / POLICY_FILE
 
     def _load(self) -> dict[str, dict[str, Role]]:
-        if not self.path.exists():
-            return {}
-        check_private(self.path, "access policy")
-        try:
-            doc = json.loads(self.path.read_text())
-            principals = doc["principals"]
-            return {
-                check_principal(p): {
-                    _check_grant_tenant(t): check_role(r) for t, r in dict(grants).items()
-                }
-                for p, grants in dict(principals).items()
-            }
-        except (OSError, ValueError, KeyError, TypeError, UsageError) as exc:
-            raise ConfigError(f"the access policy {self.path} is unreadable: {exc}") from None
+        return read_private_json(self.path, "access policy", _principals) or {}
 
     def _save(self, principals: dict[str, dict[str, Role]]) -> None:
         doc: dict[str, Any] = {
@@ -258,19 +250,7 @@ class AccessPolicy:
                 if g
             },
         }
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".access-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh, indent=2)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            Path(tmp).chmod(0o600)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_json(self.path, doc)
 
     def principal(self, name: str) -> Principal:
         """The principal `name` with its grants; the local operator holds everything."""

@@ -1,9 +1,10 @@
 """The config home: signing keys and trusted verifier keys, kept outside every lake.
 
 `AUDITLAKE_HOME` names it; otherwise the platform's user config dir. Private keys are
-PKCS#8 PEM files created with mode 0600 in a 0700 directory. One rule (`check_private`)
-holds for the home and every file in it (keys, master key, trusted keys, access policy,
-token files): refused when group or others may read or write it, as ssh does. The lake
+PKCS#8 PEM files created with mode 0600 in a 0700 directory. One rule (`check_private`,
+in `_private` with the one reader and writer of the home's JSON files) holds for the home
+and every file in it (keys, master key, trusted keys, access policy, token files): refused
+when group or others may read or write it, as ssh does. The lake
 only ever sees verifier (public) keys.
 """
 
@@ -19,8 +20,9 @@ import platformdirs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lake.contract import ConfigError, LakeError, NoteError, SigningKeyError
+from lake.contract import ConfigError, NoteError, SigningKeyError
 from lake.log import NoteSigner, VerifierKey
+from lake.secrets._private import check_private, create_private, make_home
 
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TRUSTED_KEYS_FILE = "trusted_keys"
@@ -33,37 +35,6 @@ def config_home() -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return Path(platformdirs.user_config_dir("auditlake")).resolve()
-
-
-def make_home(home: Path) -> None:
-    """Create the config home 0700 (its parents as the umask says) if it is not there."""
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-
-def check_private(
-    path: Path, what: str, error: type[LakeError] = ConfigError, *, home: bool = True
-) -> None:
-    """The one permission rule of the config home, for every file in it and for itself.
-
-    Refuse `path` (and, with `home`, the directory holding it) when its group or other
-    users may read, write or enter it, as ssh does with private keys: whoever can read a
-    key, the trusted keys or the access policy can impersonate or rewrite them. A missing
-    directory is no finding (nothing in it to protect yet).
-    """
-    targets = [path.parent, path] if home else [path]
-    for target in targets:
-        try:
-            st = target.stat()
-        except FileNotFoundError:
-            continue
-        mode = st.st_mode & 0o777
-        if mode & 0o077:
-            kind = "config home" if target is not path else what
-            want = "700" if target.is_dir() else "600"
-            raise error(
-                f"the {kind} {target} is accessible by other users (mode {mode:o}); "
-                f"run: chmod {want} {target}"
-            )
 
 
 def ensure_outside(home: Path, lake_path: Path) -> None:
@@ -93,11 +64,7 @@ def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
+    create_private(path, pem)
 
 
 def read_private_key(path: Path, what: str) -> Ed25519PrivateKey:
@@ -276,9 +243,7 @@ class TrustStore:
             lines.append(f"{key.encode()} {attr}={stamp}")
         tmp = self.path.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
+        create_private(tmp, ("\n".join(lines) + "\n").encode())
         tmp.replace(self.path)
 
     def add(self, key: VerifierKey) -> bool:

@@ -38,7 +38,7 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lake.contract import ConfigError
-from lake.secrets._config import check_private, make_home
+from lake.secrets._private import check_private, create_private, make_home
 
 MASTER_FILE: Final = "master.key"
 NEXT_FILE: Final = "master.key.next"
@@ -91,11 +91,7 @@ def _sync_dir(path: Path) -> None:
 def _create(path: Path) -> bytes:
     """A new random key in a new 0600 file (O_EXCL: never over an existing one), durable."""
     key = AESGCM.generate_key(bit_length=256)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(base64.b64encode(key) + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    create_private(path, base64.b64encode(key) + b"\n")
     _sync_dir(path.parent)
     return key
 

@@ -17,18 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from lake.contract import ConfigError, UsageError
 from lake.secrets._access import check_principal
-from lake.secrets._config import check_private
+from lake.secrets._private import read_private_json, write_private_json
 
 SIGNIN_FILE: Final = "signin_tokens.json"
 SIGNIN_PREFIX: Final = "als_"  # "auditlake sign-in": tells it apart from a collector token (alk_)
@@ -49,6 +45,14 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _tokens(doc: Any) -> dict[str, SigninToken]:
+    """The tokens of a sign-in token document, by digest, each principal checked."""
+    return {
+        str(d): SigninToken(str(d), check_principal(str(e["principal"])), str(e["created_at"]))
+        for d, e in dict(doc["tokens"]).items()
+    }
+
+
 class SigninStore:
     """Token hashes and their principals in `<home>/signin_tokens.json` (mode 0600).
 
@@ -60,20 +64,7 @@ class SigninStore:
         self.path = home / SIGNIN_FILE
 
     def _load(self) -> dict[str, SigninToken]:
-        if not self.path.is_file():
-            return {}
-        check_private(self.path, "sign-in tokens")
-        try:
-            doc: Any = json.loads(self.path.read_text())
-            entries = doc["tokens"]
-            return {
-                str(d): SigninToken(
-                    str(d), check_principal(str(e["principal"])), str(e["created_at"])
-                )
-                for d, e in dict(entries).items()
-            }
-        except (OSError, ValueError, KeyError, TypeError, UsageError) as exc:
-            raise ConfigError(f"the sign-in tokens {self.path} are unreadable: {exc}") from None
+        return read_private_json(self.path, "sign-in tokens", _tokens) or {}
 
     def _save(self, tokens: dict[str, SigninToken]) -> None:
         doc = {
@@ -83,18 +74,7 @@ class SigninStore:
                 for t in sorted(tokens.values(), key=lambda t: (t.principal, t.created_at))
             },
         }
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".signin-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as fh:  # mkstemp creates it 0600
-                json.dump(doc, fh, indent=2)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_json(self.path, doc)
 
     def create(self, principal: str) -> str:
         """A new sign-in token for `principal`; returns the secret (shown once, never stored)."""

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
-
 from lake.contract import UsageError
 from lake.log import parse_note
+from lake.secrets import read_private_json, write_private_json
 from lake.storage import paths
 from lake.witness._store import CosignatureStore
 from lake.witness._witness import CosignerKey, encode_request
@@ -33,27 +32,18 @@ class WitnessConfig:
 
 
 def load_witnesses(home: Path) -> list[WitnessConfig]:
-    path = home / WITNESS_CONFIG
-    if not path.exists():
-        return []
-    try:
-        doc = orjson.loads(path.read_bytes())
-        return [WitnessConfig(str(w["url"]), CosignerKey.parse(str(w["key"]))) for w in doc]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path} is malformed: {exc}") from None
+    """The witnesses the log asks, from `<home>/witnesses.json` (none when it is not there)."""
+    return read_private_json(home / WITNESS_CONFIG, "witness list", _witnesses, UsageError) or []
+
+
+def _witnesses(doc: Any) -> list[WitnessConfig]:
+    return [WitnessConfig(str(w["url"]), CosignerKey.parse(str(w["key"]))) for w in doc]
 
 
 def save_witnesses(home: Path, witnesses: Sequence[WitnessConfig]) -> None:
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = home / WITNESS_CONFIG
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(
-        orjson.dumps(
-            [{"url": w.url, "key": w.key.encode()} for w in witnesses], option=orjson.OPT_INDENT_2
-        )
+    write_private_json(
+        home / WITNESS_CONFIG, [{"url": w.url, "key": w.key.encode()} for w in witnesses]
     )
-    tmp.chmod(0o600)
-    tmp.replace(path)
 
 
 def _post(url: str, body: bytes, timeout: float) -> tuple[int, str]:
