@@ -23,9 +23,9 @@ __all__ = [
     "EVENTS_HEADER",
     "BrokerError",
     "Message",
+    "Rejection",
     "Source",
     "is_arrow",
-    "issues_json",
     "micros",
 ]
 
@@ -114,9 +114,52 @@ def is_arrow(m: Message) -> bool:
     return kind == ARROW_STREAM or (not kind and m.data[:4] == b"\xff\xff\xff\xff")
 
 
-def issues_json(issues: Sequence[Issue]) -> bytes:
-    """The reasons of a rejection as JSON (the first MAX_ISSUES_KEPT), for its record."""
-    return orjson.dumps([i.as_dict() for i in issues[:MAX_ISSUES_KEPT]])
+@dataclass(frozen=True)
+class Rejection:
+    """A rejected message as its rejection record carries it, in the headers beside the
+    message as it came: where it came from, and why (the first MAX_ISSUES_KEPT reasons).
+
+    Written by a source (`Source.reject`), read back with `from_headers`.
+    """
+
+    subject: str  # where the message was published
+    position: int  # its position there
+    issues: list[Issue]
+    error_count: int  # every reason, kept or not
+    payload_dropped: int | None = None  # bytes left out: message and reasons were too big
+
+    @classmethod
+    def of(cls, message: Message, issues: Sequence[Issue]) -> Rejection:
+        kept = list(issues[:MAX_ISSUES_KEPT])
+        return cls(message.subject, message.position, kept, len(issues))
+
+    def headers(self) -> dict[str, str]:
+        """The record's headers (Auditlake-*; the first reason also as readable text)."""
+        headers = {
+            "Auditlake-Subject": self.subject,
+            "Auditlake-Position": str(self.position),
+            "Auditlake-Error-Count": str(self.error_count),
+            "Auditlake-Error": _header_value(str(self.issues[0])),
+            "Auditlake-Errors": orjson.dumps([i.as_dict() for i in self.issues]).decode(),
+        }
+        if self.payload_dropped is not None:
+            headers["Auditlake-Payload-Dropped"] = f"{self.payload_dropped} bytes"
+        return headers
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Rejection:
+        dropped = headers.get("Auditlake-Payload-Dropped")
+        return cls(
+            subject=headers["Auditlake-Subject"],
+            position=int(headers["Auditlake-Position"]),
+            issues=[Issue(**found) for found in orjson.loads(headers["Auditlake-Errors"])],
+            error_count=int(headers["Auditlake-Error-Count"]),
+            payload_dropped=int(dropped.split()[0]) if dropped else None,
+        )
+
+
+def _header_value(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")[:1000]
 
 
 def micros(stamp: datetime) -> int:

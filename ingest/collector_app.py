@@ -40,6 +40,8 @@ from lake.contract import Issue, LakeError, StorageError
 __all__ = ["create_app", "serve"]
 
 ROUTES = frozenset({"/v1/events", "/v1/health", "/metrics"})
+RETRY_SOON = {"Retry-After": "1"}
+"""Headers of every 503: the client may try again in a second."""
 
 
 def _error(
@@ -91,7 +93,7 @@ class _Routes:
         if isinstance(auth, Response):
             return auth
         if reason := self.acceptor.refusal():
-            return _error(503, reason, headers={"Retry-After": "1"})
+            return _error(503, reason, headers=RETRY_SOON)
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):  # a compressed body would read as bad JSON
             return _error(415, f"Content-Encoding {encoding!r} is not accepted: send the body "
@@ -114,7 +116,7 @@ class _Routes:
                 await anyio.to_thread.run_sync(self.acceptor.accept, table)
             except StorageError as exc:  # a full disk under the WAL; a broker that refused
                 log(event="unavailable", token=auth.name, error=str(exc), status=503)
-                return _error(503, f"{exc}; nothing was accepted", headers={"Retry-After": "1"})
+                return _error(503, f"{exc}; nothing was accepted", headers=RETRY_SOON)
         self.acceptor.metrics.add("auditlake_events_accepted_total", table.num_rows)
         ms = (time.perf_counter() - started) * 1000
         log(event="accepted", token=auth.name, events=table.num_rows, ms=round(ms, 2))

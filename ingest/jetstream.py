@@ -36,11 +36,11 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ingest.broker import DEFAULT_STREAM, BrokerError, Message, issues_json, micros
+from ingest.broker import DEFAULT_STREAM, BrokerError, Message, Rejection, micros
 from ingest.jsonlog import log
 from lake.contract import Issue, UsageError, is_valid_tenant
 
@@ -541,15 +541,9 @@ class JetStreamSource:
         self.conn.io.run(self._ack(messages))
 
     async def _reject(self, m: Message, issues: Sequence[Issue]) -> None:
-        headers = {
-            # Re-rejecting after a crash publishes the same id: JetStream keeps one.
-            "Nats-Msg-Id": f"{self._name}/{m.position}",
-            "Auditlake-Subject": m.subject,
-            "Auditlake-Position": str(m.position),
-            "Auditlake-Error-Count": str(len(issues)),
-            "Auditlake-Error": _header_value(str(issues[0])),
-            "Auditlake-Errors": issues_json(issues).decode(),
-        }
+        rejection = Rejection.of(m, issues)
+        # Re-rejecting after a crash publishes the same id: JetStream keeps one.
+        headers = {"Nats-Msg-Id": f"{self._name}/{m.position}", **rejection.headers()}
         if "Content-Type" in m.headers:
             headers["Content-Type"] = m.headers["Content-Type"]
         subject = f"{self.conn.prefix}_rejected.{m.tenant}"
@@ -557,7 +551,8 @@ class JetStreamSource:
             await self.conn.js.publish(subject, m.data, headers=headers)
         except nats.errors.MaxPayloadError:
             # The message and the reasons together exceed the broker's limit: keep the reasons.
-            headers["Auditlake-Payload-Dropped"] = f"{len(m.data)} bytes"
+            dropped = replace(rejection, payload_dropped=len(m.data))
+            headers.update(dropped.headers())
             await self.conn.js.publish(subject, b"", headers=headers)
 
     def reject(self, message: Message, issues: Sequence[Issue]) -> None:
@@ -582,7 +577,3 @@ class JetStreamSource:
         except BrokerError as exc:
             log(event="release_failed", error=str(exc))  # the leases expire on their own
         self.conn.close()
-
-
-def _header_value(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")[:1000]

@@ -290,41 +290,18 @@ def _plant_off_hours_key_export(
     key_id = f"kms://{t.name}/export-tmp-{int(r.integers(0, 16**4)):04x}"
     p.login(t_grant_login, "success", granter, "admin", ip, ua, country,
             method="password", mfa=True)  # fmt: skip
-    p.add(
-        t_grant,
-        "role.grant",
-        "success",
-        granter,
-        "admin",
-        ip,
-        ua,
-        target={"type": "user", "id": t.actor_ids[actor]},
-        details={"role": "kms-admin"},
-    )
+
+    def admin(t_us: int, action: str, who: int, target: dict[str, str], **extra: Any) -> None:
+        """A successful admin action from the attacker's address."""
+        p.add(t_us, action, "success", who, "admin", ip, ua, target=target, **extra)
+
+    admin(t_grant, "role.grant", granter, {"type": "user", "id": t.actor_ids[actor]},
+          details={"role": "kms-admin"})  # fmt: skip
     p.login(t_login, "success", actor, "admin", ip, ua, country, method="password", mfa=True)
-    p.add(
-        base,
-        "key.create",
-        "success",
-        actor,
-        "admin",
-        ip,
-        ua,
-        target={"type": "key", "id": key_id},
-        details={"algorithm": "rsa-3072", "version": 1},
-    )
-    p.add(
-        t_export,
-        "key.export",
-        "success",
-        actor,
-        "admin",
-        ip,
-        ua,
-        target={"type": "key", "id": key_id},
-        details={"format": "pkcs8", "wrapped": False, "destination": "external"},
-        severity="critical",
-    )
+    key = {"type": "key", "id": key_id}
+    admin(base, "key.create", actor, key, details={"algorithm": "rsa-3072", "version": 1})
+    admin(t_export, "key.export", actor, dict(key), severity="critical",
+          details={"format": "pkcs8", "wrapped": False, "destination": "external"})  # fmt: skip
     local = dt_of(base + off_us)
     who = t.actor_ids[actor]
     return p.incident(

@@ -43,10 +43,10 @@ from jetstream_testkit import (
 )
 from testkit import free_port
 
-from ingest.broker import ARROW_STREAM, Message
+from ingest.broker import ARROW_STREAM, Message, Rejection
 from ingest.decode import decode
 from ingest.ipc import to_ipc
-from lake.contract import UTC_US, validate
+from lake.contract import UTC_US, Issue, validate
 
 
 @pytest.fixture(scope="session")
@@ -258,16 +258,15 @@ def test_invalid_messages_land_in_the_rejection_subject_with_their_reasons(
     totals = run_once(nats_server.url, stream, lh.env, tmp_path / "c.log")
 
     assert (totals["appended"], totals["rejected"]) == (3, 3)
-    kept = {h["Auditlake-Position"]: (s, d, h) for s, d, h in rejected(nats_server.url, stream)}
+    found = [(s, d, Rejection.from_headers(h)) for s, d, h in rejected(nats_server.url, stream)]
+    kept = {r.position: (s, d, r) for s, d, r in found}
     assert len(kept) == 3
-    subject_, data, headers = kept["2"]
+    subject_, data, why = kept[2]
     assert subject_ == f"{stream.lower()}_rejected.acme" and data == bad_event
-    assert orjson.loads(headers["Auditlake-Errors"]) == [
-        {"index": 1, "field": "outcome", "message": orjson.loads(headers["Auditlake-Errors"])[0]
-         ["message"], "line": 2}
-    ]  # fmt: skip
-    assert orjson.loads(kept["3"][2]["Auditlake-Errors"])[0]["field"] == "(event)"
-    assert orjson.loads(kept["4"][2]["Auditlake-Errors"])[0]["field"] == "(subject)"
+    assert why.subject == subject and why.error_count == 1
+    assert [(i.index, i.field, i.line) for i in why.issues] == [(1, "outcome", 2)]
+    assert kept[3][2].issues[0].field == "(event)"
+    assert kept[4][2].issues[0].field == "(subject)"
     assert in_stream(nats_server.url, stream) == 0  # acknowledged once kept
     log = (tmp_path / "c.log").read_text()
     assert '"event":"rejected"' in log and marker not in log
@@ -534,8 +533,8 @@ def test_an_id_reused_on_another_date_is_rejected_with_its_message(
     assert len(kept) == 1
     _, data, headers = kept[0]
     assert data == ndjson([other, reused])
-    assert orjson.loads(headers["Auditlake-Errors"]) == [
-        {"index": 1, "field": "id", "message": "id already used by another event of this tenant"}
+    assert Rejection.from_headers(headers).issues == [
+        Issue(1, "id", "id already used by another event of this tenant")
     ]
     assert in_stream(url, stream) == 0
     assert lh.verify_ok()
