@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lake.contract import ACTOR_TYPES, CATEGORIES, OUTCOMES, SEVERITIES, TENANT_PATTERN, UsageError
-from lake.query import SearchFilter, parse_query, parse_time
+from lake.query import SearchFilter, locked_connection, parse_query, parse_time, release
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
@@ -587,17 +587,20 @@ def reference(f: SearchFilter, row: dict[str, object]) -> bool:
 
 @pytest.fixture(scope="module")
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'Asia/Kathmandu'")  # +05:45: UTC must not be assumed
-    connection.execute(
-        "CREATE TABLE events (" + ", ".join(f"{c} {t}" for c, t in COLUMNS.items()) + ")"
-    )
-    connection.executemany(
-        f"INSERT INTO events VALUES ({', '.join('?' for _ in COLUMNS)})",
-        [[row[c] for c in COLUMNS] for row in ROWS],
-    )
+    def setup(connection: duckdb.DuckDBPyConnection) -> None:
+        connection.execute("SET TimeZone = 'Asia/Kathmandu'")  # +05:45: UTC must not be assumed
+        connection.execute(
+            "CREATE TABLE events (" + ", ".join(f"{c} {t}" for c, t in COLUMNS.items()) + ")"
+        )
+        connection.executemany(
+            f"INSERT INTO events VALUES ({', '.join('?' for _ in COLUMNS)})",
+            [[row[c] for c in COLUMNS] for row in ROWS],
+        )
+
+    # The locked connection every reader gets, so filters are checked where they run.
+    connection = locked_connection([], setup)
     yield connection
-    connection.close()
+    release(connection)
 
 
 def run(con: duckdb.DuckDBPyConnection, f: SearchFilter) -> set[str]:
