@@ -22,6 +22,7 @@ from lake.log._note import (
     b64encode,
     check_controls,
     check_nonempty,
+    check_text,
     check_utf8,
     sign_note,
     verify_note,
@@ -146,12 +147,7 @@ class Checkpoint:
                 not plain ASCII decimal without leading zeros (or is >= 2**64), a
                 root hash that is not canonical base64 of 32 bytes, or control characters.
         """
-        if not isinstance(text, str):
-            raise NoteError(f"checkpoint must be a string, not {type(text).__name__}")
-        if not text.endswith("\n"):
-            raise NoteError("checkpoint text must end with a newline")
-        check_utf8(text, "checkpoint")
-        check_controls(text, "checkpoint")
+        check_text(text, "checkpoint")
         lines = text[:-1].split("\n")
         if len(lines) < 3:
             raise NoteError(

@@ -67,6 +67,7 @@ __all__ = [
     "b64encode",
     "check_controls",
     "check_nonempty",
+    "check_text",
     "check_utf8",
     "generate_signer",
     "key_hash",
@@ -136,14 +137,14 @@ def _check_name(name: str, what: str = "key name") -> None:
     check_utf8(name, what)
 
 
-def _check_text(text: str) -> None:
-    """Check that `text` can be the text of a signed note."""
+def check_text(text: str, what: str = "note text") -> None:
+    """Check that `text` can be the text of a signed note (a checkpoint's, say)."""
     if not isinstance(text, str):
-        raise NoteError(f"note text must be a string, not {type(text).__name__}")
+        raise NoteError(f"{what} must be a string, not {type(text).__name__}")
     if not text.endswith("\n"):
-        raise NoteError("note text must end with a newline")
-    check_utf8(text, "note text")
-    check_controls(text, "note text")
+        raise NoteError(f"{what} must end with a newline")
+    check_utf8(text, what)
+    check_controls(text, what)
 
 
 def b64encode(raw: bytes) -> str:
@@ -373,7 +374,7 @@ class NoteSigner:
         Raises:
             NoteError: If `text` cannot be the text of a signed note.
         """
-        _check_text(text)
+        check_text(text)
         sig = self._private_key.sign(text.encode("utf-8"))
         return NoteSignature(self._name, self._verifier_key.key_hash, sig)
 
@@ -411,7 +412,7 @@ def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
         NoteError: If the text is not a valid note text, there are no signers,
             too many, or two signers share a key name and key hash.
     """
-    _check_text(text)
+    check_text(text)
     if not signers:
         raise NoteError("a signed note needs at least one signer")
     if len(signers) > MAX_SIGNATURES:
