@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.common import free_port
 from ingest.demo import iter_events
 from ingest.files import load
 from ingest.tokens import TokenStore
@@ -33,12 +33,6 @@ from lake.write import append
 
 CLIENTS = 4
 BATCH = 1_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sealed_events(lake: Lake) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -12,6 +13,13 @@ from typing import Any
 from ingest.demo import iter_events, write_jsonl
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def timed(

@@ -28,7 +28,8 @@ from typing import Any
 import nats
 import orjson
 
-from benchmarks.collector import free_port, sealed_events
+from benchmarks.collector import sealed_events
+from benchmarks.common import free_port
 from ingest.demo import iter_events
 from ingest.files import load
 from ingest.jetstream import Connection

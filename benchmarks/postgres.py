@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from benchmarks.collector import free_port
+from benchmarks.common import free_port
 from benchmarks.dataset import log
 from lake.contract import EVENTS_SCHEMA
 
