@@ -85,12 +85,17 @@ def test_a_principal_gets_only_its_tenants_plaintext(enc: tuple[Lake, Path]) -> 
     assert {r["tenant"] for r in rows} == {"acme"} and rows[0]["actor_ip"].startswith("203.")
 
 
-def test_shredding_one_subject_leaves_everyone_else_readable(enc: tuple[Lake, Path]) -> None:
-    lake, home = enc
+def _add_bystander(lake: Lake, home: Path) -> None:
+    """Two events of acme by another subject, whose fields a shred must leave readable."""
     bystander = _events("acme", 2)
     for event in bystander:
         event["actor"] = {"id": "bystander@x", "ip": "192.0.2.9"}
     append(lake, validate(bystander, namespace=b"other").table, KeyStore(home).active())
+
+
+def test_shredding_one_subject_leaves_everyone_else_readable(enc: tuple[Lake, Path]) -> None:
+    lake, home = enc
+    _add_bystander(lake, home)
     assert keyring_for(lake, home).shred("acme", "victim@x") == 1
     fresh = Lake.open(lake.base)
     assert verify_lake(fresh, TrustStore(home).keys()).ok
@@ -158,10 +163,7 @@ def test_a_shred_that_stops_halfway_loses_no_surviving_key(enc: tuple[Lake, Path
     from lake.secrets import _masterkey as masterkey
 
     lake, home = enc
-    bystander = _events("acme", 2)
-    for event in bystander:
-        event["actor"] = {"id": "bystander@x", "ip": "192.0.2.9"}
-    append(lake, validate(bystander, namespace=b"other").table, KeyStore(home).active())
+    _add_bystander(lake, home)
     first = (home / "master.key").read_bytes()
     # A crash right after step (1): the new key exists, nothing is re-wrapped yet.
     masterkey.begin_rotation(home)
