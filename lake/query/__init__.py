@@ -33,10 +33,14 @@ from lake.query._session import (
     SearchResult,
     sql_literal,
 )
+from lake.query._views import (
+    HIVE,
+)
 
 __all__ = [
     "DEFAULT_LIMIT",
     "FORMATS",
+    "HIVE",
     "LISTING_COLUMNS",
     "TOKEN_PREFIX",
     "WITHHELD",

@@ -77,7 +77,7 @@ from lake.storage import DataFile, Lake, TableFiles, paths
 
 __all__ = ["DEFAULT_LIMIT", "Cursor", "QuerySession", "ReadAudit", "SearchResult", "sql_literal"]
 
-DEFAULT_LIMIT: Final = 100  # auditlake/querycli.py repeats it for `--limit`
+DEFAULT_LIMIT: Final = 100  # rows of a search page unless the caller asks otherwise
 _EVENT_COLUMNS: Final = tuple(EVENTS_SCHEMA.names)
 _ORDER: Final = "time DESC, tenant DESC, seq DESC"
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

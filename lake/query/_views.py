@@ -14,11 +14,11 @@ from lake.secrets import ALERT_FIELDS, decrypted_select
 
 __all__ = ["HIVE", "HIVE_TENANT", "Layout", "view_sql"]
 
+# `read_parquet` options for the events table's partition directories (tenant=…/event_date=…),
+# and for the tables partitioned by tenant only (checkpoints, alerts). Every reader of the
+# events files (search, SQL views, detection) names the partition types with these.
 HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
-
-
 HIVE_TENANT: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR'}"
-
 
 _SQL_TYPES: Final = {
     pa.string(): "VARCHAR",
