@@ -20,6 +20,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+from ingest.batching import Backoff
 from ingest.sdk._events import EventHelpers, prepare
 from ingest.sdk._http import Connection, TransportError, check_token, error_summary
 from ingest.sdk._spool import Spool
@@ -128,7 +129,7 @@ class AuditClient(EventHelpers):
         self.flush_interval_s = flush_interval_s
         self.max_queue = max_queue
         self.block_s = block_s
-        self.max_backoff_s = max_backoff_s
+        self._backoff = Backoff(min(BACKOFF_BASE_S, max_backoff_s), max_backoff_s)
         self._spool = Spool(Path(spool_dir), max_spool_bytes)
 
         self._cond = threading.Condition()
@@ -240,6 +241,15 @@ class AuditClient(EventHelpers):
                 last_error=self._last_error,
                 queued=len(self._queue),
             )
+
+    @property
+    def max_backoff_s(self) -> float:
+        """The cap of the exponential backoff between retries."""
+        return self._backoff.most_s
+
+    @max_backoff_s.setter
+    def max_backoff_s(self, value: float) -> None:
+        self._backoff.most_s = value
 
     @property
     def timeout_s(self) -> float:
@@ -508,6 +518,7 @@ class AuditClient(EventHelpers):
         with self._cond:
             was_down = self._failures > 0
             self._failures = 0
+            self._backoff.reset()
             self._next_attempt = 0.0
             files = self._spool.count
         if was_down:
@@ -519,8 +530,7 @@ class AuditClient(EventHelpers):
             self._failures += 1
             self._retries += 1
             self._last_error = error
-            cap = min(self.max_backoff_s, BACKOFF_BASE_S * 2 ** min(self._failures - 1, 30))
-            delay = random.uniform(0, cap)
+            delay = random.uniform(0, self._backoff.wait_s())  # full jitter
             if retry_after is not None:
                 delay = max(delay, retry_after)
             self._next_attempt = monotonic() + delay

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from time import time_ns
 
+from ingest.durable import write_durably
+
 __all__ = ["SPOOL_SUFFIX", "Spool"]
 
 logger = logging.getLogger("ingest.sdk")
@@ -112,16 +114,7 @@ class Spool:
             name = f"{time_ns():020d}-{os.getpid()}-{next(self._counter):08d}{SPOOL_SUFFIX}"
         tmp = self.path / f".{name}.{threading.get_ident()}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self.path / name)
-            self._fsync_dir()
+            write_durably(self.path / name, data, tmp=tmp, exclusive=True, sync_directory=True)
         except OSError as exc:
             logger.warning("could not write to the spool %s: %s", self.path, exc)
             with self._lock:
@@ -175,10 +168,3 @@ class Spool:
             at = bisect.bisect_left(self._order, name)
             if at < len(self._order) and self._order[at] == name:
                 del self._order[at]
-
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
