@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from detect.model import Rule, RuleKind
-from detect.runner import Evaluate, Progress, Runner, Work, _Span
+from detect.runner import Evaluate, Progress, Runner, Stage, Work, _Span
 from lake.contract import READ_AUDIT_TENANT, Alert, LakeError
 from lake.storage import DataFile, Lake
 
@@ -66,7 +66,7 @@ def ray_evaluate(ray: Any) -> Evaluate:
             for t, items in per_tenant.items()
         }
         parts: list[list[tuple[str, list[Alert]]]] = [[] for _ in work]
-        progress("tenants", 0, len(pending))
+        progress(Stage.TENANTS, 0, len(pending))
         done = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -82,7 +82,7 @@ def ray_evaluate(ray: Any) -> Evaluate:
                 for k, found in got:
                     parts[k].append((tenant, found))
                 done += 1
-                progress("tenants", done, done + len(pending))
+                progress(Stage.TENANTS, done, done + len(pending))
         out = []
         for k, by_tenant in enumerate(parts):
             # Runner.evaluate orders alerts by tenant first: so does this concatenation.

@@ -80,10 +80,18 @@ __all__ = [
 
 _HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
 
-Progress = Callable[[str, int, int], None]
+
+class Stage(StrEnum):
+    """What a progress report counts."""
+
+    RULES = "rules"  # rules evaluated (in this process)
+    TENANTS = "tenants"  # tenants' tasks finished (an engine spreading work by tenant)
 
 
-def _no_progress(stage: str, done: int, total: int) -> None:
+Progress = Callable[[Stage, int, int], None]
+
+
+def _no_progress(stage: Stage, done: int, total: int) -> None:
     return None
 
 
@@ -301,7 +309,7 @@ def evaluate_here(
     """Evaluate each (rule, spans) in this process, one rule after another."""
     out = []
     for i, (rule, spans) in enumerate(work):
-        progress("rules", i, len(work))
+        progress(Stage.RULES, i, len(work))
         out.append(runner.evaluate(rule, spans))
     return out
 
@@ -454,7 +462,7 @@ def _evaluate(
         result.rules.append(
             RuleRun(plan.rule.id, plan.mode, n_tenants, len(found), len(new), len(changed))
         )
-    progress("rules", len(runner.rules), len(runner.rules))
+    progress(Stage.RULES, len(runner.rules), len(runner.rules))
 
 
 def run(

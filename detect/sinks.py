@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, TextIO, runtime_checkable
 
@@ -435,6 +436,12 @@ def syslog_message(
     return head + prefix + _truncate_utf8(msg, room)
 
 
+class SyslogTransport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"  # RFC 6587 octet counting
+    UNIX = "unix"  # a local socket path, datagram or stream
+
+
 class SyslogSink:
     """RFC 5424 messages to a syslog receiver: UDP, TCP (RFC 6587 octet counting) or a
     unix socket such as /dev/log.
@@ -459,12 +466,12 @@ class SyslogSink:
         self._stream = False  # a unix socket path turned out to be SOCK_STREAM
         self._target: Any = None
         if address.startswith("/"):
-            self.transport = "unix"
+            self.transport = SyslogTransport.UNIX
             self._target = address
             self.max_bytes = SYSLOG_DATAGRAM_MAX
             return
         parts = urllib.parse.urlsplit(address)
-        defaults = {"udp": 514, "tcp": 601}
+        defaults = {SyslogTransport.UDP: 514, SyslogTransport.TCP: 601}
         try:
             port = parts.port
         except ValueError:
@@ -473,9 +480,10 @@ class SyslogSink:
             raise UsageError(
                 f"{self.name}: expected udp://HOST:PORT, tcp://HOST:PORT or a socket path"
             )
-        self.transport = parts.scheme
-        self._target = (parts.hostname, port or defaults[parts.scheme])
-        self.max_bytes = SYSLOG_DATAGRAM_MAX if self.transport == "udp" else SYSLOG_STREAM_MAX
+        self.transport = SyslogTransport(parts.scheme)
+        self._target = (parts.hostname, port or defaults[self.transport])
+        datagram = self.transport == SyslogTransport.UDP
+        self.max_bytes = SYSLOG_DATAGRAM_MAX if datagram else SYSLOG_STREAM_MAX
 
     def send(self, alerts: Sequence[Alert]) -> None:
         if not alerts:
@@ -486,9 +494,9 @@ class SyslogSink:
             for a in alerts
         ]
         try:
-            if self.transport == "udp":
+            if self.transport == SyslogTransport.UDP:
                 self._send_udp(messages)
-            elif self.transport == "tcp":
+            elif self.transport == SyslogTransport.TCP:
                 frames = b"".join(b"%d %s" % (len(m), m) for m in messages)
                 self._send_stream(frames)
             else:
