@@ -8,7 +8,6 @@ from lake.write._append import (
     TIME_RANGE,
     AppendResult,
     append,
-    seal,
     source_app_id,
     source_position,
     stamp_received,
@@ -23,6 +22,9 @@ from lake.write._retention import (
 )
 from lake.write._rotation import (
     rotate,
+)
+from lake.write._seal import (
+    seal,
 )
 from lake.write._shred import (
     require_encrypted,

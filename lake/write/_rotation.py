@@ -28,7 +28,7 @@ from lake.contract import SigningKeyError
 from lake.log import NoteSigner, TileLog, tree_root
 from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake, retry_on_conflict
-from lake.write._append import checkpoint_row, commit_checkpoints
+from lake.write._seal import checkpoint_row, commit_checkpoints
 
 ATTEMPTS = 8
 
