@@ -55,7 +55,7 @@ from detect.model import Rule, RuleKind
 from detect.sinks import Sink
 from detect.state import LOCK_PATH, STATE_PATH, DetectState, RuleState, RunBusy, run_lock
 from lake.contract import ALERTS_SCHEMA, EVENTS_SCHEMA, READ_AUDIT_TENANT, Alert
-from lake.query import release, sql_literal
+from lake.query import HIVE, release, sql_literal
 from lake.secrets import (
     decrypted_select,
     encrypted,
@@ -77,8 +77,6 @@ __all__ = [
     "run",
     "run_lock",
 ]
-
-_HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
 
 
 class Stage(StrEnum):
@@ -191,7 +189,7 @@ def _spans(con: duckdb.DuckDBPyConnection, files: list[str]) -> tuple[list[_Span
         return [], None
     rows = con.execute(
         "SELECT tenant, epoch_us(min(time)), epoch_us(max(time)), epoch_us(max(received_at)) "
-        f"FROM read_parquet(?, {_HIVE}) GROUP BY tenant ORDER BY tenant",
+        f"FROM read_parquet(?, {HIVE}) GROUP BY tenant ORDER BY tenant",
         [files],
     ).fetchall()
     spans = [_Span(t, lo, hi) for t, lo, hi, _ in rows if t != READ_AUDIT_TENANT and lo is not None]
@@ -270,7 +268,7 @@ class Runner:
             self.con.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM _empty_events")
             return
         listing = ", ".join(map(sql_literal, files))
-        source = f"read_parquet([{listing}], {_HIVE})"
+        source = f"read_parquet([{listing}], {HIVE})"
         cols = decrypted_select(EVENTS_SCHEMA.names, "e") if encrypted(self.lake) else "e.*"
         self.con.execute(
             f"CREATE OR REPLACE VIEW events AS SELECT {cols} FROM {source} e "
