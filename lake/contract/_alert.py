@@ -108,18 +108,9 @@ class Alert:
 
     def to_row(self) -> dict[str, Any]:
         """The row ALERTS_SCHEMA stores, keys in its column order."""
-        return {
-            "tenant": self.tenant,
-            "alert_id": self.alert_id,
-            "rule_id": self.rule_id,
-            "severity": self.severity,
-            "title": self.title,
-            "group": self.group,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "event_count": self.event_count,
-            "event_ids": None if self.event_ids is None else list(self.event_ids),
-        }
+        row = {name: getattr(self, name) for name in ALERT_COLUMNS}
+        row["event_ids"] = None if self.event_ids is None else list(self.event_ids)
+        return row
 
     def group_keys(self) -> Any:
         """The group as the object it encodes ({} when absent).
@@ -137,16 +128,11 @@ class Alert:
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (the `alerts list` keys of the contract)."""
         return {
-            "tenant": self.tenant,
-            "alert_id": self.alert_id,
-            "rule_id": self.rule_id,
-            "severity": self.severity,
-            "title": self.title,
+            **self.to_row(),
             "group": self.group_keys(),
             "first_seen": _json_time(self.first_seen),
             "last_seen": _json_time(self.last_seen),
-            "event_count": self.event_count,
-            "event_ids": [] if self.event_ids is None else list(self.event_ids),
+            "event_ids": list(self.event_ids or ()),
         }
 
     @classmethod
