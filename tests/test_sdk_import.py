@@ -1,7 +1,7 @@
 """A service that only sends events imports the SDK without the lake's heavy packages.
 
 Each check runs in a fresh interpreter, since this test process has imported everything.
-The import time itself is measured by `python -m benchmarks` (sdk_import), not asserted.
+The import time itself is measured by `python -m benchmarks.sdk_import`, not asserted.
 """
 
 from __future__ import annotations
