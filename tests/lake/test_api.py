@@ -136,3 +136,31 @@ def test_readers_survive_far_dated_events(copy: tuple[Path, Path]) -> None:
         assert sorted(ghosts["time"].dt.year().to_list()) == [1, 9999]
         found = s.search("actor:ghost*", limit=None).to_polars()
         assert sorted(found["event_date"].dt.year().to_list()) == [1, 9999]
+
+
+def test_the_read_audit_reads_back_as_the_records_written(copy: tuple[Path, Path]) -> None:
+    path, home = copy
+    with al.open(path, as_="bob", home=home, interface="tui") as s:
+        s.search("outcome:failure", limit=1).to_arrow()
+        with pytest.raises(AccessDenied):
+            s.events(tenant="globex")
+    with al.open(path, home=home) as admin:
+        records = admin.read_audit(limit=10)
+        mine_hidden = admin.read_audit(limit=50, hide_interface="notebook")
+    by_bob = [r for r in records if r.principal == "bob"]
+    assert all(isinstance(r, al.ReadRecord) for r in records)
+    assert [(r.interface, r.query, r.tenants, r.outcome) for r in by_bob] == [
+        ("tui.events", "tenant:globex", ("globex",), "failure"),  # newest first
+        ("tui.search", "outcome:failure", ("contoso",), "success"),
+    ]
+    assert by_bob[0].reason is not None and "globex" in by_bob[0].reason
+    assert by_bob[1].reason is None
+    assert by_bob[0].time >= by_bob[1].time and by_bob[0].time.tzinfo is not None
+    # The admin's own notebook reads (its read_audit query above) are left out, bob's stay.
+    assert all(
+        not (r.principal == "admin" and r.interface.startswith("notebook.")) for r in mine_hidden
+    )
+    assert {r.interface for r in mine_hidden if r.principal == "bob"} == {
+        "tui.events",
+        "tui.search",
+    }

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbclient
 import nbformat
@@ -98,6 +99,11 @@ _VENV_CHECK = (
 )
 
 
+def read_notebook(path: Path) -> Any:
+    """A notebook as nbformat's node tree (nbformat has no type hints)."""
+    return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+
+
 def test_every_notebook_is_tested() -> None:
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
@@ -118,13 +124,14 @@ def test_notebook_runs_top_to_bottom(
     cwd = tmp_path / "work"
     cwd.mkdir()
 
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     params = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
     assert params[0].cell_type == "code"
     assert "LAKE" in params[0].source and "HOME" in params[0].source
     params[0].source = _parameters(lake, home)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(_VENV_CHECK.format(prefix=sys.prefix)))
+    first = nbformat.v4.new_code_cell(_VENV_CHECK.format(prefix=sys.prefix))  # type: ignore[no-untyped-call]
+    nb.cells.insert(0, first)
 
     km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=kernel_specs)
     client = nbclient.NotebookClient(
@@ -149,7 +156,7 @@ def test_notebooks_are_committed_without_outputs() -> None:
     """Outputs hold one run's data (and make diffs unreadable): commit notebooks clean."""
     dirty = []
     for path in NOTEBOOKS:
-        nb = nbformat.read(path, as_version=4)
+        nb = read_notebook(path)
         nbformat.validate(nb)
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code":

@@ -26,7 +26,7 @@ from tui.components.help import HelpScreen
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_viewer_sees_only_its_tenant(demo: DemoLake, workdir: Path):
+async def test_a_viewer_sees_only_its_tenant(demo: DemoLake, workdir: Path) -> None:
     AccessPolicy(demo.home).grant("bob", "contoso", "viewer")
     with demo.open("bob") as bob, lake.api.open(demo.lake, as_="bob", home=demo.home) as ref:
         async with running(AuditlakeApp(bob, workdir=workdir)) as pilot:
@@ -51,7 +51,9 @@ async def test_a_viewer_sees_only_its_tenant(demo: DemoLake, workdir: Path):
             assert screen.alerts == []
 
 
-async def test_every_read_is_in_the_read_audit_as_the_principal(demo: DemoLake, workdir: Path):
+async def test_every_read_is_in_the_read_audit_as_the_principal(
+    demo: DemoLake, workdir: Path
+) -> None:
     AccessPolicy(demo.home).grant("carol", "*", "investigator")
     with demo.open("carol") as carol:
         async with running(AuditlakeApp(carol, workdir=workdir)) as pilot:
@@ -68,7 +70,7 @@ async def test_every_read_is_in_the_read_audit_as_the_principal(demo: DemoLake, 
     assert "outcome:failure" in mine["query"].to_list()
 
 
-async def test_the_read_audit_is_flushed_while_the_app_runs(demo: DemoLake, workdir: Path):
+async def test_the_read_audit_is_flushed_while_the_app_runs(demo: DemoLake, workdir: Path) -> None:
     with demo.open() as session:
         async with running(AuditlakeApp(session, workdir=workdir)) as pilot:
             app = pilot.app
@@ -85,7 +87,7 @@ async def test_the_read_audit_is_flushed_while_the_app_runs(demo: DemoLake, work
             assert written["n"][0] >= 1
 
 
-async def test_help_screen_opens_and_closes(make_app: Any):
+async def test_help_screen_opens_and_closes(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)

@@ -27,7 +27,7 @@ from tui.components.prompt import PathPrompt
 pytestmark = pytest.mark.anyio
 
 
-async def test_opening_an_alert_lists_its_events(make_app: Any, reference: LakeSession):
+async def test_opening_an_alert_lists_its_events(make_app: Any, reference: LakeSession) -> None:
     alerts = reference.alerts()
     async with running(make_app()) as pilot:
         app = pilot.app
@@ -49,7 +49,7 @@ async def test_opening_an_alert_lists_its_events(make_app: Any, reference: LakeS
         assert app.detail.integrity.check is Check.VERIFIED
 
 
-async def test_escape_leaves_the_alerts_view(make_app: Any):
+async def test_escape_leaves_the_alerts_view(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -62,7 +62,9 @@ async def test_escape_leaves_the_alerts_view(make_app: Any):
         assert shown(app) == before
 
 
-async def test_evidence_pack_of_an_alert(make_app: Any, reference: LakeSession, demo: DemoLake):
+async def test_evidence_pack_of_an_alert(
+    make_app: Any, reference: LakeSession, demo: DemoLake
+) -> None:
     alerts = reference.alerts()
     async with running(make_app()) as pilot:
         app = pilot.app

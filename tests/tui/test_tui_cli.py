@@ -48,7 +48,9 @@ def test_help_explains_the_keys(demo: DemoLake, tmp_path: Path) -> None:
         (("tui",), "needs a terminal"),
     ],
 )
-def test_refusals_are_one_line(demo: DemoLake, tmp_path: Path, args: tuple[str, ...], reason: str):
+def test_refusals_are_one_line(
+    demo: DemoLake, tmp_path: Path, args: tuple[str, ...], reason: str
+) -> None:
     AccessPolicy(demo.home).grant("bob", "contoso", "viewer")
     done = run(demo, *args, cwd=tmp_path)
     assert done.returncode == 2, done

@@ -24,17 +24,22 @@ from tui.components.detail import Check
 pytestmark = pytest.mark.anyio
 
 
-async def test_opening_an_event_shows_a_verified_proof(make_app: Any):
+def check_of(app: AuditlakeApp) -> Check:
+    """The detail pane's proof state, read afresh (workers change it between awaits)."""
+    return app.detail.integrity.check
+
+
+async def test_opening_an_event_shows_a_verified_proof(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
         await pilot.press("down", "down")
         event = app.results.events[2]
         assert app.detail.event is event
-        assert app.detail.integrity.check is Check.NOT_RUN  # moving only previews
+        assert check_of(app) is Check.NOT_RUN  # moving only previews
         await pilot.press("enter")
         await settle(pilot)
-        assert app.detail.integrity.check is Check.VERIFIED
+        assert check_of(app) is Check.VERIFIED
         text = app.detail.text()
         assert "✓ verified" in text
         assert f"event {event['event_id']} is leaf {event['seq']}" in text
@@ -43,7 +48,7 @@ async def test_opening_an_event_shows_a_verified_proof(make_app: Any):
             assert value in text
 
 
-async def test_clicking_an_event_opens_it(make_app: Any):
+async def test_clicking_an_event_opens_it(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -51,13 +56,13 @@ async def test_clicking_an_event_opens_it(make_app: Any):
         await pilot.click("#results", offset=row_3)  # the first click moves the cursor…
         await settle(pilot)
         assert app.detail.event is app.results.events[3]
-        assert app.detail.integrity.check is Check.NOT_RUN
+        assert check_of(app) is Check.NOT_RUN
         await pilot.click("#results", offset=row_3)  # …a click on the cursor opens it
         await settle(pilot)
-        assert app.detail.integrity.check is Check.VERIFIED
+        assert check_of(app) is Check.VERIFIED
 
 
-async def test_the_details_json_is_pretty_printed(make_app: Any, reference: LakeSession):
+async def test_the_details_json_is_pretty_printed(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -84,7 +89,7 @@ def tamper(root: Path, tenant: str) -> tuple[str, str]:
     return str(table.column("event_id")[3].as_py()), actors[3]
 
 
-async def test_a_tampered_event_shows_the_finding(demo: DemoLake, workdir: Path):
+async def test_a_tampered_event_shows_the_finding(demo: DemoLake, workdir: Path) -> None:
     event_id, actor = tamper(demo.lake, "northwind")
     with demo.open() as session:
         async with running(AuditlakeApp(session, workdir=workdir)) as pilot:
@@ -94,7 +99,7 @@ async def test_a_tampered_event_shows_the_finding(demo: DemoLake, workdir: Path)
             assert [e["actor_id"] for e in app.results.events] == [actor]
             await pilot.press("enter")
             await settle(pilot)
-            assert app.detail.integrity.check is Check.FAILED
+            assert check_of(app) is Check.FAILED
             text = app.detail.text()
             assert "✗ integrity check failed" in text
             assert f"the stored event {event_id} does not match its leaf hash" in text
@@ -104,4 +109,4 @@ async def test_a_tampered_event_shows_the_finding(demo: DemoLake, workdir: Path)
             app.results.move_cursor(row=clean)
             await pilot.press("enter")
             await settle(pilot)
-            assert app.detail.integrity.check is Check.VERIFIED
+            assert check_of(app) is Check.VERIFIED

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize(("name", "fmt"), [(None, "csv"), ("failures.json", "json")])
 async def test_export_writes_every_result_of_the_search(
     make_app: Any, reference: LakeSession, workdir: Path, name: str | None, fmt: str
-):
+) -> None:
     query = "outcome:failure"
     async with running(make_app(page_rows=20)) as pilot:
         app = pilot.app
@@ -57,7 +57,7 @@ async def test_export_writes_every_result_of_the_search(
     assert not list(workdir.glob("*.part"))
 
 
-async def test_export_never_overwrites_a_file(make_app: Any, workdir: Path):
+async def test_export_never_overwrites_a_file(make_app: Any, workdir: Path) -> None:
     (workdir / "auditlake-results.csv").write_text("keep me")
     async with running(make_app()) as pilot:
         app = pilot.app
@@ -74,7 +74,7 @@ async def test_export_never_overwrites_a_file(make_app: Any, workdir: Path):
     assert (workdir / "auditlake-results.csv").read_text() == "keep me"
 
 
-async def test_evidence_pack_of_marked_events(make_app: Any, demo: DemoLake, workdir: Path):
+async def test_evidence_pack_of_marked_events(make_app: Any, demo: DemoLake, workdir: Path) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -96,7 +96,7 @@ async def test_evidence_pack_of_marked_events(make_app: Any, demo: DemoLake, wor
     assert sorted(manifest["event_ids"]) == sorted(marked)
 
 
-async def test_evidence_pack_of_the_event_under_the_cursor(make_app: Any, workdir: Path):
+async def test_evidence_pack_of_the_event_under_the_cursor(make_app: Any, workdir: Path) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)

@@ -51,7 +51,7 @@ def pivot_filter(kind: str, event: dict[str, Any], window: timedelta) -> SearchF
 )
 async def test_each_pivot_searches_for_exactly_its_events(
     make_app: Any, reference: LakeSession, key: str, minutes: int
-):
+) -> None:
     window = timedelta(minutes=minutes)
     async with running(make_app(window=window)) as pilot:
         app = pilot.app
@@ -74,7 +74,7 @@ async def test_each_pivot_searches_for_exactly_its_events(
         assert app.search_box.value == ""
 
 
-async def test_pivot_on_a_missing_value_says_so(make_app: Any):
+async def test_pivot_on_a_missing_value_says_so(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -87,7 +87,7 @@ async def test_pivot_on_a_missing_value_says_so(make_app: Any):
         assert any("no target" in n.message for n in app._notifications)
 
 
-async def test_the_command_palette_runs_a_pivot(make_app: Any, reference: LakeSession):
+async def test_the_command_palette_runs_a_pivot(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)

@@ -26,7 +26,9 @@ from tui.app import AuditlakeApp
 pytestmark = pytest.mark.anyio
 
 
-async def test_opens_on_the_newest_events_of_every_tenant(make_app: Any, reference: LakeSession):
+async def test_opens_on_the_newest_events_of_every_tenant(
+    make_app: Any, reference: LakeSession
+) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -38,7 +40,7 @@ async def test_opens_on_the_newest_events_of_every_tenant(make_app: Any, referen
         assert f"200 of {len(everything)} event(s)" in status(app)
 
 
-async def test_tenant_option_opens_on_that_tenant(make_app: Any, reference: LakeSession):
+async def test_tenant_option_opens_on_that_tenant(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app(tenants=["globex"])) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -58,7 +60,7 @@ async def test_tenant_option_opens_on_that_tenant(make_app: Any, reference: Lake
 )
 async def test_filtering_narrows_the_table_to_exactly_the_lakes_answer(
     make_app: Any, reference: LakeSession, query: str
-):
+) -> None:
     want = expected(reference, query)
     assert 0 < len(want) < len(expected(reference, ""))
     async with running(make_app()) as pilot:
@@ -71,7 +73,9 @@ async def test_filtering_narrows_the_table_to_exactly_the_lakes_answer(
         assert app.results.has_focus  # Enter applied the query and left the box
 
 
-async def test_results_load_page_by_page_without_gaps(make_app: Any, reference: LakeSession):
+async def test_results_load_page_by_page_without_gaps(
+    make_app: Any, reference: LakeSession
+) -> None:
     everything = expected(reference, "")
     async with running(make_app(page_rows=50)) as pilot:
         app = pilot.app
@@ -91,7 +95,7 @@ async def test_results_load_page_by_page_without_gaps(make_app: Any, reference: 
         assert "more" not in status(app)
 
 
-async def test_scrolling_to_the_end_loads_more(make_app: Any, reference: LakeSession):
+async def test_scrolling_to_the_end_loads_more(make_app: Any, reference: LakeSession) -> None:
     everything = expected(reference, "")
     async with running(make_app(page_rows=50)) as pilot:
         app = pilot.app
@@ -101,7 +105,7 @@ async def test_scrolling_to_the_end_loads_more(make_app: Any, reference: LakeSes
         assert shown(app) == everything[:100]
 
 
-async def test_a_search_without_matches_says_so(make_app: Any):
+async def test_a_search_without_matches_says_so(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -115,7 +119,7 @@ async def test_a_search_without_matches_says_so(make_app: Any):
 
 async def test_a_bad_query_shows_the_error_and_keeps_the_results(
     make_app: Any, reference: LakeSession
-):
+) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -138,7 +142,7 @@ async def test_a_bad_query_shows_the_error_and_keeps_the_results(
         assert shown(app) == expected(reference, "outcome:failure")[:200]
 
 
-async def test_q_quits_but_types_in_the_search_box(make_app: Any):
+async def test_q_quits_but_types_in_the_search_box(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -152,7 +156,7 @@ async def test_q_quits_but_types_in_the_search_box(make_app: Any):
 
 async def test_timeline_counts_the_whole_result_and_its_failures(
     make_app: Any, reference: LakeSession
-):
+) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from tui_testkit import SIZE, load_all, running, search, settle, shown, status
 
@@ -29,7 +30,7 @@ def widths(app: AuditlakeApp) -> dict[str, int]:
 
 async def test_columns_follow_the_terminal_width_and_the_detail_pane_has_full_values(
     make_app: Any,
-):
+) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -56,7 +57,9 @@ async def test_columns_follow_the_terminal_width_and_the_detail_pane_has_full_va
         assert str(cut[1]["actor_id"]) in app.detail.text()  # whole, below the table
 
 
-async def test_sorting_orders_the_loaded_rows_and_keeps_the_cursor_on_its_event(make_app: Any):
+async def test_sorting_orders_the_loaded_rows_and_keeps_the_cursor_on_its_event(
+    make_app: Any,
+) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -85,7 +88,7 @@ async def test_sorting_orders_the_loaded_rows_and_keeps_the_cursor_on_its_event(
         assert shown(app) == newest_first
 
 
-async def test_a_header_click_sorts_by_its_column(make_app: Any):
+async def test_a_header_click_sorts_by_its_column(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -97,7 +100,7 @@ async def test_a_header_click_sorts_by_its_column(make_app: Any):
         assert actions == sorted(actions)
 
 
-async def test_filtering_narrows_the_loaded_results_and_escape_shows_all(make_app: Any):
+async def test_filtering_narrows_the_loaded_results_and_escape_shows_all(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -126,7 +129,7 @@ async def test_filtering_narrows_the_loaded_results_and_escape_shows_all(make_ap
         assert not app.filter_box.display
 
 
-async def test_marks_survive_a_filter_and_a_sort(make_app: Any):
+async def test_marks_survive_a_filter_and_a_sort(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -136,10 +139,10 @@ async def test_marks_survive_a_filter_and_a_sort(make_app: Any):
         await settle(pilot)
         assert [event_key(e) for e in app.results.marked_events()] == [marked]
         row = next(i for i, e in enumerate(app.results.events) if event_key(e) == marked)
-        assert str(app.results.get_cell_at((row, 0))) == "●"
+        assert str(app.results.get_cell_at(Coordinate(row, 0))) == "●"
 
 
-async def test_the_window_pivot_keeps_the_cursor_on_its_event(make_app: Any):
+async def test_the_window_pivot_keeps_the_cursor_on_its_event(make_app: Any) -> None:
     # Pages of 5 rows: the event is pages deep into its ±12 h window, found by paging.
     async with running(make_app(window=timedelta(hours=12), page_rows=5)) as pilot:
         app = pilot.app
@@ -155,7 +158,7 @@ async def test_the_window_pivot_keeps_the_cursor_on_its_event(make_app: Any):
         assert app.results.cursor_row > 5  # newer events of the window, pages of them, above
 
 
-async def test_the_timeline_is_recounted_after_a_resize(make_app: Any):
+async def test_the_timeline_is_recounted_after_a_resize(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
@@ -172,7 +175,7 @@ async def test_the_timeline_is_recounted_after_a_resize(make_app: Any):
         assert all(len(line) <= width for line in bars(narrow, width))
 
 
-async def test_a_mistyped_qualifier_gets_a_suggestion(make_app: Any):
+async def test_a_mistyped_qualifier_gets_a_suggestion(make_app: Any) -> None:
     async with running(make_app()) as pilot:
         app = pilot.app
         assert isinstance(app, AuditlakeApp)
