@@ -205,8 +205,8 @@ class QuerySession:
         return Layout(
             events=tuple(x for t in event_tenants for x in by_tenant.get(t, ())),
             audit=tuple(x for t in audit_tenants for x in by_tenant.get(t, ())),
-            checkpoints=tuple(self._side_files("checkpoints", cp_tenants)),
-            alerts=tuple(self._side_files("alerts", alert_tenants)),
+            checkpoints=tuple(self._side_files(paths.CHECKPOINTS, cp_tenants)),
+            alerts=tuple(self._side_files(paths.ALERTS, alert_tenants)),
             tenants=tuple(event_tenants),
             scoped_audit=tuple(by_tenant.get(READ_AUDIT_TENANT, ())) if audited else (),
             audited=tuple(audited),
@@ -228,7 +228,9 @@ class QuerySession:
             table.update_incremental()  # only the new log entries: on S3, 2 requests not ~20
         else:
             table = (
-                self.lake.checkpoints_table() if name == "checkpoints" else self.lake.alerts_table()
+                self.lake.checkpoints_table()
+                if name == paths.CHECKPOINTS
+                else self.lake.alerts_table()
             )
             if table is None:
                 return []
@@ -236,7 +238,7 @@ class QuerySession:
         actions = pa.table(table.get_add_actions(flatten=True))
         actions = actions.select(["path", "partition.tenant", "size_bytes"])
         return [
-            self._copies.path(f"{name}/{row['path']}", row["size_bytes"])
+            self._copies.path(paths.table_file(name, row["path"]), row["size_bytes"])
             for row in actions.to_pylist()
             if row["partition.tenant"] in tenants
         ]
@@ -274,10 +276,10 @@ class QuerySession:
         if layout.scoped_audit:
             readable.append(READ_AUDIT_TENANT)
         live = layout.events + layout.audit + layout.scoped_audit
-        self._copies.prune("events", readable, live)
+        self._copies.prune(paths.EVENTS, readable, live)
         cp = p.tenants(Permission.READ_CHECKPOINTS, existing)
-        self._copies.prune("checkpoints", cp, layout.checkpoints)
-        self._copies.prune("alerts", p.tenants(Permission.READ_ALERTS, existing), layout.alerts)
+        self._copies.prune(paths.CHECKPOINTS, cp, layout.checkpoints)
+        self._copies.prune(paths.ALERTS, p.tenants(Permission.READ_ALERTS, existing), layout.alerts)
 
     def _decrypting(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Register al_decrypt with the DEKs of the principal's tenants (encrypted lakes)."""
