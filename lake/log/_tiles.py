@@ -205,7 +205,7 @@ def remove_stale_temp(lake: Lake, tenant: str, *, older_than: float = STALE_TEMP
         return 0
     cutoff = time.time() - older_than
     removed = 0
-    for path in Path(lake._full(paths.tiles_dir(tenant))).rglob(".tmp-*"):
+    for path in Path(lake.full_path(paths.tiles_dir(tenant))).rglob(".tmp-*"):
         try:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -228,7 +228,7 @@ class Keyring:
         """Every tenant with a key file in the lake."""
         import pyarrow.fs as pafs
 
-        selector = pafs.FileSelector(self.lake._full(paths.DEK_DIR), allow_not_found=True)
+        selector = pafs.FileSelector(self.lake.full_path(paths.DEK_DIR), allow_not_found=True)
         return {
             info.base_name.removesuffix(".json")
             for info in self.lake.fs.get_file_info(selector)
@@ -241,7 +241,7 @@ class Keyring:
         an object store's PUT is durable once it returns)."""
         if not self.lake.is_local:
             return
-        path = Path(self.lake._full(rel))
+        path = Path(self.lake.full_path(rel))
         for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY)):
             fd = os.open(target, flags)
             try:

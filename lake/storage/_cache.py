@@ -129,7 +129,7 @@ class TableFiles:
             got = 0
             with os.fdopen(fd, "wb") as out:
                 try:
-                    with self.lake.fs.open_input_stream(self.lake._full(rel)) as src:
+                    with self.lake.fs.open_input_stream(self.lake.full_path(rel)) as src:
                         while chunk := src.read(CHUNK):
                             out.write(chunk)
                             got += len(chunk)

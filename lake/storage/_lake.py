@@ -284,25 +284,26 @@ class Lake:
 
     # -- raw bytes ----------------------------------------------------------------------------
 
-    def _full(self, rel: str) -> str:
+    def full_path(self, rel: str) -> str:
+        """A path inside the lake (from `lake.storage.paths`) as `self.fs` names it."""
         return f"{self.base.rstrip('/')}/{rel}"
 
     def _exists(self, rel: str) -> bool:
-        return bool(self.fs.get_file_info(self._full(rel)).type != pafs.FileType.NotFound)
+        return bool(self.fs.get_file_info(self.full_path(rel)).type != pafs.FileType.NotFound)
 
     def read_bytes(self, rel: str) -> bytes:
         """Read a file under the lake root; FileNotFoundError when absent."""
         if not self.is_local:
             # No separate existence check: a missing object raises FileNotFoundError here
             # (2 requests instead of 3).
-            with self.fs.open_input_stream(self._full(rel)) as fh:
+            with self.fs.open_input_stream(self.full_path(rel)) as fh:
                 return bytes(fh.read())
-        info = self.fs.get_file_info(self._full(rel))
+        info = self.fs.get_file_info(self.full_path(rel))
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(rel)
         if info.type == pafs.FileType.Unknown:  # a FIFO or a device: reading it may never end
             raise OSError(f"{rel} is not a regular file")
-        with self.fs.open_input_stream(self._full(rel)) as fh:
+        with self.fs.open_input_stream(self.full_path(rel)) as fh:
             return bytes(fh.read())
 
     def write_bytes(self, rel: str, data: bytes) -> None:
@@ -312,7 +313,7 @@ class Lake:
         (readers see the old object or the new one, never a part), while a "move" is a
         copy plus a delete: twice the requests, and a crash leaves the temp object behind.
         """
-        full = self._full(rel)
+        full = self.full_path(rel)
         if not self.is_local:
             with self.fs.open_output_stream(full) as fh:
                 fh.write(data)
@@ -493,11 +494,11 @@ class Lake:
         """One Parquet file of the lake; small remote files in a single request."""
         if self.is_local or size is None or size > WHOLE_READ_BYTES:
             if filters is None:
-                return _read_columns(self._full(rel), columns, self.fs)
+                return _read_columns(self.full_path(rel), columns, self.fs)
             return pq.read_table(
-                self._full(rel), columns=columns, filters=filters, filesystem=self.fs
+                self.full_path(rel), columns=columns, filters=filters, filesystem=self.fs
             )
-        with self.fs.open_input_stream(self._full(rel)) as fh:
+        with self.fs.open_input_stream(self.full_path(rel)) as fh:
             data = fh.read()
         if filters is None:
             return _read_columns(pa.BufferReader(data), columns)
