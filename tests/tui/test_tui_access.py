@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from tui_testkit import (
     DemoLake,
+    app_of,
     expected,
     open_alerts,
     running,
@@ -30,8 +31,7 @@ async def test_a_viewer_sees_only_its_tenant(demo: DemoLake, workdir: Path) -> N
     AccessPolicy(demo.home).grant("bob", "contoso", "viewer")
     with demo.open("bob") as bob, lake.api.open(demo.lake, as_="bob", home=demo.home) as ref:
         async with running(AuditlakeApp(bob, workdir=workdir)) as pilot:
-            app = pilot.app
-            assert isinstance(app, AuditlakeApp)
+            app = app_of(pilot)
             assert "as bob" in app.sub_title
             assert shown(app) == expected(ref, "")[:200]
             assert {e["tenant"] for e in app.results.events} == {"contoso"}
@@ -73,8 +73,7 @@ async def test_every_read_is_in_the_read_audit_as_the_principal(
 async def test_the_read_audit_is_flushed_while_the_app_runs(demo: DemoLake, workdir: Path) -> None:
     with demo.open() as session:
         async with running(AuditlakeApp(session, workdir=workdir)) as pilot:
-            app = pilot.app
-            assert isinstance(app, AuditlakeApp)
+            app = app_of(pilot)
             assert session.audit._pending  # buffered: the opening search is not written yet
             app.flush_audit()  # what the app's 5-second timer runs
             await settle(pilot)
@@ -89,8 +88,7 @@ async def test_the_read_audit_is_flushed_while_the_app_runs(demo: DemoLake, work
 
 async def test_help_screen_opens_and_closes(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")

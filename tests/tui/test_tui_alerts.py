@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import DataTable
 from tui_testkit import (
     DemoLake,
+    app_of,
     open_alerts,
     read_manifest,
     running,
@@ -20,7 +21,6 @@ from tui_testkit import (
 from lake.api import LakeSession
 from lake.proofs import check_pack
 from lake.secrets import TrustStore
-from tui.app import AuditlakeApp
 from tui.components.detail import Check
 from tui.components.prompt import PathPrompt
 
@@ -30,8 +30,7 @@ pytestmark = pytest.mark.anyio
 async def test_opening_an_alert_lists_its_events(make_app: Any, reference: LakeSession) -> None:
     alerts = reference.alerts()
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         screen = await open_alerts(pilot)
         assert [a.alert_id for a in screen.alerts] == alerts["alert_id"].to_list()
         assert screen.query_one(DataTable).row_count == alerts.height
@@ -51,8 +50,7 @@ async def test_opening_an_alert_lists_its_events(make_app: Any, reference: LakeS
 
 async def test_escape_leaves_the_alerts_view(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         before = shown(app)
         await open_alerts(pilot)
         await pilot.press("a")  # pivot keys do nothing here
@@ -67,8 +65,7 @@ async def test_evidence_pack_of_an_alert(
 ) -> None:
     alerts = reference.alerts()
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         screen = await open_alerts(pilot)
         screen.query_one(DataTable).move_cursor(row=1)
         await pilot.press("e")

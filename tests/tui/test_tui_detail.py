@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from tui_testkit import (
     DemoLake,
+    app_of,
     running,
     search,
     settle,
@@ -31,8 +32,7 @@ def check_of(app: AuditlakeApp) -> Check:
 
 async def test_opening_an_event_shows_a_verified_proof(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("down", "down")
         event = app.results.events[2]
         assert app.detail.event is event
@@ -50,8 +50,7 @@ async def test_opening_an_event_shows_a_verified_proof(make_app: Any) -> None:
 
 async def test_clicking_an_event_opens_it(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         row_3 = (5, 1 + 3)  # below the header row
         await pilot.click("#results", offset=row_3)  # the first click moves the cursor…
         await settle(pilot)
@@ -64,8 +63,7 @@ async def test_clicking_an_event_opens_it(make_app: Any) -> None:
 
 async def test_the_details_json_is_pretty_printed(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         row = next(i for i, e in enumerate(app.results.events) if e["details"] not in (None, "{}"))
         app.results.move_cursor(row=row)
         await settle(pilot)
@@ -93,8 +91,7 @@ async def test_a_tampered_event_shows_the_finding(demo: DemoLake, workdir: Path)
     event_id, actor = tamper(demo.lake, "northwind")
     with demo.open() as session:
         async with running(AuditlakeApp(session, workdir=workdir)) as pilot:
-            app = pilot.app
-            assert isinstance(app, AuditlakeApp)
+            app = app_of(pilot)
             await search(pilot, f"id:{event_id}")
             assert [e["actor_id"] for e in app.results.events] == [actor]
             await pilot.press("enter")

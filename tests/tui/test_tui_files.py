@@ -12,6 +12,7 @@ import pytest
 from textual.widgets import Input
 from tui_testkit import (
     DemoLake,
+    app_of,
     running,
     search,
     settle,
@@ -23,7 +24,6 @@ from lake.contract import EVENTS_SCHEMA
 from lake.proofs import check_pack
 from lake.query import read_export
 from lake.secrets import TrustStore
-from tui.app import AuditlakeApp
 from tui.components.prompt import PathPrompt
 
 pytestmark = pytest.mark.anyio
@@ -35,8 +35,7 @@ async def test_export_writes_every_result_of_the_search(
 ) -> None:
     query = "outcome:failure"
     async with running(make_app(page_rows=20)) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await search(pilot, query)
         await pilot.press("e")
         await settle(pilot)
@@ -60,8 +59,7 @@ async def test_export_writes_every_result_of_the_search(
 async def test_export_never_overwrites_a_file(make_app: Any, workdir: Path) -> None:
     (workdir / "auditlake-results.csv").write_text("keep me")
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("e")
         await settle(pilot)
         prompt = app.screen
@@ -76,8 +74,7 @@ async def test_export_never_overwrites_a_file(make_app: Any, workdir: Path) -> N
 
 async def test_evidence_pack_of_marked_events(make_app: Any, demo: DemoLake, workdir: Path) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("space", "down", "down", "space")
         marked = [app.results.events[0]["event_id"], app.results.events[2]["event_id"]]
         assert "2 marked" in status(app)
@@ -98,8 +95,7 @@ async def test_evidence_pack_of_marked_events(make_app: Any, demo: DemoLake, wor
 
 async def test_evidence_pack_of_the_event_under_the_cursor(make_app: Any, workdir: Path) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         event = app.results.events[0]
         await pilot.press("E")
         await settle(pilot)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from tui_testkit import (
+    app_of,
     expected,
     load_all,
     running,
@@ -54,8 +55,7 @@ async def test_each_pivot_searches_for_exactly_its_events(
 ) -> None:
     window = timedelta(minutes=minutes)
     async with running(make_app(window=window)) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         before = shown(app)
         row = full_event(app)
         app.results.move_cursor(row=row)
@@ -76,8 +76,7 @@ async def test_each_pivot_searches_for_exactly_its_events(
 
 async def test_pivot_on_a_missing_value_says_so(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         row = next(i for i, e in enumerate(app.results.events) if not e["target_id"])
         app.results.move_cursor(row=row)
         before = shown(app)
@@ -89,8 +88,7 @@ async def test_pivot_on_a_missing_value_says_so(make_app: Any) -> None:
 
 async def test_the_command_palette_runs_a_pivot(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         row = full_event(app)
         app.results.move_cursor(row=row)
         event = app.results.events[row]

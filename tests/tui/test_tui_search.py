@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from tui_testkit import (
+    app_of,
     expected,
     load_all,
     running,
@@ -21,7 +22,6 @@ from tui_testkit import (
 )
 
 from lake.api import LakeSession
-from tui.app import AuditlakeApp
 
 pytestmark = pytest.mark.anyio
 
@@ -30,8 +30,7 @@ async def test_opens_on_the_newest_events_of_every_tenant(
     make_app: Any, reference: LakeSession
 ) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         everything = expected(reference, "")
         assert shown(app) == everything[:200]
         assert {e["tenant"] for e in app.results.events} == {"contoso", "globex", "northwind"}
@@ -42,8 +41,7 @@ async def test_opens_on_the_newest_events_of_every_tenant(
 
 async def test_tenant_option_opens_on_that_tenant(make_app: Any, reference: LakeSession) -> None:
     async with running(make_app(tenants=["globex"])) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         assert app.search_box.value == "tenant:globex"
         assert shown(app) == expected(reference, "tenant:globex")[:200]
 
@@ -64,8 +62,7 @@ async def test_filtering_narrows_the_table_to_exactly_the_lakes_answer(
     want = expected(reference, query)
     assert 0 < len(want) < len(expected(reference, ""))
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await search(pilot, query, type_it=query == "outcome:failure")
         await load_all(pilot)
         assert shown(app) == want
@@ -78,8 +75,7 @@ async def test_results_load_page_by_page_without_gaps(
 ) -> None:
     everything = expected(reference, "")
     async with running(make_app(page_rows=50)) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         assert shown(app) == everything[:50]
         assert "n or scroll for more" in status(app)
         await pilot.press("n")
@@ -98,8 +94,7 @@ async def test_results_load_page_by_page_without_gaps(
 async def test_scrolling_to_the_end_loads_more(make_app: Any, reference: LakeSession) -> None:
     everything = expected(reference, "")
     async with running(make_app(page_rows=50)) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         app.results.scroll_end(animate=False)
         await settle(pilot)
         assert shown(app) == everything[:100]
@@ -107,8 +102,7 @@ async def test_scrolling_to_the_end_loads_more(make_app: Any, reference: LakeSes
 
 async def test_a_search_without_matches_says_so(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await search(pilot, "actor:nobody@nowhere.example")
         assert shown(app) == []
         assert app.error is None
@@ -121,8 +115,7 @@ async def test_a_bad_query_shows_the_error_and_keeps_the_results(
     make_app: Any, reference: LakeSession
 ) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         before = shown(app)
         await search(pilot, "outcome:maybe")
         assert "invalid outcome 'maybe'" in status(app)
@@ -144,8 +137,7 @@ async def test_a_bad_query_shows_the_error_and_keeps_the_results(
 
 async def test_q_quits_but_types_in_the_search_box(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("slash", "q")
         assert app.search_box.value == "q"
         assert app.is_running
@@ -158,8 +150,7 @@ async def test_timeline_counts_the_whole_result_and_its_failures(
     make_app: Any, reference: LakeSession
 ) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         timeline = app.timeline.timeline
         assert timeline is not None
         failures = reference.sql("SELECT count(*) AS n FROM events WHERE outcome = 'failure'")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from tui_testkit import SIZE, load_all, running, search, settle, shown, status
+from tui_testkit import SIZE, app_of, load_all, running, search, settle, shown, status
 
 from tui.app import AuditlakeApp
 from tui.components.results import COLUMNS, event_key
@@ -32,8 +32,7 @@ async def test_columns_follow_the_terminal_width_and_the_detail_pane_has_full_va
     make_app: Any,
 ) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         wide = SIZE[0]
         assert wide - 4 <= table_width(app.results) <= wide  # fills the terminal, no more
 
@@ -61,8 +60,7 @@ async def test_sorting_orders_the_loaded_rows_and_keeps_the_cursor_on_its_event(
     make_app: Any,
 ) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await load_all(pilot)
         await pilot.press("down", "down", "down")
         under = event_key(app.results.events[3])
@@ -90,8 +88,7 @@ async def test_sorting_orders_the_loaded_rows_and_keeps_the_cursor_on_its_event(
 
 async def test_a_header_click_sorts_by_its_column(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         x = sum(c.get_render_width(app.results) for c in list(app.results.columns.values())[:3])
         await pilot.click("#results", offset=(x + 2, 0))  # the header of "action"
         await settle(pilot)
@@ -102,8 +99,7 @@ async def test_a_header_click_sorts_by_its_column(make_app: Any) -> None:
 
 async def test_filtering_narrows_the_loaded_results_and_escape_shows_all(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await load_all(pilot)
         everything = shown(app)
         needle = "failure"
@@ -131,8 +127,7 @@ async def test_filtering_narrows_the_loaded_results_and_escape_shows_all(make_ap
 
 async def test_marks_survive_a_filter_and_a_sort(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await pilot.press("down", "space")
         marked = event_key(app.results.events[1])
         await pilot.press("s", "s")
@@ -145,8 +140,7 @@ async def test_marks_survive_a_filter_and_a_sort(make_app: Any) -> None:
 async def test_the_window_pivot_keeps_the_cursor_on_its_event(make_app: Any) -> None:
     # Pages of 5 rows: the event is pages deep into its ±12 h window, found by paging.
     async with running(make_app(window=timedelta(hours=12), page_rows=5)) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await load_all(pilot)
         centre = app.results.events[60]
         app.results.move_cursor(row=60)
@@ -160,8 +154,7 @@ async def test_the_window_pivot_keeps_the_cursor_on_its_event(make_app: Any) -> 
 
 async def test_the_timeline_is_recounted_after_a_resize(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         wide = app.timeline.timeline
         assert wide is not None and len(wide.counts) > 60
 
@@ -177,7 +170,6 @@ async def test_the_timeline_is_recounted_after_a_resize(make_app: Any) -> None:
 
 async def test_a_mistyped_qualifier_gets_a_suggestion(make_app: Any) -> None:
     async with running(make_app()) as pilot:
-        app = pilot.app
-        assert isinstance(app, AuditlakeApp)
+        app = app_of(pilot)
         await search(pilot, "actr:alice")
         assert "did you mean 'actor:'" in status(app)

@@ -103,6 +103,13 @@ async def running(app: AuditlakeApp) -> AsyncIterator[Pilot[Any]]:
 # -- driving the app ----------------------------------------------------------------------
 
 
+def app_of(pilot: Pilot[Any]) -> AuditlakeApp:
+    """The app a pilot drives, typed as ours."""
+    app = pilot.app
+    assert isinstance(app, AuditlakeApp)
+    return app
+
+
 def shown(app: AuditlakeApp) -> list[str]:
     """Event ids in the results table, top to bottom."""
     return [e["event_id"] for e in app.results.events]
@@ -123,8 +130,7 @@ async def search(pilot: Pilot[Any], text: str, *, type_it: bool = False) -> None
     """Focus the search box with /, enter a query (typed key by key, or pasted: typing is
     slow under the Pilot) and apply it with Enter."""
     await pilot.press("slash")
-    app = pilot.app
-    assert isinstance(app, AuditlakeApp)
+    app = app_of(pilot)
     assert app.search_box.has_focus
     app.search_box.value = ""
     if type_it:
@@ -136,8 +142,7 @@ async def search(pilot: Pilot[Any], text: str, *, type_it: bool = False) -> None
 
 
 async def load_all(pilot: Pilot[Any]) -> None:
-    app = pilot.app
-    assert isinstance(app, AuditlakeApp)
+    app = app_of(pilot)
     for _ in range(100):
         if app.next_cursor is None:
             return
