@@ -223,7 +223,7 @@ class Runner:
         self.files = lake.data_files(self.table) if files is None else list(files)
         self.copies = TableFiles(lake)  # object stores: local copies for DuckDB
         self.sizes = {f.path: f.size for f in self.files}
-        self.con = connection([self._full(f.path) for f in self.files], self._setup)
+        self.con = connection([self.data_path(f.path) for f in self.files], self._setup)
 
     def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
         """Before the connection is locked: the empty events table and the decryption."""
@@ -236,7 +236,8 @@ class Runner:
     def close(self) -> None:
         release(self.con)
 
-    def _full(self, path: str) -> str:
+    def data_path(self, path: str) -> str:
+        """Where DuckDB reads an events data file (object stores: its local copy)."""
         return self.copies.path(
             lake_paths.table_file(lake_paths.EVENTS, path), self.sizes.get(path)
         )
@@ -254,7 +255,7 @@ class Runner:
             day = (f.event_date - _UNIX_DAY0).days
             if by == "time" and not any(lo <= day <= hi for lo, hi in spans):
                 continue
-            files.append(self._full(f.path))
+            files.append(self.data_path(f.path))
         scan = pa.table(
             {
                 "tenant": [r[0] for r in ranges],
@@ -381,7 +382,7 @@ class _NewEvents:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.all_files = [runner._full(f.path) for f in runner.files]
+        self.all_files = [runner.data_path(f.path) for f in runner.files]
         self.cache: dict[int, tuple[list[_Span], datetime | None]] = {}
 
     def since(self, version: int) -> tuple[list[_Span], datetime | None]:
@@ -389,7 +390,7 @@ class _NewEvents:
         if version not in self.cache:
             runner = self.runner
             added = _added_since(runner.lake, runner.table, version) if version >= 0 else None
-            files = self.all_files if added is None else [runner._full(p) for p in added]
+            files = self.all_files if added is None else [runner.data_path(p) for p in added]
             runner.copies.fetch(files)
             self.cache[version] = _spans(runner.con, files)
         return self.cache[version]

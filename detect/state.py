@@ -116,7 +116,7 @@ def run_lock(lake: Lake) -> Iterator[None]:
     if not lake.is_local:
         yield  # object stores: no file locks; the alerts commit fences runs (write_alerts)
         return
-    path = Path(lake.base) / LOCK_PATH
+    path = Path(lake.full_path(LOCK_PATH))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
