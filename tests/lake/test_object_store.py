@@ -12,7 +12,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from testkit import moto_s3
 import lake.api as al
 from detect.model import Rule, rule_from_dict
 from detect.runner import RunBusy, run
-from lake.contract import LakeError, StorageError, UsageError, validate
+from lake.contract import Alert, LakeError, StorageError, UsageError, validate
 from lake.log import NoteSigner
 from lake.proofs import check_proof, latest_checkpoint, prove
 from lake.secrets import AccessDenied, AccessPolicy, KeyStore, TrustStore
@@ -255,9 +255,12 @@ class NestedRun:
         self.lake = lake
         self.inner: Any = None
 
-    def send(self, alerts: list[dict[str, Any]]) -> None:
+    def send(self, alerts: Sequence[Alert]) -> None:
         if self.inner is None:
             self.inner = run(self.lake, [brute_rule()], now=T0 + timedelta(days=3))
+
+    def close(self) -> None:
+        return None
 
 
 def alert_rows(lake: Lake) -> list[tuple[str, str, str, int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pytest
@@ -50,7 +50,8 @@ class World:
         return QuerySession(self.lake, self.policy.principal(name), audit, interface="test")
 
     def rows(self, session: QuerySession, sql: str) -> list[dict[str, object]]:
-        return session.sql(sql).to_arrow().to_pylist()
+        rows: list[dict[str, object]] = session.sql(sql).to_arrow().to_pylist()
+        return rows
 
     def other_file(self) -> str:
         files = self.lake.data_files(self.lake.events_table(), tenants={OTHERS[0]})
@@ -265,7 +266,8 @@ NASTY = [
 )
 def test_injection_in_search_filters_matches_nothing(world: World, field: str, value: str) -> None:
     bob = world.session("bob")
-    got = bob.search(SearchFilter(**{field: (value,)}), limit=None).to_arrow()
+    one: dict[str, Any] = {field: (value,)}
+    got = bob.search(SearchFilter(**one), limit=None).to_arrow()
     expected = 0
     if field == "text":  # a literal, case-insensitive substring: '_' and '%' are not wildcards
         rows = bob.search(SearchFilter(), limit=None).to_arrow().to_pylist()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import duckdb
 import pytest
@@ -25,8 +26,9 @@ NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, *clock: int) -> datetime:
+    hour, minute, second, micro = (*clock, 0, 0, 0, 0)[:4]
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 def q(text: str) -> SearchFilter:
@@ -61,7 +63,8 @@ def q(text: str) -> SearchFilter:
 def test_every_key_and_alias(query: str, field: str, value: str) -> None:
     f = q(query)
     assert getattr(f, field) == (value,)
-    assert replace(f, **{field: ()}).is_empty()
+    cleared: dict[str, Any] = {field: ()}
+    assert replace(f, **cleared).is_empty()
 
 
 @pytest.mark.parametrize(
@@ -343,7 +346,7 @@ MOMENTS = (
 
 @st.composite
 def valid_filters(draw: st.DrawFn) -> SearchFilter:
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     for key, strategy in VALID.items():
         kwargs[FIELD_OF[key]] = tuple(draw(st.lists(strategy, max_size=2)))
     keys = st.sampled_from(sorted(VALID))
@@ -631,7 +634,7 @@ TEXT_POOL = sorted(
     }
     - {""}
 )
-TIMES = sorted({row["time"] for row in ROWS}, key=str)
+TIMES = sorted({t for row in ROWS if isinstance(t := row["time"], datetime)}, key=str)
 SQL_MOMENTS = (
     st.none()
     | st.none()
@@ -672,7 +675,7 @@ def sql_filters(draw: st.DrawFn) -> SearchFilter:
     """Filters aimed near one row of ROWS (so that results are rarely empty) mixed with values
     from other rows and nasty strings."""
     row = draw(st.sampled_from(ROWS))
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     for key in draw(st.lists(st.sampled_from(sorted(COLUMN_OF)), max_size=2, unique=True)):
         column = COLUMN_OF[key]
         values = near(row[column]) | near(row[column]) | st.sampled_from(pool(column)) | NASTY_TEXT
@@ -712,7 +715,9 @@ def placeholders(f: SearchFilter) -> SearchFilter:
     def swap(v: str) -> str:
         return "x*" if v.endswith("*") else "x"
 
-    changes = {name: tuple(swap(v) for v in getattr(f, name)) for name in FIELD_OF.values()}
+    changes: dict[str, Any] = {
+        name: tuple(swap(v) for v in getattr(f, name)) for name in FIELD_OF.values()
+    }
     return replace(
         f,
         **changes,

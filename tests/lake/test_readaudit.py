@@ -164,7 +164,7 @@ ADDRESS = "198.51.100.77"
 
 @pytest.fixture
 def enc(encrypted_lake: EncryptedAppend) -> tuple[Lake, Path]:
-    events = [
+    events: list[dict[str, object]] = [
         {"tenant": "acme", "time": f"2026-11-02T10:0{i}:00Z", "category": "authentication",
          "action": "login", "outcome": "failure",
          "actor": {"id": "victim@x", "ip": ADDRESS, "user_agent": "Secret-Agent/1"},

@@ -32,9 +32,11 @@ ADDRESS = "198.51.100.77"
 
 @pytest.fixture
 def enc(encrypted_lake: EncryptedAppend) -> tuple[Lake, Path]:
-    event = {"tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
-             "action": "login", "outcome": "failure", "actor": {"id": "victim@x", "ip": ADDRESS},
-             "details": {"ssn": int(SSN)}}  # fmt: skip
+    event: dict[str, object] = {
+        "tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
+        "action": "login", "outcome": "failure", "actor": {"id": "victim@x", "ip": ADDRESS},
+        "details": {"ssn": int(SSN)},
+    }  # fmt: skip
     return encrypted_lake([event])
 
 
