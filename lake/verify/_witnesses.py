@@ -31,7 +31,7 @@ def check_witnesses(
     has: a fork; a size beyond its own: a rollback) means the log showed a witness a
     history it no longer shows.
     """
-    from lake.witness import stored_cosignatures  # only when witnesses are asked for
+    from lake.witness import CosignatureStore  # only when witnesses are asked for
 
     bodies: dict[int, str] = {}
     for row in cps.to_pylist():
@@ -40,14 +40,14 @@ def check_witnesses(
         except NoteError:
             continue
     sealed = max(bodies, default=0)
-    stored = stored_cosignatures(lake, tr.tenant)
+    stored = CosignatureStore.load(lake, tr.tenant)
     have: set[str] = set()
-    for size, entry in sorted(stored.items()):
+    for size, entry in sorted(stored.sizes.items()):
         for key in keys:
-            line = entry["cosignatures"].get(key.name)
+            line = entry.lines.get(key.name)
             if line is None:
                 continue
-            if key.verify(entry["body"], line) is None:
+            if key.verify(entry.body, line) is None:
                 tr.add(
                     Finding(
                         tr.tenant,
@@ -58,7 +58,7 @@ def check_witnesses(
                 )
                 continue
             lake_body = bodies.get(size)
-            if lake_body == entry["body"]:
+            if lake_body == entry.body:
                 if size == sealed:
                     have.add(key.name)
                 continue

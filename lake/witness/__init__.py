@@ -9,11 +9,7 @@ from lake.witness._client import (
     request_cosignatures,
     save_witnesses,
 )
-from lake.witness._store import (
-    CosignatureStore,
-    Cosigned,
-    stored_cosignatures,
-)
+from lake.witness._store import CosignatureStore, Cosigned
 from lake.witness._witness import (
     MAX_BODY,
     Cosigner,
@@ -41,5 +37,4 @@ __all__ = [
     "load_witnesses",
     "request_cosignatures",
     "save_witnesses",
-    "stored_cosignatures",
 ]

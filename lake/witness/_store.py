@@ -19,7 +19,7 @@ import orjson
 
 from lake.storage import Lake, paths
 
-__all__ = ["CosignatureStore", "Cosigned", "stored_cosignatures"]
+__all__ = ["CosignatureStore", "Cosigned"]
 
 
 @dataclass
@@ -84,9 +84,3 @@ class CosignatureStore:
         return max(
             (s for s, e in self.sizes.items() if witness in e.lines and s <= at_most), default=0
         )
-
-
-def stored_cosignatures(lake: Lake, tenant: str) -> dict[int, dict[str, Any]]:
-    """The store in its JSON form per size, `{size: {"body": …, "cosignatures": {…}}}`: for
-    readers not yet moved to `CosignatureStore.load` (verify's witness check)."""
-    return {k: v.to_json() for k, v in CosignatureStore.load(lake, tenant).sizes.items()}
