@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from benchmarks.common import RESULTS
 from lake.contract import EVENTS_SCHEMA, OUTPUT_SCHEMA, assign_ids, finish, validate
 from lake.log import generate_signer
+from lake.query import HIVE
 from lake.storage import Lake
 from lake.storage import paths as lake_paths
 from lake.write import append
@@ -395,7 +396,7 @@ def build_cache(events: int, seed: int, cache: Path) -> dict[str, Any]:
         if hi < events:
             params.append(_as_datetime(int(times[hi])))
         con.execute(
-            f"COPY (SELECT {cols} FROM read_parquet(?, hive_partitioning=true) "
+            f"COPY (SELECT {cols} FROM read_parquet(?, {HIVE}) "
             f"WHERE {' AND '.join(bounds)} ORDER BY time) "
             f"TO '{plain}/part-{k:03d}.parquet' (FORMAT parquet)",
             params,

@@ -58,6 +58,7 @@ from detect.model import Rule, load_rules
 from detect.runner import RunResult
 from detect.runner import run as detect_run
 from lake.log import generate_signer
+from lake.query import HIVE
 from lake.storage import Lake
 from lake.write import append
 
@@ -67,7 +68,6 @@ PLANTED_EVERY: Final = timedelta(seconds=20)
 GOAL_EVENTS_PER_S: Final = 2_000_000
 GOAL_INCREMENTAL_S: Final = 2.0
 PACK: Final = "pack (all rules)"
-HIVE: Final = "hive_partitioning=true, hive_types={'tenant': 'VARCHAR', 'event_date': 'DATE'}"
 
 _US_PER_DAY: Final = 86_400_000_000
 
