@@ -44,9 +44,7 @@ def connection(
 ) -> duckdb.DuckDBPyConnection:
     """The connection rules run on: lake.query's locked-down one, which reads exactly the
     files in `allowed` (`setup` runs before it is locked). Close it with `release`."""
-    con = locked_connection(allowed, setup)
-    con.complete()  # the lock's own check leaves a result open, which blocks `register`
-    return con
+    return locked_connection(allowed, setup)
 
 
 def duration_us(value: timedelta) -> int:

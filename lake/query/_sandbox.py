@@ -89,9 +89,10 @@ def locked_connection(
 
 def _check_directories(con: duckdb.DuckDBPyConnection, temp: str) -> None:
     """Refuse a connection that may read any directory but its own temp directory."""
-    row = con.execute("SELECT current_setting('allowed_directories')").fetchone()
+    # fetchall, not fetchone: a half-read result stays open and blocks `register` after.
+    rows = con.execute("SELECT current_setting('allowed_directories')").fetchall()
     mine = Path(temp).resolve()
-    for entry in (row[0] if row else None) or []:
+    for entry in (rows[0][0] if rows else None) or []:
         if Path(str(entry)).resolve() != mine:
             raise StorageError(f"a locked connection may read the directory {entry}")
 
