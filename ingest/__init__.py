@@ -13,6 +13,6 @@ By job:
 - `sdk/`: the client services send events with (standard library only)
 - `demo/`: deterministic demo traffic with planted attacks
 - shared: `durable` (atomic, fsync'd file writes), `batching` (batch sizes, backoff),
-  `ipc` (Arrow IPC), `jsonlog` (the JSON log), `gc_paused`, `closing`
+  `ipc` (Arrow IPC), `jsonlog` (the JSON log), `closing`
 - `witness_server`: the HTTP witness that cosigns checkpoints
 """

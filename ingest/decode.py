@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.broker import Message, is_arrow, micros
-from ingest.gc_paused import gc_paused
 from ingest.ipc import from_ipc
 from lake.contract import (
     OUTPUT_SCHEMA,
@@ -30,6 +29,7 @@ from lake.contract import (
     parse_jsonl,
     validate,
 )
+from lake.spec import gc_paused
 from lake.write import (
     MAX_MICROS,
     MIN_MICROS,

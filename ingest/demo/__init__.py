@@ -64,7 +64,7 @@ from ingest.demo._model import (
 )
 from ingest.demo._plan import Plan
 from ingest.demo._writer import to_jsonl_bytes, write_jsonl
-from ingest.gc_paused import gc_paused
+from lake.spec import gc_paused
 
 __all__ = [
     "ACTIONS",

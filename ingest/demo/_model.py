@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -45,7 +44,6 @@ INCIDENT_SLOT: Final[dict[str, int]] = {
     "off_hours_key_export": 2,
 }
 
-TENANT_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 OUTCOMES: Final[tuple[str, str, str]] = ("success", "failure", "unknown")
 US_PER_MIN: Final = 60_000_000
 US_PER_DAY: Final = 86_400_000_000

@@ -13,13 +13,12 @@ from ingest.demo._attacks import PLANTERS, Planter
 from ingest.demo._model import (
     INCIDENT_KINDS,
     INCIDENT_SLOT,
-    TENANT_RE,
     US_PER_DAY,
     Incident,
     us_of,
 )
 from ingest.demo._traffic import Tenant
-from ingest.gc_paused import gc_paused
+from lake.spec import TENANT_PATTERN, gc_paused, is_valid_tenant
 
 
 class Plan:
@@ -40,8 +39,8 @@ class Plan:
         if not names:
             raise ValueError("at least one tenant is required")
         for name in names:
-            if not isinstance(name, str) or not TENANT_RE.match(name):
-                raise ValueError(f"invalid tenant name {name!r}: must match {TENANT_RE.pattern}")
+            if not isinstance(name, str) or not is_valid_tenant(name):
+                raise ValueError(f"invalid tenant name {name!r}: must match {TENANT_PATTERN}")
         if len(set(names)) != len(names):
             raise ValueError("tenant names must be unique")
         if days < 1:

@@ -6,12 +6,12 @@ Standard library and orjson only.
 from __future__ import annotations
 
 import http.client
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
+
+from lake.spec import parse_retry_after
 
 __all__ = [
     "EVENTS_PATH",
@@ -20,7 +20,6 @@ __all__ = [
     "TransportError",
     "check_token",
     "error_summary",
-    "retry_after",
 ]
 
 EVENTS_PATH = "/v1/events"
@@ -39,24 +38,6 @@ class Answer(NamedTuple):
     status: int
     retry_after: float | None  # seconds, from the Retry-After header
     body: bytes
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def error_summary(body: bytes) -> tuple[str, list[dict[str, Any]]]:
@@ -121,7 +102,11 @@ class Connection:
                 raise TransportError(f"{type(exc).__name__}: {exc}") from exc
             if response.will_close:
                 self.close()
-            return Answer(response.status, retry_after(response.getheader("Retry-After")), data)
+            return Answer(
+                response.status,
+                parse_retry_after(response.getheader("Retry-After"), cap=MAX_RETRY_AFTER_S),
+                data,
+            )
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -8,6 +8,11 @@ to that): a service that only sends events imports this, never pyarrow, numpy or
 `check_event(event)` lists every issue of one event exactly as the collector's columnar
 validator (`lake.contract.validate`) would; `TOP_FIELDS`, `OBJECT_FIELDS` and the
 constants are the declaration all validators are derived from.
+
+Two small helpers live here because this is the lowest standard-library-only layer that
+the SDK, the collector and the lake all import: `gc_paused` (parse many JSON events
+without the cyclic GC) and `parse_retry_after` (the HTTP header the SDK and alert sinks
+honour).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 from lake.spec._canonical import canonical_details, canonical_json, inexact_number
 from lake.spec._check import check_event
 from lake.spec._errors import Issue, LakeError, UsageError, ValidationError
+from lake.spec._gc import gc_paused
+from lake.spec._retry_after import parse_retry_after
 from lake.spec._rules import (
     ACTION_MESSAGE,
     ACTION_PATTERN,
@@ -130,9 +137,11 @@ __all__ = [
     "enum_message",
     "expected_message",
     "format_duration",
+    "gc_paused",
     "inexact_number",
     "is_valid_tenant",
     "parse_duration",
+    "parse_retry_after",
     "rfc3339_micros",
     "shorten",
     "string_problem",

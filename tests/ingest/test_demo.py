@@ -29,8 +29,8 @@ from ingest.demo import (
     to_jsonl_bytes,
     write_jsonl,
 )
+from lake.spec import is_valid_tenant
 
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ACTIONS = {
     "authentication": {"login", "logout", "mfa.challenge"},
     "admin_action": {"role.grant", "role.revoke", "user.create", "user.delete"},
@@ -123,7 +123,7 @@ def clusters(
 def check_event(e: Event) -> None:
     assert set(e) <= TOP_FIELDS, set(e) - TOP_FIELDS
     assert set(e) >= REQUIRED, REQUIRED - set(e)
-    assert isinstance(e["tenant"], str) and TENANT_RE.match(e["tenant"])
+    assert isinstance(e["tenant"], str) and is_valid_tenant(e["tenant"])
     assert str(uuid.UUID(e["id"])) == e["id"]
     t = datetime.fromisoformat(e["time"])
     assert t.utcoffset() is not None
