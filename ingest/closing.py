@@ -1,4 +1,7 @@
-"""`with obj:` for ingest's objects that hold files or connections and have a `close()`."""
+"""`with obj:` for ingest's objects that hold files or connections and have a `close()`.
+
+Standard library only: the SDK's clients use it too.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,13 @@ __all__ = ["Closing"]
 
 
 class Closing:
-    """A base class: `with obj:` returns `obj` and calls `obj.close()` on leaving, always."""
+    """A base class: `with obj:` returns `obj` and calls `obj.close()` on leaving, always.
 
-    def close(self) -> None:
+    `close` may return something (the SDK's `AuditClient.close` says whether everything
+    was delivered); `with` ignores it.
+    """
+
+    def close(self) -> object:
         raise NotImplementedError
 
     def __enter__(self) -> Self:

@@ -71,12 +71,13 @@ def test_the_sdk_imports_and_sends_with_the_standard_library_and_orjson_only(
     assert not added & set(HEAVY), sorted(added & set(HEAVY))
     third_party = added - set(sys.stdlib_module_names) - {"ingest", "lake", "orjson"}
     assert third_party == set(), sorted(third_party)
-    # Of our own modules only the SDK, the two standard-library helpers it shares with the
-    # collector, and the wire format's declaration: the package __init__ files of `ingest`
-    # and `lake` import nothing.
+    # Of our own modules only the SDK, the three standard-library helpers it shares with the
+    # collector, and the wire format's declaration (with the Retry-After parser): the
+    # package __init__ files of `ingest` and `lake` import nothing.
     ours = {public(m) for m in result.added if top([m]) & {"ingest", "lake"}}
     assert ours == {
-        "ingest", "ingest.sdk", "ingest.durable", "ingest.batching", "lake", "lake.spec",
+        "ingest", "ingest.sdk", "ingest.durable", "ingest.batching", "ingest.closing",
+        "lake", "lake.spec",
     }  # fmt: skip
     # The event was checked and, with no collector listening, spooled for a later client.
     assert result.spooled is True

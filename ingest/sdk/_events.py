@@ -10,11 +10,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from time import time_ns
-from types import TracebackType
-from typing import Any, Literal, Self, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 import orjson
 
+from ingest.closing import Closing
 from lake.spec import Issue, check_event
 
 Outcome = Literal["success", "failure", "unknown"]
@@ -103,7 +103,7 @@ def _with_details(options: EventOptions, **extra: Any) -> EventOptions:
     return {**options, "details": {**(options.get("details") or {}), **extra}}
 
 
-class EventHelpers(ABC):
+class EventHelpers(Closing, ABC):
     """The typed helpers for the five kinds of event, on top of one `log` method.
 
     Every helper builds a wire event with the wire format's fields only, hands it to
@@ -130,17 +130,6 @@ class EventHelpers(ABC):
     @abstractmethod
     def close(self) -> object:
         """Deliver or store what is pending, then stop."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def login(
         self,
