@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def verify_with(
-    engine: Engine,
+    engine: Engine | str,
     lake: Lake,
     trusted: Sequence[VerifierKey],
     *,

@@ -15,9 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_testkit import LakeCopy
 from test_verify_kinds import assert_typed
 
-from lake.log import tile_path
+from lake.log import VerifierKey, tile_path
 from lake.storage import Lake
 from lake.verify import (
     Engine,
@@ -32,6 +33,7 @@ from lake.verify import (
 )
 
 SMALL = 256  # events per range: the smallest (one tile)
+Tampered = tuple[Lake, list[VerifierKey]]
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +109,13 @@ def kinds(report: Report) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def tampered(lake_copy) -> tuple[Lake, list[Any]]:  # type: ignore[no-untyped-def]
+def tampered(lake_copy: LakeCopy) -> Tampered:
     lake, _, trusted = lake_copy
     tamper(lake)
     return Lake.open(lake.root), trusted
 
 
-def test_ranges_in_this_process_give_the_single_pass_report(tampered) -> None:  # type: ignore[no-untyped-def]
+def test_ranges_in_this_process_give_the_single_pass_report(tampered: Tampered) -> None:
     lake, trusted = tampered
     whole = verify_lake(lake, trusted)
     assert kinds(whole) == {
@@ -124,14 +126,14 @@ def test_ranges_in_this_process_give_the_single_pass_report(tampered) -> None:  
     assert verify_lake(lake, trusted, range_events=SMALL).as_dict() == whole.as_dict()
 
 
-def test_ray_report_equals_local_on_a_clean_lake(lake_copy, ray_module) -> None:  # type: ignore[no-untyped-def]
+def test_ray_report_equals_local_on_a_clean_lake(lake_copy: LakeCopy, ray_module: Any) -> None:
     lake, _, trusted = lake_copy
     local = verify_lake(lake, trusted)
     assert local.ok
     assert verify_lake_ray(lake, trusted, range_events=SMALL).as_dict() == local.as_dict()
 
 
-def test_ray_report_equals_local_on_a_tampered_lake(tampered, ray_module) -> None:  # type: ignore[no-untyped-def]
+def test_ray_report_equals_local_on_a_tampered_lake(tampered: Tampered, ray_module: Any) -> None:
     lake, trusted = tampered
     local = verify_lake(lake, trusted)
     runner = Recording(ray_module)
@@ -147,14 +149,16 @@ def test_ray_report_equals_local_on_a_tampered_lake(tampered, ray_module) -> Non
     assert any(t.tenant == "northwind" and t.mode is RangeMode.HOMES for t in runner.tasks)
 
 
-def test_verify_with_the_cli_engine_name_runs_on_ray(tampered, ray_module) -> None:  # type: ignore[no-untyped-def]
+def test_verify_with_the_cli_engine_name_runs_on_ray(tampered: Tampered, ray_module: Any) -> None:
     lake, trusted = tampered
     local = verify_with(Engine.LOCAL, lake, trusted)
-    remote = verify_with("ray", lake, trusted, range_events=SMALL)  # type: ignore[arg-type]
+    remote = verify_with("ray", lake, trusted, range_events=SMALL)
     assert not local.ok and remote.as_dict() == local.as_dict()
 
 
-def test_a_file_with_seqs_outside_its_statistics_is_checked_whole(lake_copy, ray_module) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_with_seqs_outside_its_statistics_is_checked_whole(
+    lake_copy: LakeCopy, ray_module: Any
+) -> None:
     # An attacker copies one day's file over another's: the Delta statistics (the
     # planner's map from seq to file) now lie, so range tasks could miss rows. The tenant
     # falls back to one range and the report still matches the single pass.
