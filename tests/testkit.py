@@ -10,10 +10,42 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import lake.contract._wire as wire
+
+
+def minimal_event(**overrides: Any) -> dict[str, Any]:
+    """A wire event with only the required fields, with overrides (a value of ... removes
+    the field)."""
+    event: dict[str, Any] = {
+        "tenant": "acme",
+        "time": "2024-03-01T12:00:00Z",
+        "category": "authentication",
+        "action": "login",
+        "outcome": "success",
+        "actor": {"id": "u1"},
+    }
+    event.update(overrides)
+    return {k: v for k, v in event.items() if v is not ...}
+
+
+def login_event(event_id: str, time: str, tenant: str = "acme", **more: Any) -> dict[str, Any]:
+    """A wire event: `event_id`'s successful user.login of ann@example.com at `time` on
+    `tenant`, with `more` fields set or replaced."""
+    base: dict[str, Any] = {
+        "tenant": tenant,
+        "id": event_id,
+        "time": time,
+        "category": "authentication",
+        "action": "user.login",
+        "outcome": "success",
+        "actor": {"id": "ann@example.com", "ip": "203.0.113.9", "user_agent": "curl/8"},
+        "details": {"attempt": 1},
+    }
+    return base | more
 
 
 def free_port() -> int:

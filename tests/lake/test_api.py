@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
 import pytest
+from lake_testkit import Built
 
 import lake.api as al
 from lake.contract import ProofError, validate
@@ -19,16 +18,12 @@ from lake.secrets import AccessDenied, AccessPolicy, KeyStore
 from lake.storage import Lake
 from lake.write import append
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import Built
-
 
 @pytest.fixture
 def copy(built_lake: Built, tmp_path: Path) -> tuple[Path, Path]:
-    shutil.copytree(built_lake.root, tmp_path / "lake")
-    shutil.copytree(built_lake.home, tmp_path / "home")
-    AccessPolicy(tmp_path / "home").grant("bob", "contoso", "investigator")
-    return tmp_path / "lake", tmp_path / "home"
+    copy = built_lake.copy_with_home(tmp_path)
+    copy.policy.grant("bob", "contoso", "investigator")
+    return copy.root, copy.home
 
 
 def test_events_are_a_scoped_lazy_frame(copy: tuple[Path, Path]) -> None:

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
+from lake_testkit import Fresh, fresh_lake
 
 from ingest.demo import generate
 from lake.contract import ConcurrentAppendError, validate
-from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake, retry_on_conflict, seq_app_id
 from lake.verify import verify_lake
 from lake.write import append, seal, source_app_id, source_position
@@ -25,12 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
-    home = tmp_path / "home"
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "t", signer.verifier_key.encode())
-    return lake, signer, TrustStore(home).keys(), home
+def fresh(tmp_path: Path) -> Fresh:
+    return fresh_lake(tmp_path, "t")
 
 
 def events(seed: int, per_day: int = 50, days: int = 2) -> pa.Table:
@@ -44,7 +40,7 @@ def seqs(lake: Lake, tenant: str) -> np.ndarray:
     return np.sort(rows.column("seq").to_numpy())
 
 
-def test_same_events_twice_are_kept_once(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_same_events_twice_are_kept_once(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
     batch = events(1)
     first = append(lake, batch, signer)
@@ -56,7 +52,7 @@ def test_same_events_twice_are_kept_once(fresh) -> None:  # type: ignore[no-unty
     assert report.ok and sum(t.events for t in report.tenants) == batch.num_rows
 
 
-def test_partly_new_batch_appends_only_the_new_events(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_partly_new_batch_appends_only_the_new_events(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
     batch = events(2)
     append(lake, batch.slice(0, 100), signer)
@@ -68,7 +64,7 @@ def test_partly_new_batch_appends_only_the_new_events(fresh) -> None:  # type: i
     assert verify_lake(lake, trusted).ok
 
 
-def test_a_retry_in_the_same_batch_as_its_first_attempt_is_kept_once(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_a_retry_in_the_same_batch_as_its_first_attempt_is_kept_once(fresh: Fresh) -> None:
     # A collector batch joins several requests: a client's retry can sit beside the
     # request it retries. The first occurrence is kept, as across batches.
     lake, signer, trusted, _ = fresh
@@ -82,7 +78,7 @@ def test_a_retry_in_the_same_batch_as_its_first_attempt_is_kept_once(fresh) -> N
     assert verify_lake(lake, trusted).ok
 
 
-def test_one_checkpoint_per_tenant_per_batch_with_growing_sizes(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_one_checkpoint_per_tenant_per_batch_with_growing_sizes(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
     for seed in (3, 4, 5):
         append(lake, events(seed, per_day=20), signer)
@@ -92,7 +88,7 @@ def test_one_checkpoint_per_tenant_per_batch_with_growing_sizes(fresh) -> None: 
     assert verify_lake(lake, trusted).ok
 
 
-def test_source_positions_commit_with_the_events_and_never_go_back(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_source_positions_commit_with_the_events_and_never_go_back(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
     src = "jetstream/S@1"
     app = source_app_id(src, "northwind")
@@ -191,7 +187,7 @@ def test_a_lost_commit_race_is_retried_and_a_lasting_one_gives_up() -> None:
     assert len(calls) == 1
 
 
-def test_two_writer_processes_share_one_consistent_log(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_writer_processes_share_one_consistent_log(fresh: Fresh, tmp_path: Path) -> None:
     lake, _, trusted, home = fresh
     go = tmp_path / "go"
     procs = [
@@ -218,7 +214,9 @@ def test_two_writer_processes_share_one_consistent_log(fresh, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_same_file_ingested_by_two_processes_at_once_is_kept_once(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_same_file_ingested_by_two_processes_at_once_is_kept_once(
+    fresh: Fresh, tmp_path: Path
+) -> None:
     lake, _, trusted, home = fresh
     data = generate(days=1, events_per_tenant_per_day=80, seed=5, incidents=False)
     from ingest.demo import write_jsonl
@@ -256,7 +254,7 @@ def cli_ingest(
     )
 
 
-def test_crash_between_commits_is_unsealed_then_recovered(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crash_between_commits_is_unsealed_then_recovered(fresh: Fresh, tmp_path: Path) -> None:
     lake, signer, trusted, home = fresh
     append(lake, events(6, per_day=20), signer)
     data = generate(days=1, events_per_tenant_per_day=25, seed=7, incidents=False)
@@ -279,7 +277,7 @@ def test_crash_between_commits_is_unsealed_then_recovered(fresh, tmp_path: Path)
     assert sum(t.events for t in report.tenants) == 3 * 2 * 20 + len(data.events)
 
 
-def test_seal_completes_a_crashed_batch(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seal_completes_a_crashed_batch(fresh: Fresh, tmp_path: Path) -> None:
     lake, signer, trusted, home = fresh
     data = generate(days=1, events_per_tenant_per_day=25, seed=8, incidents=False)
     from ingest.demo import write_jsonl
@@ -294,7 +292,7 @@ def test_seal_completes_a_crashed_batch(fresh, tmp_path: Path) -> None:  # type:
     assert seal(lake, signer, lake.tenants()) == []
 
 
-def test_seal_refuses_rows_that_do_not_match_their_leaf_hash(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_seal_refuses_rows_that_do_not_match_their_leaf_hash(fresh: Fresh) -> None:
     """A row forged before sealing (wrong leaf hash) is never signed."""
     lake, signer, _, _ = fresh
     from lake.contract import EVENTS_PARTITIONS, EVENTS_SCHEMA, StorageError

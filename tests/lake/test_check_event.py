@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lake_testkit import json_values
 
 from ingest.demo import generate
 from lake.contract import validate
@@ -14,17 +15,7 @@ from lake.spec import ACTOR_FIELDS, READ_AUDIT_TENANT, TARGET_FIELDS, WIRE_FIELD
 
 GOOD = generate(days=1, events_per_tenant_per_day=10, seed=11).events
 
-json_value = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=5,
-)
+json_value = json_values(text=12, keys=6)
 # Values aimed at the edges of each rule, besides arbitrary JSON.
 tricky = st.sampled_from(
     [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from lake_testkit import new_lake
 
 import lake.api as al
 from detect.model import rule_from_dict
@@ -43,10 +44,7 @@ def enc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Lake, Path]:
     home = tmp_path / "home"
     monkeypatch.setenv("AUDITLAKE_HOME", str(home))
     master_key(home, create=True)  # in the config home: a shred rotates it
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
-                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+    lake, signer = new_lake(tmp_path / "lake", home, "enc", encrypted=True)
     for tenant in ("acme", "beta"):
         append(lake, validate(_events(tenant), namespace=tenant.encode()).table, signer)
     return lake, home

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from lake_testkit import new_lake
 from testkit import moto_s3
 
 import lake.api as al
@@ -31,7 +32,7 @@ from detect.runner import RunBusy, run
 from lake.contract import Alert, LakeError, StorageError, UsageError, validate
 from lake.log import NoteSigner
 from lake.proofs import check_proof, latest_checkpoint, prove
-from lake.secrets import AccessDenied, AccessPolicy, KeyStore, TrustStore
+from lake.secrets import AccessDenied, AccessPolicy, TrustStore
 from lake.storage import Lake
 from lake.verify import verify_lake
 from lake.write import append, set_policy
@@ -133,11 +134,7 @@ def traffic() -> list[dict[str, Any]]:
 def s3_lake(s3: S3, tmp_path: Path) -> S3Lake:
     bucket = s3.bucket()
     home = tmp_path / "home"
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(
-        f"s3://{bucket}/audit", "t", signer.verifier_key.encode(), storage_options=s3.options()
-    )
+    lake, signer = new_lake(f"s3://{bucket}/audit", home, "t", storage_options=s3.options())
     append(lake, validate(traffic(), namespace=b"s3").table, signer)
     return S3Lake(lake, bucket, home, signer)
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from lake_testkit import LakeCopy
 
 from lake.contract import ProofError
 from lake.proofs import check_proof, find_event, prove, prove_consistency
+from lake.storage import DataFile, Lake
 
 
-def some_event(lake) -> tuple[str, Any]:  # type: ignore[no-untyped-def]
+def some_event(lake: Lake) -> tuple[str, DataFile]:
     table = lake.events_table()
     files = lake.data_files(table, tenants={"globex"})
     f = max(files, key=lambda f: f.num_records or 0)
@@ -19,13 +22,15 @@ def some_event(lake) -> tuple[str, Any]:  # type: ignore[no-untyped-def]
     return row["event_id"], f
 
 
-def test_uuid7_ids_are_found_in_their_own_partition(lake_copy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_uuid7_ids_are_found_in_their_own_partition(
+    lake_copy: LakeCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lake, _, _ = lake_copy
     event_id, f = some_event(lake)
     opened: list[str] = []
     original = pq.read_table
 
-    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting(path: Any, *args: Any, **kwargs: Any) -> pa.Table:
         opened.append(str(path))
         return original(path, *args, **kwargs)
 
@@ -43,7 +48,7 @@ def test_uuid7_ids_are_found_in_their_own_partition(lake_copy, monkeypatch) -> N
     assert all(f"event_date={f.event_date}" in p for p in opened)
 
 
-def test_inclusion_and_consistency_proofs_check_offline(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_inclusion_and_consistency_proofs_check_offline(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     event_id, _ = some_event(lake)
     proof = prove(lake, "globex", event_id)
@@ -56,7 +61,7 @@ def test_inclusion_and_consistency_proofs_check_offline(lake_copy) -> None:  # t
         check_proof(proof, trusted)
 
 
-def test_unknown_event_is_a_clear_error(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_event_is_a_clear_error(lake_copy: LakeCopy) -> None:
     lake, _, _ = lake_copy
     with pytest.raises(ProofError, match="no event"):
         prove(lake, "globex", "01a194b0-3558-7117-aefa-0e330116c158")

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
+from lake_testkit import Built, EncryptedAppend, LakeAndHome, new_lake
 
 import lake.api as al
 from lake.contract import READ_AUDIT_TENANT, validate
 from lake.query import (
     TOKEN_PREFIX,
-    QuerySession,
     ReadAudit,
     Redactor,
     locked_connection,
@@ -31,35 +29,18 @@ from lake.query import (
 from lake.secrets import (
     FIELDS,
     AccessDenied,
-    AccessPolicy,
     KeyStore,
-    TrustStore,
     keyring_for,
     master_key,
 )
 from lake.storage import Lake
 from lake.write import append
 
-if TYPE_CHECKING:
-    from conftest import Built, EncryptedAppend
-
 MINE = "contoso"
 OTHER = "globex"
 
 
-class World:
-    def __init__(self, built: Built, tmp: Path) -> None:
-        shutil.copytree(built.root, tmp / "lake")
-        shutil.copytree(built.home, tmp / "home")
-        self.root = tmp / "lake"
-        self.lake = Lake.open(self.root)
-        self.signer = KeyStore(tmp / "home").active()
-        self.policy = AccessPolicy(tmp / "home")
-
-    def session(self, name: str) -> QuerySession:
-        audit = ReadAudit(self.lake, self.signer, source="test")
-        return QuerySession(self.lake, self.policy.principal(name), audit, interface="test")
-
+class World(LakeAndHome):
     def files(self, tenant: str) -> list[str]:
         return [f.path for f in self.lake.data_files(self.lake.events_table(), tenants={tenant})]
 
@@ -115,7 +96,7 @@ def test_every_locked_connection_has_a_fresh_private_temp_dir(
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "x.csv").write_text("a\n1\n")
     one, two = locked_connection([]), locked_connection([])
-    dirs = [str(c.execute("SELECT current_setting('temp_directory')").fetchone()[0])  # type: ignore[index]
+    dirs = [str(c.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
             for c in (one, two)]  # fmt: skip
     assert dirs[0] != dirs[1] and all(os.listdir(d) == [] for d in dirs)
     with pytest.raises(Exception, match="Permission Error"):
@@ -228,10 +209,7 @@ def test_a_shred_leaves_recorded_tokens_linked_to_no_existing_key(
     monkeypatch.setenv("AUDITLAKE_HOME", str(home))
     monkeypatch.delenv("AUDITLAKE_MASTER_KEY", raising=False)
     master_key(home, create=True)
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "enc", signer.verifier_key.encode(),
-                     extra={"encryption": {"enabled": True, "fields": list(FIELDS)}})  # fmt: skip
+    lake, signer = new_lake(tmp_path / "lake", home, "enc", encrypted=True)
     event = {"tenant": "acme", "time": "2026-11-02T10:00:00Z", "category": "authentication",
              "action": "login", "outcome": "failure",
              "actor": {"id": "victim@x", "ip": ADDRESS}}  # fmt: skip

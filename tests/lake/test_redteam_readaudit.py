@@ -12,19 +12,14 @@ globex's data to contoso's auditor.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from lake_testkit import Built, EncryptedAppend
 
 import lake.api as al
-from lake.query import TOKEN_PREFIX, WITHHELD, QuerySession, ReadAudit, Redactor
-from lake.secrets import AccessPolicy, KeyStore
+from lake.query import TOKEN_PREFIX, WITHHELD, Redactor
 from lake.storage import Lake
-
-if TYPE_CHECKING:
-    from conftest import Built, EncryptedAppend
 
 SSN = "918273645"
 ADDRESS = "198.51.100.77"
@@ -66,31 +61,24 @@ def test_the_redactor_tokens_numbers_outside_names() -> None:
 def test_an_auditor_does_not_see_the_text_of_a_read_over_other_tenants_too(
     built_lake: Built, tmp_path: Path
 ) -> None:
-    shutil.copytree(built_lake.root, tmp_path / "lake")
-    shutil.copytree(built_lake.home, tmp_path / "home")
-    lake = Lake.open(tmp_path / "lake")
-    signer = KeyStore(tmp_path / "home").active()
-    policy = AccessPolicy(tmp_path / "home")
+    copy = built_lake.copy_with_home(tmp_path)
+    policy = copy.policy
     policy.grant("multi", "contoso", "viewer")
     policy.grant("multi", "globex", "viewer")
     policy.grant("carol", "contoso", "auditor")
     policy.grant("olga", "contoso", "auditor")
     policy.grant("olga", "globex", "auditor")
 
-    def session(name: str) -> QuerySession:
-        audit = ReadAudit(lake, signer, source="test")
-        return QuerySession(lake, policy.principal(name), audit, interface="test")
-
     query = "SELECT count(*) FROM events WHERE tenant = 'globex' AND actor_id = 'globex-ceo'"
-    session("multi").sql(query).to_arrow()
-    seen = session("carol").sql(
+    copy.session("multi").sql(query).to_arrow()
+    seen = copy.session("carol").sql(
         "SELECT details->>'query' AS q, details->>'tenants' AS t FROM query_audit"
         " WHERE actor_id = 'multi'"
     ).to_arrow().to_pylist()  # fmt: skip
     assert seen == [{"q": WITHHELD, "t": '["contoso"]'}]
     # An auditor of every tenant the read covered sees it whole.
     whole = (
-        session("olga")
+        copy.session("olga")
         .sql("SELECT details->>'query' AS q FROM query_audit WHERE actor_id = 'multi'")
         .to_arrow()
     )

@@ -7,6 +7,7 @@ with a trusted key. The untouched copy verifies clean.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from lake_testkit import LakeCopy
 
 # verify_lake, checking that every finding it reports carries a FindingKind
 from test_verify_kinds import verify_typed as verify_lake
@@ -43,14 +45,14 @@ def biggest_file(lake: Lake, tenant: str = TENANT) -> Path:
     return Path(lake.root) / "events" / best.path
 
 
-def rewrite(path: Path, change) -> pa.Table:  # type: ignore[no-untyped-def]
+def rewrite(path: Path, change: Callable[[pa.Table], pa.Table]) -> pa.Table:
     table = pq.read_table(path)
     table = change(table)
     pq.write_table(table, path)
     return table
 
 
-def test_untouched_lake_verifies(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_untouched_lake_verifies(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     report = verify_lake(lake, trusted)
     assert report.ok, report.findings
@@ -58,7 +60,7 @@ def test_untouched_lake_verifies(lake_copy) -> None:  # type: ignore[no-untyped-
     assert all(t.events == t.sealed_size > 0 for t in report.tenants)
 
 
-def test_changed_value_is_modified(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_changed_value_is_modified(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
 
@@ -77,7 +79,7 @@ def test_changed_value_is_modified(lake_copy) -> None:  # type: ignore[no-untype
     assert found[0].batch_id == table.column("batch_id")[3].as_py()
 
 
-def test_changed_value_with_recomputed_leaf_hash_is_still_modified(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_changed_value_with_recomputed_leaf_hash_is_still_modified(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     tenant, day = path.parent.parent.name.split("=")[1], path.parent.name.split("=")[1]
@@ -97,7 +99,7 @@ def test_changed_value_with_recomputed_leaf_hash_is_still_modified(lake_copy) ->
     assert "modified" in kinds(report)
 
 
-def test_removed_row_is_missing(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_removed_row_is_missing(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     before = pq.read_table(path)
@@ -108,7 +110,7 @@ def test_removed_row_is_missing(lake_copy) -> None:  # type: ignore[no-untyped-d
     assert missing[0].seq == before.column("seq")[0].as_py()
 
 
-def test_duplicated_row_is_duplicate(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_duplicated_row_is_duplicate(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     table = rewrite(path, lambda t: pa.concat_tables([t, t.slice(2, 1)]))
@@ -118,7 +120,7 @@ def test_duplicated_row_is_duplicate(lake_copy) -> None:  # type: ignore[no-unty
     assert dup[0].event_id == table.column("event_id")[2].as_py()
 
 
-def test_swapped_seq_is_reordered(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_swapped_seq_is_reordered(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
 
@@ -154,7 +156,7 @@ def _forged_rows(lake: Lake, seq: int) -> pa.Table:
     return row.select(EVENTS_SCHEMA.names).cast(EVENTS_SCHEMA)
 
 
-def test_appended_forged_row_with_correct_leaf_hash(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_appended_forged_row_with_correct_leaf_hash(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     size = Lake.tree_size(lake.events_table(), TENANT)
     write_deltalake(
@@ -166,7 +168,7 @@ def test_appended_forged_row_with_correct_leaf_hash(lake_copy) -> None:  # type:
     assert found[0].seq == size
 
 
-def test_forged_row_inside_the_sealed_log_is_inserted(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_forged_row_inside_the_sealed_log_is_inserted(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     write_deltalake(
         lake.events_uri, _forged_rows(lake, 5), mode="append", partition_by=EVENTS_PARTITIONS
@@ -176,7 +178,7 @@ def test_forged_row_inside_the_sealed_log_is_inserted(lake_copy) -> None:  # typ
     assert inserted and inserted[0].tenant == TENANT and inserted[0].event_id == "forged-1"
 
 
-def test_deleted_data_file_is_reported_not_raised(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_data_file_is_reported_not_raised(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     path.unlink()
@@ -186,7 +188,7 @@ def test_deleted_data_file_is_reported_not_raised(lake_copy) -> None:  # type: i
     assert unreadable.file and path.name in unreadable.file
 
 
-def test_corrupt_data_file_is_reported_not_raised(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_data_file_is_reported_not_raised(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     path.write_bytes(b"not parquet at all")
@@ -195,7 +197,9 @@ def test_corrupt_data_file_is_reported_not_raised(lake_copy) -> None:  # type: i
 
 
 @pytest.mark.parametrize("column", ["details", "leaf_hash", "seq"])
-def test_data_file_without_a_column_is_unreadable_not_raised(lake_copy, column: str) -> None:  # type: ignore[no-untyped-def]
+def test_data_file_without_a_column_is_unreadable_not_raised(
+    lake_copy: LakeCopy, column: str
+) -> None:
     # Reads go through pq.ParquetFile, which silently skips a column the file lacks
     # (pq.read_table raised): the lake's reader must still refuse such a file.
     lake, _, trusted = lake_copy
@@ -210,7 +214,7 @@ def test_data_file_without_a_column_is_unreadable_not_raised(lake_copy, column: 
     assert unreadable.file and path.name in unreadable.file and column in unreadable.message
 
 
-def test_stored_types_come_back_as_the_contract_types(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_stored_types_come_back_as_the_contract_types(lake_copy: LakeCopy) -> None:
     lake, _, _ = lake_copy
     f = lake.data_files(lake.events_table())[0]
     table = lake.read_file(f)
@@ -223,7 +227,7 @@ def test_stored_types_come_back_as_the_contract_types(lake_copy) -> None:  # typ
     assert set(table.column_names) == set(EVENTS_SCHEMA.names)
 
 
-def test_delta_level_delete_is_missing(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_delta_level_delete_is_missing(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     table = DeltaTable(lake.events_uri)
     # delta.appendOnly stops mistakes, not an attacker: switch it off, then delete.
@@ -258,7 +262,7 @@ def _resign_latest(lake: Lake, attacker_key_in_lake: bool) -> None:
 
 
 @pytest.mark.parametrize("published", [False, True])
-def test_checkpoint_resigned_by_another_key(lake_copy, published: bool) -> None:  # type: ignore[no-untyped-def]
+def test_checkpoint_resigned_by_another_key(lake_copy: LakeCopy, published: bool) -> None:
     lake, _, trusted = lake_copy
     _resign_latest(lake, published)
     report = verify_lake(Lake.open(lake.root), trusted)
@@ -266,7 +270,7 @@ def test_checkpoint_resigned_by_another_key(lake_copy, published: bool) -> None:
     assert kinds(report, "contoso") == set()
 
 
-def test_checkpoint_signature_altered_is_bad_signature(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_checkpoint_signature_altered_is_bad_signature(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = next((Path(lake.root) / "checkpoints" / f"tenant={TENANT}").glob("*.parquet"))
     t = pq.read_table(path)
@@ -279,14 +283,16 @@ def test_checkpoint_signature_altered_is_bad_signature(lake_copy) -> None:  # ty
     assert "bad_signature" in kinds(report)
 
 
-def test_no_trusted_key_means_untrusted(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_no_trusted_key_means_untrusted(lake_copy: LakeCopy) -> None:
     lake, _, _ = lake_copy
     report = verify_lake(lake, [])
     assert {f.kind for f in report.findings} == {"untrusted_key"}
     assert {f.tenant for f in report.findings} == {"northwind", "contoso", "globex"}
 
 
-def test_rollback_is_detected_against_an_exported_checkpoint(lake_copy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_is_detected_against_an_exported_checkpoint(
+    lake_copy: LakeCopy, tmp_path: Path
+) -> None:
     lake, signer, trusted = lake_copy
     from ingest.demo import generate
     from lake.contract import validate
@@ -311,7 +317,7 @@ def test_rollback_is_detected_against_an_exported_checkpoint(lake_copy, tmp_path
     assert found and found[0].tenant == TENANT
 
 
-def test_tampered_tiles_do_not_hide_or_fake_findings(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_tiles_do_not_hide_or_fake_findings(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     size = Lake.sealed_size(lake.checkpoints_table(), TENANT)
     # The tile proofs and verify read at the current size: full if complete, else partial.
@@ -324,7 +330,7 @@ def test_tampered_tiles_do_not_hide_or_fake_findings(lake_copy) -> None:  # type
     assert kinds(report) == {"bad_tiles"}
 
 
-def test_tampered_upper_tile_that_proofs_read_is_reported(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_upper_tile_that_proofs_read_is_reported(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     size = Lake.sealed_size(lake.checkpoints_table(), TENANT)
     assert size >= 256  # there is a level-1 tile (one hash per 256 leaves)
@@ -337,7 +343,7 @@ def test_tampered_upper_tile_that_proofs_read_is_reported(lake_copy) -> None:  #
     assert "level 1" in next(f.message for f in report.findings)
 
 
-def test_lake_json_is_not_a_trust_anchor(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_lake_json_is_not_a_trust_anchor(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     meta_path = Path(lake.root) / "_auditlake" / "lake.json"
     meta = json.loads(meta_path.read_text())
@@ -348,7 +354,7 @@ def test_lake_json_is_not_a_trust_anchor(lake_copy) -> None:  # type: ignore[no-
     assert verify_lake(Lake.open(lake.root), trusted).ok
 
 
-def test_verify_checks_only_requested_tenants(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_verify_checks_only_requested_tenants(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     rewrite(path, lambda t: t.slice(1))
@@ -356,7 +362,7 @@ def test_verify_checks_only_requested_tenants(lake_copy) -> None:  # type: ignor
     assert not verify_lake(lake, trusted, tenants=[TENANT]).ok
 
 
-def test_misplaced_event_date_is_reported(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_misplaced_event_date_is_reported(lake_copy: LakeCopy) -> None:
     lake, _, trusted = lake_copy
     files = lake.data_files(lake.events_table(), tenants={TENANT})
     dates = sorted({f.event_date for f in files})
@@ -372,7 +378,9 @@ def test_misplaced_event_date_is_reported(lake_copy) -> None:  # type: ignore[no
 
 
 @pytest.mark.slow
-def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_verify_reports_the_same_findings(
+    lake_copy: LakeCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lake, _, trusted = lake_copy
     path = biggest_file(lake)
     rewrite(path, lambda t: t.slice(1))
@@ -383,7 +391,7 @@ def test_parallel_verify_reports_the_same_findings(lake_copy, monkeypatch) -> No
     assert one.as_dict() == two.as_dict()
 
 
-def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy: LakeCopy) -> None:
     from lake.log import rebuild
 
     lake, _, trusted = lake_copy
@@ -395,7 +403,7 @@ def test_damaged_tiles_are_rebuilt_from_rows_that_match_the_signatures(lake_copy
     assert verify_lake(lake, trusted).ok
 
 
-def test_tiles_are_not_rebuilt_over_tampered_rows(lake_copy) -> None:  # type: ignore[no-untyped-def]
+def test_tiles_are_not_rebuilt_over_tampered_rows(lake_copy: LakeCopy) -> None:
     from lake.contract import StorageError
     from lake.log import rebuild
 

@@ -21,44 +21,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from lake_testkit import Fresh, fresh_lake
+from testkit import login_event
 
 from lake.contract import Issue, LakeError, ProofError, ValidationError, validate
-from lake.log import NoteSigner, VerifierKey
 from lake.proofs import find_event, prove
-from lake.secrets import FIELDS, KeyStore, TrustStore
 from lake.storage import DataFile, Lake
 from lake.verify import verify_lake
 from lake.write import ID_TAKEN, append, candidate_files
 
 REPO = Path(__file__).resolve().parents[2]
-Fresh = tuple[Lake, NoteSigner, list[VerifierKey], Path]
-
-
-def _lake(tmp_path: Path, **extra: Any) -> Fresh:
-    home = tmp_path / "home"
-    signer = KeyStore(home).generate("k")
-    TrustStore(home).add(signer.verifier_key)
-    lake = Lake.init(tmp_path / "lake", "u", signer.verifier_key.encode(), extra=extra or None)
-    return lake, signer, TrustStore(home).keys(), home
 
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Fresh:
-    return _lake(tmp_path)
-
-
-def event(event_id: str, time: str, tenant: str = "acme", **more: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "tenant": tenant,
-        "id": event_id,
-        "time": time,
-        "category": "authentication",
-        "action": "user.login",
-        "outcome": "success",
-        "actor": {"id": "ann@example.com", "ip": "203.0.113.9", "user_agent": "curl/8"},
-        "details": {"attempt": 1},
-    }
-    return base | more
+    return fresh_lake(tmp_path, "u")
 
 
 def table(*events: dict[str, Any]) -> pa.Table:
@@ -81,8 +58,10 @@ def stored(lake: Lake) -> list[tuple[str, str, Any]]:
 
 def test_same_id_on_another_date_is_rejected_naming_the_event(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
-    append(lake, table(event("e-1", "2026-03-01T10:00:00Z")), signer)
-    later = table(event("e-2", "2026-03-05T09:00:00Z"), event("e-1", "2026-03-04T10:00:00Z"))
+    append(lake, table(login_event("e-1", "2026-03-01T10:00:00Z")), signer)
+    later = table(
+        login_event("e-2", "2026-03-05T09:00:00Z"), login_event("e-1", "2026-03-04T10:00:00Z")
+    )
     with pytest.raises(ValidationError) as caught:
         append(lake, later, signer)
     assert caught.value.issues == [Issue(1, "id", ID_TAKEN)]
@@ -95,15 +74,17 @@ def test_same_id_on_another_date_is_rejected_naming_the_event(fresh: Fresh) -> N
 def test_same_id_same_date_other_content_is_rejected_too(fresh: Fresh) -> None:
     # The rule does not depend on the partition: before, this one was silently dropped.
     lake, signer, _, _ = fresh
-    append(lake, table(event("e-1", "2026-03-01T10:00:00Z")), signer)
-    other = table(event("e-1", "2026-03-01T10:00:00Z", outcome="failure"))
+    append(lake, table(login_event("e-1", "2026-03-01T10:00:00Z")), signer)
+    other = table(login_event("e-1", "2026-03-01T10:00:00Z", outcome="failure"))
     with pytest.raises(ValidationError, match="id already used by another event"):
         append(lake, other, signer)
 
 
 def test_a_retry_is_dropped_whatever_its_receipt_time(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
-    batch = table(event("e-1", "2026-03-01T10:00:00Z"), event("e-2", "2026-03-09T10:00:00Z"))
+    batch = table(
+        login_event("e-1", "2026-03-01T10:00:00Z"), login_event("e-2", "2026-03-09T10:00:00Z")
+    )
     append(lake, batch, signer)
     again = append(lake, batch, signer)  # stamped with another received_at
     assert again.appended == 0 and again.duplicates == 2 and again.conflicts == 0
@@ -112,25 +93,25 @@ def test_a_retry_is_dropped_whatever_its_receipt_time(fresh: Fresh) -> None:
 
 def test_the_same_id_on_another_tenant_is_another_event(fresh: Fresh) -> None:
     lake, signer, _, _ = fresh
-    append(lake, table(event("e-1", "2026-03-01T10:00:00Z")), signer)
-    result = append(lake, table(event("e-1", "2026-03-02T10:00:00Z", tenant="beta")), signer)
+    append(lake, table(login_event("e-1", "2026-03-01T10:00:00Z")), signer)
+    result = append(lake, table(login_event("e-1", "2026-03-02T10:00:00Z", tenant="beta")), signer)
     assert result.appended == 1
 
 
 def test_on_conflict_gets_the_conflicts_and_the_rest_is_appended(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
-    append(lake, table(event("e-1", "2026-03-01T10:00:00Z")), signer)
+    append(lake, table(login_event("e-1", "2026-03-01T10:00:00Z")), signer)
     got: list[list[Issue]] = []
     # Two requests in one batch (as a collector joins them).
     batch = pa.concat_tables(
         [
             table(
-                event("e-2", "2026-03-02T10:00:00Z"),
-                event("e-1", "2026-03-03T10:00:00Z"),  # conflict with the stored e-1
+                login_event("e-2", "2026-03-02T10:00:00Z"),
+                login_event("e-1", "2026-03-03T10:00:00Z"),  # conflict with the stored e-1
             ),
             table(
-                event("e-1", "2026-03-01T10:00:00Z"),  # the stored e-1 again: a retry
-                event("e-3", "2026-03-03T11:00:00Z", tenant="beta"),
+                login_event("e-1", "2026-03-01T10:00:00Z"),  # the stored e-1 again: a retry
+                login_event("e-3", "2026-03-03T11:00:00Z", tenant="beta"),
             ),
         ]
     )
@@ -148,9 +129,11 @@ def test_on_conflict_gets_the_conflicts_and_the_rest_is_appended(fresh: Fresh) -
 
 def test_within_a_batch_a_repeat_is_a_retry_or_a_conflict_by_its_content(fresh: Fresh) -> None:
     lake, signer, _, _ = fresh
-    first = event("e-1", "2026-03-01T10:00:00Z")
-    batch = table(first, event("e-2", "2026-03-01T11:00:00Z"))
-    both = pa.concat_tables([batch, batch.slice(0, 1), table(event("e-1", "2026-04-01T10:00:00Z"))])
+    first = login_event("e-1", "2026-03-01T10:00:00Z")
+    batch = table(first, login_event("e-2", "2026-03-01T11:00:00Z"))
+    both = pa.concat_tables(
+        [batch, batch.slice(0, 1), table(login_event("e-1", "2026-04-01T10:00:00Z"))]
+    )
     with pytest.raises(ValidationError) as caught:
         append(lake, both, signer)
     assert caught.value.issues == [Issue(3, "id", ID_TAKEN)]
@@ -164,7 +147,9 @@ def test_a_time_outside_years_1_to_9999_is_a_lake_error_naming_the_event(
 ) -> None:
     """Whatever int64 time reaches append (here past validation), it fails cleanly."""
     lake, signer, _, _ = fresh
-    batch = table(event("e-1", "2026-03-01T10:00:00Z"), event("e-2", "2026-03-01T11:00:00Z"))
+    batch = table(
+        login_event("e-1", "2026-03-01T10:00:00Z"), login_event("e-2", "2026-03-01T11:00:00Z")
+    )
     times = pa.array([1_772_359_200_000_000, micros], pa.int64()).cast(pa.timestamp("us", "UTC"))
     batch = batch.set_column(batch.schema.get_field_index("time"), "time", times)
     batch = batch.set_column(
@@ -179,9 +164,9 @@ def test_a_time_outside_years_1_to_9999_is_a_lake_error_naming_the_event(
 
 def test_verify_reports_an_id_stored_twice_and_prove_refuses_it(fresh: Fresh) -> None:
     lake, signer, trusted, _ = fresh
-    append(lake, table(event("e-1", "2026-03-01T10:00:00Z")), signer)
+    append(lake, table(login_event("e-1", "2026-03-01T10:00:00Z")), signer)
     # What older versions let in: the same id under another date (forced here).
-    append(lake, table(event("e-1", "2026-03-04T10:00:00Z")), signer, dedupe=False)
+    append(lake, table(login_event("e-1", "2026-03-04T10:00:00Z")), signer, dedupe=False)
     report = verify_lake(lake, trusted)
     dup = [f for f in report.findings if f.kind == "duplicate"]
     assert [(f.tenant, f.event_id, f.seq) for f in dup] == [("acme", "e-1", 1)]
@@ -193,7 +178,10 @@ def test_verify_reports_an_id_stored_twice_and_prove_refuses_it(fresh: Fresh) ->
 def test_find_event_reads_only_files_whose_id_range_holds_the_id(fresh: Fresh) -> None:
     lake, signer, _, _ = fresh
     for day in range(1, 6):
-        evs = [event(f"2026-03-0{day}-{k:03d}", f"2026-03-0{day}T10:{k:02d}:00Z") for k in range(5)]
+        evs = [
+            login_event(f"2026-03-0{day}-{k:03d}", f"2026-03-0{day}T10:{k:02d}:00Z")
+            for k in range(5)
+        ]
         append(lake, table(*evs), signer)
     files = lake.data_files(lake.events_table(), tenants={"acme"}, ids=True)
     assert len(files) == 5 and all(f.min_id and f.max_id for f in files)
@@ -211,11 +199,11 @@ def test_encrypted_lake_retry_is_dropped_and_other_details_rejected(
     # Stored fields are ciphertext under a fresh nonce: compared after decryption.
     monkeypatch.setenv("AUDITLAKE_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     monkeypatch.setenv("AUDITLAKE_HOME", str(tmp_path / "home"))
-    lake, signer, trusted, _ = _lake(tmp_path, encryption={"enabled": True, "fields": list(FIELDS)})
-    batch = table(event("e-1", "2026-03-01T10:00:00Z"))
+    lake, signer, trusted, _ = fresh_lake(tmp_path, "u", encrypted=True)
+    batch = table(login_event("e-1", "2026-03-01T10:00:00Z"))
     append(lake, batch, signer)
     assert append(lake, batch, signer).duplicates == 1
-    other = table(event("e-1", "2026-03-01T10:00:00Z", details={"attempt": 2}))
+    other = table(login_event("e-1", "2026-03-01T10:00:00Z", details={"attempt": 2}))
     with pytest.raises(ValidationError, match="id already used"):
         append(lake, other, signer)
     assert verify_lake(lake, trusted).ok
@@ -280,14 +268,18 @@ def test_random_ids_read_only_the_files_the_writers_index_points_at(
     days = {}
     for day in ("01", "02", "03"):
         evs = [
-            event(str(uuid.UUID(int=rng.getrandbits(128), version=4)), f"2026-03-{day}T10:00:00Z")
+            login_event(
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)), f"2026-03-{day}T10:00:00Z"
+            )
             for _ in range(20_000)
         ]
         days[day] = evs
         append(lake, table(*evs), signer)
     # The writer's next append indexes the files (each one's range holds a random id).
     append(
-        lake, table(event(str(uuid.UUID(int=1 << 127, version=4)), "2026-03-04T10:00:00Z")), signer
+        lake,
+        table(login_event(str(uuid.UUID(int=1 << 127, version=4)), "2026-03-04T10:00:00Z")),
+        signer,
     )
     opened: list[str] = []
     real_file, real_read = pq.ParquetFile, pq.read_table
@@ -304,7 +296,7 @@ def test_random_ids_read_only_the_files_the_writers_index_points_at(
     monkeypatch.setattr(pq, "read_table", counting_read)
     retry = days["02"][5]
     reused = dict(days["01"][7], time="2026-03-04T11:00:00Z")
-    new = [event(f"new-{k}", "2026-03-04T12:00:00Z") for k in range(5)]
+    new = [login_event(f"new-{k}", "2026-03-04T12:00:00Z") for k in range(5)]
     got: list[list[Issue]] = []
     batch = pa.concat_tables([table(retry), table(reused, *new)])
     result = append(lake, batch, signer, on_conflict=got.append)

@@ -16,7 +16,9 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lake_testkit import json_values
 from testkit import blocks_of
+from testkit import minimal_event as ev
 
 import lake.contract._wire as wire
 import lake.contract._wire_exact as exact
@@ -42,20 +44,6 @@ from lake.contract import (
 from lake.spec import check_event, format_duration, parse_duration
 
 NS = b"test-namespace"
-
-
-def ev(**overrides: Any) -> dict[str, Any]:
-    """A minimal valid wire event, with overrides (a value of ... removes the field)."""
-    event: dict[str, Any] = {
-        "tenant": "acme",
-        "time": "2024-03-01T12:00:00Z",
-        "category": "authentication",
-        "action": "login",
-        "outcome": "success",
-        "actor": {"id": "u1"},
-    }
-    event.update(overrides)
-    return {k: v for k, v in event.items() if v is not ...}
 
 
 def run(*events: Any, lines: list[int] | None = None, namespace: bytes = NS) -> Validated:
@@ -1054,17 +1042,7 @@ SAMPLES = generate(days=1, events_per_tenant_per_day=4, seed=5).events
 # One window for both sides of a comparison, its clock fixed so that the edge values
 # above fall on either side of its bounds (2026-12-02 plus 24 hours).
 WINDOW = time_window(timedelta(hours=24), now=datetime(2026, 12, 2, tzinfo=UTC))
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=5,
-)
+_json = json_values(text=8, keys=5)
 _edge = st.sampled_from(
     [
         "", "acme", "Acme", "a" * 64, "x" * 1025, "login", "role.grant", "Login",
@@ -1083,7 +1061,7 @@ _value = st.one_of(_json, _edge)
 def _events(data: st.DataObject) -> list[Any]:
     events: list[Any] = []
     for _ in range(data.draw(st.integers(0, 9))):
-        base = dict(data.draw(st.sampled_from(SAMPLES)))
+        base: Any = dict(data.draw(st.sampled_from(SAMPLES)))  # "junk" makes it any value
         base["actor"] = dict(base["actor"])
         if data.draw(st.booleans()):
             base.pop("id", None)
