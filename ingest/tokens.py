@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from ingest.durable import write_durably
-from lake.contract import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, ConfigError, UsageError
-from lake.secrets import check_private
+from lake.contract import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UsageError
+from lake.secrets import read_private_json, write_private_json
 from lake.storage import check_tenant
 
 TOKENS_FILE = "tokens.json"
@@ -39,23 +38,28 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _entries(doc: Any) -> dict[str, dict[str, Any]]:
+    """The token file's entries, token hash → `{name, tenants, created_at}`, as stored.
+
+    Kept as the file has them (a rewrite adding a token leaves the others' bytes alone);
+    each must be an object with a tenant list.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    for digest, entry in doc.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("tenants"), list):
+            raise ValueError(f"entry {digest[:8]}… has no tenant list")
+    return doc
+
+
 class TokenStore:
     """Token hashes and their tenants in `<home>/tokens.json` (mode 0600)."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / TOKENS_FILE
 
-    def _load(self) -> dict[str, dict[str, object]]:
-        if not self.path.is_file():
-            return {}
-        check_private(self.path, "token file")
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            raise ConfigError(f"{self.path} is unreadable or not JSON") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{self.path} is not a JSON object")
-        return data
+    def _load(self) -> dict[str, dict[str, Any]]:
+        return read_private_json(self.path, "token file", _entries) or {}
 
     def create(self, tenants: list[str], name: str | None = None) -> str:
         """A new token for `tenants`; returns the secret (shown once, never stored)."""
@@ -73,25 +77,19 @@ class TokenStore:
             "tenants": sorted(set(tenants)),
             "created_at": stamp,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_durably(
-            self.path, json.dumps(data, indent=2).encode(), tmp=self.path.with_suffix(".tmp")
-        )
+        write_private_json(self.path, data)
         return token
 
     def grants(self) -> dict[str, TokenGrant]:
         """Token hash → grant, for the collector to check requests against."""
-        out = {}
-        for digest, entry in self._load().items():
-            tenants = entry.get("tenants")
-            if not isinstance(tenants, list):
-                raise ConfigError(f"{self.path}: entry {str(digest)[:8]}… has no tenant list")
-            out[digest] = TokenGrant(
+        return {
+            digest: TokenGrant(
                 str(entry.get("name", "")),
-                frozenset(map(str, tenants)),
+                frozenset(map(str, entry["tenants"])),
                 str(entry.get("created_at")),
             )
-        return out
+            for digest, entry in self._load().items()
+        }
 
 
 def lookup(grants: Mapping[str, TokenGrant], token: str) -> TokenGrant | None:
