@@ -9,12 +9,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import lake.contract._wire as wire
+from lake.contract import validate
 
 
 def minimal_event(**overrides: Any) -> dict[str, Any]:
@@ -46,6 +49,35 @@ def login_event(event_id: str, time: str, tenant: str = "acme", **more: Any) -> 
         "details": {"attempt": 1},
     }
     return base | more
+
+
+def far_dated(tenant: str, time_us: int, actor: str) -> pa.Table:
+    """One validated login failure of `actor` on `tenant`, moved to `time_us` (microseconds
+    since the epoch) and its date partition: what a lake written before times were checked
+    at the edge may hold (append takes it through its table entry)."""
+    event = {"tenant": tenant, "time": "2026-11-02T10:00:00Z", "category": "authentication",
+             "action": "login", "outcome": "failure", "actor": {"id": actor}}  # fmt: skip
+    table = validate([event], namespace=actor.encode()).table
+    i = table.schema.get_field_index("time")
+    times = pa.array([time_us], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    table = table.set_column(i, table.schema.field(i), times)
+    j = table.schema.get_field_index("event_date")
+    days = pa.array([time_us // 86_400_000_000], pa.int32()).cast(pa.date32())
+    return table.set_column(j, table.schema.field(j), days)
+
+
+def login(
+    tenant: str, actor: str, at: datetime, outcome: str, ip: str = "192.0.2.1"
+) -> dict[str, Any]:
+    """One login event on the wire: `actor` from `ip` on `tenant` at `at`."""
+    return {
+        "tenant": tenant,
+        "time": at.isoformat(),
+        "category": "authentication",
+        "action": "login",
+        "outcome": outcome,
+        "actor": {"id": actor, "ip": ip},
+    }
 
 
 def free_port() -> int:

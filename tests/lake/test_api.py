@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pytest
 from lake_testkit import Built
+from testkit import far_dated
 
 import lake.api as al
 from lake.contract import ProofError, validate
@@ -103,26 +103,12 @@ def test_times_carry_one_time_zone_label_everywhere(copy: tuple[Path, Path]) -> 
     assert joined.height >= 0
 
 
-def _far_dated(time_us: int, actor: str) -> pa.Table:
-    """One validated event moved to `time_us` (and its date): what a lake written before
-    times were checked at the edge may hold. Appended through append's table entry."""
-    event = {"tenant": "contoso", "time": "2026-11-02T10:00:00Z", "category": "authentication",
-             "action": "login", "outcome": "failure", "actor": {"id": actor}}  # fmt: skip
-    table = validate([event], namespace=actor.encode()).table
-    i = table.schema.get_field_index("time")
-    times = pa.array([time_us], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    table = table.set_column(i, table.schema.field(i), times)
-    j = table.schema.get_field_index("event_date")
-    days = pa.array([time_us // 86_400_000_000], pa.int32()).cast(pa.date32())
-    return table.set_column(j, table.schema.field(j), days)
-
-
 def test_readers_survive_far_dated_events(copy: tuple[Path, Path]) -> None:
     path, home = copy
     lake, signer = Lake.open(path), KeyStore(home).active()
     year_1, year_9999 = -62_135_596_800_000_000, 253_402_300_799_000_000
-    append(lake, _far_dated(year_1, "ghost-1"), signer)
-    append(lake, _far_dated(year_9999, "ghost-9999"), signer)
+    append(lake, far_dated("contoso", year_1, "ghost-1"), signer)
+    append(lake, far_dated("contoso", year_9999, "ghost-9999"), signer)
     with al.open(path, as_="bob", home=home) as s:
         summary = s.sql("SUMMARIZE events").to_dicts()
         day = next(r for r in summary if r["column_name"] == "event_date")

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from lake_testkit import new_lake
-from testkit import moto_s3
+from testkit import login, moto_s3
 
 import lake.api as al
 from detect.model import Rule, rule_from_dict
@@ -106,17 +106,6 @@ class S3Lake:
 
     def reopen(self) -> Lake:
         return Lake.open(self.lake.root, storage_options=self.lake.storage_options)
-
-
-def login(tenant: str, actor: str, at: datetime, outcome: str) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "time": at.isoformat(),
-        "category": "authentication",
-        "action": "login",
-        "outcome": outcome,
-        "actor": {"id": actor, "ip": "192.0.2.1"},
-    }
 
 
 def traffic() -> list[dict[str, Any]]:
