@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -38,6 +39,22 @@ class Server:
     @property
     def log_path(self) -> Path:
         return self.home / "collector.log"
+
+    @property
+    def port(self) -> int:
+        """The collector's port on 127.0.0.1."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def open_post(self, length: int) -> http.client.HTTPConnection:
+        """A POST of events whose headers are sent, declaring a body of `length` bytes; the
+        test sends as much of it as it likes and reads the answer."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.putrequest("POST", "/v1/events")
+        conn.putheader("Authorization", f"Bearer {self.token}")
+        conn.putheader("Content-Type", "application/x-ndjson")
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()
+        return conn
 
     def restart(self, *extra: str) -> None:
         """Stop gracefully and start again with the port and these options."""

@@ -10,7 +10,7 @@ import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -20,6 +20,9 @@ from ingest.demo import generate
 from lake.contract import WIRE_FIELDS
 from lake.secrets import TrustStore
 from lake.verify import verify_lake
+
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
 
 
 def ndjson(events: list[dict[str, Any]]) -> bytes:
@@ -37,7 +40,7 @@ def sample(n_per_day: int = 20, seed: int = 1) -> list[dict[str, Any]]:
     return data.events
 
 
-def test_events_reach_the_lake_sealed_and_verifiable(server: Any) -> None:
+def test_events_reach_the_lake_sealed_and_verifiable(server: Server) -> None:
     events = sample()
     status, body = server.post(ndjson(events))
     assert (status, body) == (202, {"accepted": len(events)})
@@ -52,7 +55,7 @@ def test_events_reach_the_lake_sealed_and_verifiable(server: Any) -> None:
     assert server.committed() == len(events)
 
 
-def test_bad_requests_get_their_status_and_keep_nothing(server: Any) -> None:
+def test_bad_requests_get_their_status_and_keep_nothing(server: Server) -> None:
     events = sample(5)
     assert server.post(ndjson(events), token=None)[0] == 401
     assert server.post(ndjson(events), token="alk_not-a-real-token")[0] == 401
@@ -72,25 +75,16 @@ def test_bad_requests_get_their_status_and_keep_nothing(server: Any) -> None:
     assert server.committed() == 0
 
 
-def oversized_status(server: Any) -> int:
+def oversized_status(server: Server) -> int:
     """Declare a 9 MiB body and send only its start: the collector must refuse on the header."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(server.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    conn.putrequest("POST", "/v1/events")
-    conn.putheader("Authorization", f"Bearer {server.token}")
-    conn.putheader("Content-Type", "application/x-ndjson")
-    conn.putheader("Content-Length", str(9 * 1024 * 1024))
-    conn.endheaders()
+    conn = server.open_post(9 * 1024 * 1024)
     conn.send(b"{" * 1024)
     status = conn.getresponse().status
     conn.close()
     return status
 
 
-def test_health_and_metrics(server: Any) -> None:
+def test_health_and_metrics(server: Server) -> None:
     server.post(ndjson(sample(5)))
     with urllib.request.urlopen(server.url + "/v1/health") as r:
         health = orjson.loads(r.read())
@@ -102,7 +96,7 @@ def test_health_and_metrics(server: Any) -> None:
     assert "# TYPE auditlake_wal_records gauge" in text
 
 
-def test_sigterm_commits_everything_pending(server: Any) -> None:
+def test_sigterm_commits_everything_pending(server: Server) -> None:
     server.stop()
     server.args = [*server.args[:2], "--batch-age", "600"]  # nothing is due by age
     server.start()
@@ -121,7 +115,7 @@ def test_sigterm_commits_everything_pending(server: Any) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_loses_nothing_that_was_acknowledged(server: Any) -> None:
+def test_kill_9_loses_nothing_that_was_acknowledged(server: Server) -> None:
     acked: list[str] = []
     stop = threading.Event()
     rng = random.Random(7)
@@ -164,7 +158,7 @@ def test_kill_9_loses_nothing_that_was_acknowledged(server: Any) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_during_replay_loses_nothing(server: Any) -> None:
+def test_kill_9_during_replay_loses_nothing(server: Server) -> None:
     port_args = server.args[:2]
     server.stop()
     server.args = [*port_args, "--batch-age", "600"]  # build a WAL backlog that is not committed
@@ -193,7 +187,7 @@ def test_kill_9_during_replay_loses_nothing(server: Any) -> None:
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
 
 
-def test_a_second_collector_on_the_same_wal_is_refused(server: Any) -> None:
+def test_a_second_collector_on_the_same_wal_is_refused(server: Server) -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -210,18 +204,9 @@ def test_a_second_collector_on_the_same_wal_is_refused(server: Any) -> None:
     assert "write-ahead log" in other.stderr and "Traceback" not in other.stderr
 
 
-def test_a_slow_body_times_out_and_keeps_nothing(server: Any) -> None:
-    import http.client
-    from urllib.parse import urlsplit
-
+def test_a_slow_body_times_out_and_keeps_nothing(server: Server) -> None:
     server.restart("--batch-age", "0.2", "--body-timeout", "0.5")
-    parts = urlsplit(server.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    conn.putrequest("POST", "/v1/events")
-    conn.putheader("Authorization", f"Bearer {server.token}")
-    conn.putheader("Content-Type", "application/x-ndjson")
-    conn.putheader("Content-Length", "10000")
-    conn.endheaders()
+    conn = server.open_post(10000)
     conn.send(b'{"tenant": "northwind", ')  # ...and then nothing more (slow loris)
     assert conn.getresponse().status == 408
     conn.close()
@@ -229,7 +214,7 @@ def test_a_slow_body_times_out_and_keeps_nothing(server: Any) -> None:
     assert server.post(ndjson(sample(3)))[0] == 202
 
 
-def test_back_pressure_answers_503_with_retry_after(server: Any) -> None:
+def test_back_pressure_answers_503_with_retry_after(server: Server) -> None:
     import urllib.error
 
     server.restart("--batch-age", "600", "--max-pending-events", "10")
@@ -247,7 +232,7 @@ def test_back_pressure_answers_503_with_retry_after(server: Any) -> None:
     assert server.committed() == 20
 
 
-def test_logs_carry_neither_tokens_nor_event_contents(server: Any) -> None:
+def test_logs_carry_neither_tokens_nor_event_contents(server: Server) -> None:
     marker = "actor-" + uuid.uuid4().hex
     events = [dict(e, actor={"id": marker}) for e in sample(3)]
     assert server.post(ndjson(events))[0] == 202
@@ -261,7 +246,7 @@ def test_logs_carry_neither_tokens_nor_event_contents(server: Any) -> None:
 
 
 @pytest.mark.slow
-def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: Any) -> None:
+def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: Server) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -316,7 +301,7 @@ def test_fuzzed_requests_get_a_4xx_or_202_and_never_break_the_collector(server: 
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
 
 
-def test_a_collector_that_crashed_between_commits_seals_on_start(server: Any) -> None:
+def test_a_collector_that_crashed_between_commits_seals_on_start(server: Server) -> None:
     server.stop()
     server.env = {**server.env, "AUDITLAKE_CRASH_AT": "after-events-commit"}
     server.start()

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -35,6 +35,9 @@ from lake.secrets import TrustStore
 from lake.verify import verify_lake
 from lake.write import stamp_received
 
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
+
 EXE = str(Path(sys.executable).with_name("auditlake"))
 # "9999-12-31T23:59:59-23:59" in UTC: 10000-01-01T23:58:59Z, past what datetime holds.
 FAR_MICROS = (253_402_300_799 + 23 * 3600 + 59 * 60) * 1_000_000
@@ -52,7 +55,7 @@ def ndjson(evs: list[dict[str, Any]]) -> bytes:
 
 
 def request(
-    server: Any, path: str, body: bytes | None = None, token: str | None = None
+    server: Server, path: str, body: bytes | None = None, token: str | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """(status, headers in lower case, body); (0, {}, b"") when no connection was made."""
     headers = {"Content-Type": "application/x-ndjson"}
@@ -68,12 +71,12 @@ def request(
         return 0, {}, b""
 
 
-def health(server: Any) -> tuple[int, dict[str, Any]]:
+def health(server: Server) -> tuple[int, dict[str, Any]]:
     status, _, body = request(server, "/v1/health")
     return status, orjson.loads(body) if body else {}
 
 
-def launch(server: Any, *extra: str, preexec: Callable[[], None] | None = None) -> None:
+def launch(server: Server, *extra: str, preexec: Callable[[], None] | None = None) -> None:
     """Start the collector with these options; ready once health answers at all."""
     server.args = [*server.args[:2], *extra]
     with server.log_path.open("ab") as log:
@@ -87,15 +90,15 @@ def launch(server: Any, *extra: str, preexec: Callable[[], None] | None = None) 
     wait_for(lambda: health(server)[0] in (200, 503))
 
 
-def log_lines(server: Any) -> list[dict[str, Any]]:
+def log_lines(server: Server) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in server.log_path.read_text().splitlines() if line]
 
 
-def wal_dir(server: Any) -> Path:
+def wal_dir(server: Server) -> Path:
     return Path(server.home) / "wal" / str(server.lake.name)
 
 
-def stored_ids(server: Any) -> set[str]:
+def stored_ids(server: Server) -> set[str]:
     table = server.lake.events_table()
     rows = server.lake.read_rows(server.lake.data_files(table), ["event_id"])
     return set(rows.column("event_id").to_pylist())
@@ -114,7 +117,7 @@ def far_dated(tenant: str) -> pa.Table:
     return table.set_column(table.schema.get_field_index("event_date"), "event_date", days)
 
 
-def test_a_poison_record_is_quarantined_and_every_other_event_commits(server: Any) -> None:
+def test_a_poison_record_is_quarantined_and_every_other_event_commits(server: Server) -> None:
     server.stop()
     good_before = validate(events("northwind", 5, seed=1)).table
     poison = far_dated("contoso")
@@ -160,7 +163,7 @@ def test_a_poison_record_is_quarantined_and_every_other_event_commits(server: An
     assert verify_lake(server.lake, TrustStore(server.home).keys()).ok
 
 
-def test_sigterm_with_events_it_cannot_commit_exits_1_and_keeps_them(server: Any) -> None:
+def test_sigterm_with_events_it_cannot_commit_exits_1_and_keeps_them(server: Server) -> None:
     server.restart("--batch-age", "0.2", "--drain-timeout", "1")
     events_dir = Path(server.lake.root) / "events"
     away = events_dir.with_name("events.away")
@@ -183,7 +186,7 @@ def test_sigterm_with_events_it_cannot_commit_exits_1_and_keeps_them(server: Any
 
 
 def test_metrics_have_help_and_type_count_requests_by_status_and_rejected_events(
-    server: Any,
+    server: Server,
 ) -> None:
     ok = events("northwind", 4, seed=7)
     bad = [*events("contoso", 4, seed=8), dict(ok[0], outcome="maybe")]
@@ -212,7 +215,7 @@ def test_metrics_have_help_and_type_count_requests_by_status_and_rejected_events
     assert families["auditlake_http_request_duration_seconds"].type == "histogram"
 
 
-def test_a_clean_restart_replays_nothing(server: Any) -> None:
+def test_a_clean_restart_replays_nothing(server: Server) -> None:
     sent = events("northwind", 6, seed=9)
     assert request(server, "/v1/events", ndjson(sent), server.token)[0] == 202
     wait_for(lambda: server.committed() == 6)
@@ -226,9 +229,8 @@ def test_a_clean_restart_replays_nothing(server: Any) -> None:
 # -- A9: half-open connections ------------------------------------------------------------
 
 
-def half_open(server: Any, n: int) -> list[socket.socket]:
-    port = int(server.url.rsplit(":", 1)[1])
-    return [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(n)]
+def half_open(server: Server, n: int) -> list[socket.socket]:
+    return [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(n)]
 
 
 def closed_by_server(sock: socket.socket) -> bool:
@@ -239,7 +241,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_half_open_connections_past_the_descriptor_limit_leave_health_answering(
-    server: Any,
+    server: Server,
 ) -> None:
     server.stop()
 
@@ -273,7 +275,7 @@ def test_half_open_connections_past_the_descriptor_limit_leave_health_answering(
     assert server.stop() == 0
 
 
-def test_a_connection_that_never_finishes_its_headers_is_closed(server: Any) -> None:
+def test_a_connection_that_never_finishes_its_headers_is_closed(server: Server) -> None:
     server.restart("--batch-age", "0.2", "--header-timeout", "0.5")
     (sock,) = half_open(server, 1)
     with sock:
@@ -292,7 +294,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_under_the_wal_gives_503_and_recovers_by_itself(
-    server: Any, small_disk: Path
+    server: Server, small_disk: Path
 ) -> None:
     server.stop()
     launch(server, "--batch-age", "0.2", "--wal-dir", str(small_disk / "wal"))
@@ -314,7 +316,7 @@ def test_a_full_disk_under_the_wal_gives_503_and_recovers_by_itself(
 
 
 def test_sigterm_returns_while_the_disk_under_the_wal_is_full(
-    server: Any, small_disk: Path
+    server: Server, small_disk: Path
 ) -> None:
     server.stop()
     launch(server, "--batch-age", "600", "--wal-dir", str(small_disk / "wal"))

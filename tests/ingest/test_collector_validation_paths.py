@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -25,6 +25,9 @@ import lake.contract._wire as wire
 from ingest.demo import generate
 from ingest.request_body import NDJSON, check_body, denied_issues, validate_body
 from lake.contract import READ_AUDIT_TENANT, Issue, parse_jsonl, validate, validate_jsonl
+
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
 
 BASE: list[dict[str, Any]] = generate(
     tenants=("northwind", "contoso"),
@@ -294,7 +297,7 @@ def test_tenants_are_checked_only_in_a_body_without_issues() -> None:
     assert denied == []
 
 
-def test_a_denied_tenant_still_gets_403_with_the_same_issues(server: Any) -> None:
+def test_a_denied_tenant_still_gets_403_with_the_same_issues(server: Server) -> None:
     events = [dict(e) for e in BASE[:4]]
     events[1]["tenant"] = "globex"
     events[3]["tenant"] = "initech"

@@ -267,7 +267,9 @@ def test_write_rejects_for_json_array_has_null_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_parallel_jsonl_validation_equals_one_process(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_jsonl_validation_equals_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Chunks in worker processes must give exactly the one-process result."""
     import ingest.files as files
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -47,6 +47,9 @@ from ingest.broker import ARROW_STREAM, Message, Rejection
 from ingest.decode import decode
 from ingest.ipc import to_ipc
 from lake.contract import UTC_US, Issue, validate
+
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
 
 
 @pytest.fixture(scope="session")
@@ -469,7 +472,8 @@ def test_a_consumer_frozen_past_its_lease_cannot_fork_the_log(
     a = Consumer(url, stream, lh.env, tmp_path / "a.log")
     a.start(env={**lh.env, "AUDITLAKE_PAUSE_AT": "consume-before-commit"})
     assert a.proc is not None
-    wait_for(lambda: stopped(a.proc.pid))  # type: ignore[union-attr]
+    pid = a.proc.pid
+    wait_for(lambda: stopped(pid))
     b = run_once(url, stream, lh.env, tmp_path / "b.log")
     assert b["appended"] == len(evs)
     # A wakes up and commits the batch it holds: the lake takes nothing twice.
@@ -486,7 +490,7 @@ def test_a_consumer_frozen_past_its_lease_cannot_fork_the_log(
 
 @pytest.mark.slow
 def test_the_collector_forwards_to_jetstream_and_answers_503_without_it(
-    server: Any, own_server: NatsServer, stream: str, tmp_path: Path
+    server: Server, own_server: NatsServer, stream: str, tmp_path: Path
 ) -> None:
     url = own_server.url
     server.restart("--forward-to-nats", url, "--forward-stream", stream)

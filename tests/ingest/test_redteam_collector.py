@@ -20,7 +20,7 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 import pytest
@@ -34,6 +34,9 @@ from test_collector_edges import (
     ndjson,
     request,
 )
+
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
 
 OWED_BODY = (
     b"GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
@@ -51,7 +54,7 @@ def answered(sock: socket.socket) -> None:
 
 
 def test_answered_connections_that_still_owe_a_body_do_not_lock_health_out(
-    server: Any,
+    server: Server,
 ) -> None:
     server.stop()
     launch(server, "--max-connections", "16", "--header-timeout", "600")
@@ -73,7 +76,7 @@ def test_answered_connections_that_still_owe_a_body_do_not_lock_health_out(
     assert server.stop() == 0
 
 
-def test_a_body_trickled_after_its_answer_gets_the_header_deadline(server: Any) -> None:
+def test_a_body_trickled_after_its_answer_gets_the_header_deadline(server: Server) -> None:
     server.restart("--header-timeout", "0.5")
     (sock,) = half_open(server, 1)
     with sock:
@@ -94,7 +97,7 @@ def test_a_body_trickled_after_its_answer_gets_the_header_deadline(server: Any) 
         assert closed
 
 
-def test_a_compressed_body_is_415_not_bad_json(server: Any) -> None:
+def test_a_compressed_body_is_415_not_bad_json(server: Server) -> None:
     body = gzip.compress(ndjson(events("northwind", 3, seed=31)))
     req = urllib.request.Request(
         server.url + "/v1/events",
@@ -130,10 +133,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_validation_workers_die_with_a_killed_collector(server: Any) -> None:
+def test_validation_workers_die_with_a_killed_collector(server: Server) -> None:
     assert server.proc is not None
-    wait_for(lambda: len(children(server.proc.pid)) >= 2)  # workers start with the server
-    workers = children(server.proc.pid)
+    pid = server.proc.pid
+    wait_for(lambda: len(children(pid)) >= 2)  # workers start with the server
+    workers = children(pid)
 
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL
 

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -31,14 +31,17 @@ from lake.secrets import KeyStore, TrustStore
 from lake.storage import Lake
 from lake.verify import verify_lake
 
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
+
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def wait_stored(server: Any, n: int) -> None:
+def wait_stored(server: Server, n: int) -> None:
     wait_for(lambda: server.committed() == n)  # committed() counts sealed events
 
 
-def assert_stored(server: Any, ids: list[str]) -> None:
+def assert_stored(server: Server, ids: list[str]) -> None:
     """Wait until the lake holds as many events as `ids`, then check they are those."""
     wait_stored(server, len(ids))
     assert sorted(stored_ids(server.lake)) == sorted(ids)
@@ -72,7 +75,7 @@ def event(tenant: str = "northwind", **extra: Any) -> dict[str, Any]:
     }
 
 
-def client(server: Any, spool: Path, **options: Any) -> AuditClient:
+def client(server: Server, spool: Path, **options: Any) -> AuditClient:
     options.setdefault("flush_interval_s", 0.05)
     return AuditClient(server.url, server.token, spool_dir=spool, **options)
 
@@ -95,7 +98,7 @@ def test_uuid7_and_time_format() -> None:
     assert format_time(plus2) == "2024-05-01T12:00:00.000007Z"
 
 
-def test_sdk_to_collector_to_lake_verifies(server: Any, tmp_path: Path) -> None:
+def test_sdk_to_collector_to_lake_verifies(server: Server, tmp_path: Path) -> None:
     with client(server, tmp_path / "spool", source="auth-service") as c:
         ids = {
             "login": c.login("northwind", "alice", outcome="failure", ip="192.0.2.7", mfa="totp"),
@@ -138,7 +141,9 @@ def test_sdk_to_collector_to_lake_verifies(server: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_collector_down_spools_then_delivers_each_event_once(server: Any, tmp_path: Path) -> None:
+def test_collector_down_spools_then_delivers_each_event_once(
+    server: Server, tmp_path: Path
+) -> None:
     server.stop()
     spool = tmp_path / "spool"
     n = 120
@@ -170,7 +175,7 @@ def test_collector_down_spools_then_delivers_each_event_once(server: Any, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_spool_file_sent_twice_is_stored_once(server: Any, tmp_path: Path) -> None:
+def test_a_spool_file_sent_twice_is_stored_once(server: Server, tmp_path: Path) -> None:
     """A lost acknowledgement: the batch landed, but its spool file was sent again."""
     server.stop()
     spool = tmp_path / "spool"
@@ -201,7 +206,7 @@ def test_a_spool_file_sent_twice_is_stored_once(server: Any, tmp_path: Path) -> 
 
 
 def test_forbidden_tenant_is_rejected_once_and_the_rest_delivered(
-    server: Any, tmp_path: Path
+    server: Server, tmp_path: Path
 ) -> None:
     with client(server, tmp_path / "spool", flush_interval_s=5) as c:
         good = c.log(event("northwind"))
@@ -250,7 +255,7 @@ def test_invalid_events_raise_at_log_time_and_are_not_queued(tmp_path: Path) -> 
         assert (stats.queued, stats.spooled_files, stats.sent, stats.retries) == (0, 0, 0, 0)
 
 
-def test_unauthorised_keeps_events_until_the_token_is_fixed(server: Any, tmp_path: Path) -> None:
+def test_unauthorised_keeps_events_until_the_token_is_fixed(server: Server, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     with AuditClient(server.url, "alk_revoked", spool_dir=spool, flush_interval_s=0.05) as c:
         ids = [c.key_change("northwind", "ops", "key.revoke", f"k{i}") for i in range(5)]
@@ -265,7 +270,7 @@ def test_unauthorised_keeps_events_until_the_token_is_fixed(server: Any, tmp_pat
 
 
 @pytest.mark.slow
-def test_close_leaves_events_spooled_for_the_next_client(server: Any, tmp_path: Path) -> None:
+def test_close_leaves_events_spooled_for_the_next_client(server: Server, tmp_path: Path) -> None:
     server.stop()
     spool = tmp_path / "spool"
     first = client(server, spool, flush_interval_s=60)
@@ -285,7 +290,9 @@ def test_close_leaves_events_spooled_for_the_next_client(server: Any, tmp_path: 
 
 
 @pytest.mark.slow
-def test_full_queue_and_spool_drop_new_events_and_count_them(server: Any, tmp_path: Path) -> None:
+def test_full_queue_and_spool_drop_new_events_and_count_them(
+    server: Server, tmp_path: Path
+) -> None:
     server.stop()
     spool = tmp_path / "spool"
     size = len(orjson.dumps(event())) + 60  # a line with its id
@@ -307,7 +314,7 @@ def test_full_queue_and_spool_drop_new_events_and_count_them(server: Any, tmp_pa
 
 @pytest.mark.slow
 def test_oversized_batches_are_split_and_a_too_large_event_rejected(
-    server: Any, tmp_path: Path
+    server: Server, tmp_path: Path
 ) -> None:
     server.stop()
     server.args = [*server.args, "--max-body", "4096"]
@@ -323,7 +330,7 @@ def test_oversized_batches_are_split_and_a_too_large_event_rejected(
 
 @pytest.mark.slow
 def test_503_while_the_lake_is_unavailable_is_retried_on_its_own(
-    server: Any, tmp_path: Path
+    server: Server, tmp_path: Path
 ) -> None:
     """The collector answers 503 + Retry-After while it cannot commit; the SDK waits it out."""
     events_dir = Path(server.lake.root) / "events"
@@ -376,7 +383,9 @@ def test_direct_writer_appends_signed_batches_without_a_collector(tmp_path: Path
     assert verify_lake(lake, [signer.verifier_key]).ok
 
 
-def test_a_client_made_before_a_fork_delivers_from_the_child(server: Any, tmp_path: Path) -> None:
+def test_a_client_made_before_a_fork_delivers_from_the_child(
+    server: Server, tmp_path: Path
+) -> None:
     """Pre-forking servers create the client once, then fork workers that log."""
     with client(server, tmp_path / "spool") as c:
         parent = c.log(event())

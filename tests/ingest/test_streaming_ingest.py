@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -203,8 +204,36 @@ def test_fingerprints_are_equal_for_equal_keys_only() -> None:
 # The command: all or nothing over many chunks, and re-ingest.
 
 
+@dataclass
+class Cli:
+    """`auditlake` over one lake, its config home and a small ingest chunk size."""
+
+    lake: Lake
+    env: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [EXE, *args],
+            input=stdin.decode() if stdin is not None else None,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
+            timeout=120,
+            check=False,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    def sizes(self) -> dict[str, int]:
+        """Each tenant's number of events in the lake."""
+        table = self.lake.events_table()
+        return {t: Lake.tree_size(table, t) for t in self.lake.tenants(table)}
+
+
 @pytest.fixture
-def cli(tmp_path: Path) -> Any:
+def cli(tmp_path: Path) -> Cli:
     home = tmp_path / "home"
     signer = KeyStore(home).generate("k")
     TrustStore(home).add(signer.verifier_key)
@@ -215,29 +244,10 @@ def cli(tmp_path: Path) -> Any:
         "AUDITLAKE_LAKE": lake.root,
         "AUDITLAKE_INGEST_CHUNK_BYTES": str(CHUNK),
     }
-
-    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [EXE, *args],
-            input=stdin.decode() if stdin is not None else None,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
-        )
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc
-
-    def sizes() -> dict[str, int]:
-        table = lake.events_table()
-        return {t: Lake.tree_size(table, t) for t in lake.tenants(table)}
-
-    return SimpleNamespace(run=run, sizes=sizes)
+    return Cli(lake, env, tmp_path)
 
 
-def test_an_error_in_the_last_chunk_rejects_the_whole_ingest(cli: Any, tmp_path: Path) -> None:
+def test_an_error_in_the_last_chunk_rejects_the_whole_ingest(cli: Cli, tmp_path: Path) -> None:
     events = [event(n) for n in range(60)]
     events[-1]["time"] = "2026-03-01 12:00"
     src = tmp_path / "late-error.jsonl"
@@ -254,7 +264,7 @@ def test_an_error_in_the_last_chunk_rejects_the_whole_ingest(cli: Any, tmp_path:
     assert not Path(f"{src}.rejects.jsonl").exists()
 
 
-def test_reingest_of_a_many_chunk_input_appends_nothing(cli: Any, tmp_path: Path) -> None:
+def test_reingest_of_a_many_chunk_input_appends_nothing(cli: Cli, tmp_path: Path) -> None:
     data = jsonl([event(n, tenant="acme" if n % 3 else "beta") for n in range(90)])
     src = tmp_path / "events.jsonl"
     src.write_bytes(data)
@@ -279,7 +289,7 @@ def test_reingest_of_a_many_chunk_input_appends_nothing(cli: Any, tmp_path: Path
 
 
 def test_skip_invalid_over_many_chunks_writes_the_rest_and_the_rejects(
-    cli: Any, tmp_path: Path
+    cli: Cli, tmp_path: Path
 ) -> None:
     src = tmp_path / "messy.jsonl"
     src.write_bytes(messy_input())

@@ -10,13 +10,16 @@ from __future__ import annotations
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from ingest_testkit import wait_for
 from jetstream_testkit import AUDITLAKE, LakeHome, make_lake
 
 from lake.storage import Lake
+
+if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
+    from conftest import Server
 
 
 def event(event_id: str, time: str, tenant: str = "northwind") -> dict[str, Any]:
@@ -75,7 +78,7 @@ def test_file_ingest_refuses_an_id_the_tenant_used_on_another_date(tmp_path: Pat
     assert lh.verify_ok()
 
 
-def test_the_collector_leaves_a_reused_id_out_and_keeps_committing(server: Any) -> None:
+def test_the_collector_leaves_a_reused_id_out_and_keeps_committing(server: Server) -> None:
     first = event("dup-1", "2026-03-02T10:00:00Z")
     assert server.post(ndjson([first]))[0] == 202
     wait_for(lambda: server.committed() == 1)
