@@ -1,4 +1,6 @@
-"""Tests for lake.merkle: published RFC 6962 vectors, Go negative probes, and properties.
+"""Tests for lake.log's Merkle tree: published RFC 6962 vectors, Go negative probes, properties.
+
+Over 600 lines on purpose: the published vectors are copied verbatim, beside the probes.
 
 Published figures are copied verbatim from github.com/transparency-dev/merkle:
 

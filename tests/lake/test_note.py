@@ -1,4 +1,6 @@
-"""Tests for lake.note: C2SP signed notes and checkpoints.
+"""Tests for lake.log's C2SP signed notes and checkpoints.
+
+Over 600 lines on purpose: the published vectors are copied verbatim, beside the checks.
 
 Published vectors come from
   * golang.org/x/mod/sumdb/note, `sumdb/note/note_test.go` and the package doc in

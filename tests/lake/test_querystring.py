@@ -1,5 +1,7 @@
 """The shared query language: parsing, canonical round trip, merge, and SQL run on real DuckDB.
 
+Over 600 lines on purpose: the grammar's example table and the properties belong together.
+
 The SQL properties use a small in-memory `events` table with the stored columns, rows with
 NULLs and values full of `%`, `_`, `\\`, quotes and unicode, and compare DuckDB's answer with
 a pure-Python reference predicate written from the documented semantics.

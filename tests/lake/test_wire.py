@@ -1,4 +1,7 @@
-"""Tests for lake.wire: every validation rule of the wire contract.
+"""Tests for lake.contract's validation (lake.contract.validate): every rule of the wire contract.
+
+Over 600 lines on purpose: one table of cases per rule of the contract, read top to bottom
+against docs/events.md.
 
 Each bad-input case checks that the rejection names the event (index), the field, the
 line (for JSON Lines) and a reason a person can act on. Expected values (enums, limits,
