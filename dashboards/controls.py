@@ -25,7 +25,7 @@ def page(title: str) -> Viewer:
     """Start a page: its header, naming the product, and the signed-in viewer.
 
     A viewer without any grant stops here with a note: the lake refuses it every query
-    (lake.access.check_reach), and an empty page would look like an empty lake."""
+    (lake.api.check_reach), and an empty page would look like an empty lake."""
     st.title(f"auditlake · {title}")
     found = viewer()
     if not found.operator and not found.grants:

@@ -66,7 +66,7 @@ def leaf_hash_of(leaf: bytes) -> bytes:
 
 def field_pieces(column: pa.Array, is_time: bool) -> tuple[pa.Array, pa.Array]:
     """The 4-byte length prefix column and the value column (nulls as empty) of one field,
-    laid out as leaf bytes lay out a field (and as content ids hash one, lake.wire_ids)."""
+    laid out as leaf bytes lay out a field (and as content ids hash one: assign_ids)."""
     if is_time:
         column = pc.cast(pc.cast(column, pa.int64()), pa.string())
     values = pc.cast(column, pa.binary())

@@ -1,4 +1,4 @@
-"""Tests for lake.export: every format round-trips the events columns exactly, streams, and
+"""Export formats (lake.query): every format round-trips the events columns exactly, streams, and
 writes valid documents for empty results and for arbitrary Arrow types of user SQL.
 
 JSON output is checked against a per-row reference built the slow, obvious way

@@ -1,4 +1,4 @@
-"""Tests for lake.leaf: leaf bytes (format 1) and leaf hashes, per the integrity contract.
+"""Leaf encoding (lake.contract): leaf bytes (format 1) and leaf hashes, per the integrity contract.
 
 The expected bytes below are written out by hand from the format-1 rule (0x01, then 16
 fields, each a 4-byte big-endian length and its UTF-8 bytes or FF FF FF FF for null;
