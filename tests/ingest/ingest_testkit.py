@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from testkit import minimal_event
 
 from ingest.files import Input
 
@@ -28,17 +29,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
 # -- events and inputs for the file-ingest tests ----------------------------------------
 
 
-def ev(**overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "tenant": "acme",
-        "time": "2024-03-01T12:00:00Z",
-        "category": "authentication",
-        "action": "login",
-        "outcome": "success",
-        "actor": {"id": "u1"},
-    }
-    event.update(overrides)
-    return event
+ev = minimal_event  # the short name the file-ingest tests use
 
 
 def rows(inp: Input) -> list[dict[str, Any]]:
@@ -55,8 +46,13 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
     return str(path)
 
 
-def jsonl_bytes(*events: Any) -> bytes:
+def ndjson(events: Iterable[Any]) -> bytes:
+    """Events as newline-delimited JSON: one line each, each ended by a newline."""
     return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def jsonl_bytes(*events: Any) -> bytes:
+    return ndjson(events)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

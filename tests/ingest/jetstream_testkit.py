@@ -141,10 +141,6 @@ def in_hand(url: str, stream: str) -> int:
     return asyncio.run(_in_hand(url, stream))
 
 
-def ndjson(events: Sequence[dict[str, Any]]) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
-
-
 def events(tenants: Sequence[str], per_tenant: int, seed: int) -> list[dict[str, Any]]:
     data = generate(
         tenants=tuple(tenants), days=1, events_per_tenant_per_day=per_tenant, seed=seed,

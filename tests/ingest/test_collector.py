@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
-from ingest_testkit import wait_for
+from ingest_testkit import ndjson, wait_for
 
 from ingest.demo import generate
 from lake.contract import WIRE_FIELDS
@@ -23,10 +23,6 @@ from lake.verify import verify_lake
 
 if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
     from conftest import Server
-
-
-def ndjson(events: list[dict[str, Any]]) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
 
 
 def sample(n_per_day: int = 20, seed: int = 1) -> list[dict[str, Any]]:

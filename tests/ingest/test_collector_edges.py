@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 import pytest
-from ingest_testkit import wait_for
+from ingest_testkit import ndjson, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from testkit import fill
 from testkit import small_disk as mount_small_disk
@@ -48,10 +48,6 @@ def events(tenant: str, n: int, seed: int) -> list[dict[str, Any]]:
         tenants=(tenant,), days=1, events_per_tenant_per_day=n, seed=seed, incidents=False
     )
     return data.events
-
-
-def ndjson(evs: list[dict[str, Any]]) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in evs) + b"\n"
 
 
 def request(

@@ -25,7 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from ingest_testkit import wait_for
+from ingest_testkit import ndjson, wait_for
 from jetstream_testkit import (
     AUDITLAKE,
     Consumer,
@@ -36,7 +36,6 @@ from jetstream_testkit import (
     in_stream,
     make_lake,
     make_stream,
-    ndjson,
     publish,
     rejected,
     run_once,

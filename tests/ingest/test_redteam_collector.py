@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
-from ingest_testkit import wait_for
+from ingest_testkit import ndjson, wait_for
 from test_collector_edges import (
     closed_by_server,
     events,
     half_open,
     health,
     launch,
-    ndjson,
     request,
 )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from ingest_testkit import wait_for
+from ingest_testkit import ndjson, wait_for
 from jetstream_testkit import AUDITLAKE, LakeHome, make_lake
 
 from lake.storage import Lake
@@ -32,10 +32,6 @@ def event(event_id: str, time: str, tenant: str = "northwind") -> dict[str, Any]
         "outcome": "success",
         "actor": {"id": "ann@example.com", "type": "user"},
     }
-
-
-def ndjson(events: list[dict[str, Any]]) -> bytes:
-    return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
 
 
 def stored(lake: Lake) -> list[tuple[str, str]]:
