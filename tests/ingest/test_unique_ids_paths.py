@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from ingest_testkit import ndjson, wait_for
 from jetstream_testkit import AUDITLAKE, LakeHome, make_lake
+from testkit import login_event
 
 from lake.storage import Lake
 
@@ -22,16 +23,8 @@ if TYPE_CHECKING:  # the fixture's type; see tests/ingest/conftest.py
     from conftest import Server
 
 
-def event(event_id: str, time: str, tenant: str = "northwind") -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "id": event_id,
-        "time": time,
-        "category": "authentication",
-        "action": "user.login",
-        "outcome": "success",
-        "actor": {"id": "ann@example.com", "type": "user"},
-    }
+def event(event_id: str, time: str) -> dict[str, Any]:
+    return login_event(event_id, time, "northwind")
 
 
 def stored(lake: Lake) -> list[tuple[str, str]]:
