@@ -30,7 +30,7 @@ from starlette.routing import Route
 from ingest.acceptor import Acceptor, CollectorConfig
 from ingest.bounded_body import BodyRefused, read_bounded
 from ingest.collector import Collector
-from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, guarded_protocol
+from ingest.connections import ConnectionGuard, RateLimitedLog, descriptor_budget, server_options
 from ingest.jsonlog import log
 from ingest.metrics import CONTENT_TYPE, RequestMetrics
 from ingest.request_body import check_body, screen_body, start_worker
@@ -232,11 +232,8 @@ def serve(config: CollectorConfig, host: str, port: int) -> int:
             create_app(collector, guard),
             host=host,
             port=port,
-            http=guarded_protocol(guard),
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=5,
             timeout_graceful_shutdown=30,
+            **server_options(guard),
         )
     )
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then restores the previous handlers

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # uvicorn imports click: the core loads it only inside `serve`
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ConnectionGuard", "RateLimitedLog", "descriptor_budget", "guarded_protocol"]
+__all__ = [
+    "ConnectionGuard",
+    "RateLimitedLog",
+    "descriptor_budget",
+    "guarded_protocol",
+    "server_options",
+]
 
 MAX_CONNECTIONS = 1000
 """Open connections a server allows by default (kept below the descriptor limit)."""
@@ -164,6 +170,17 @@ def guarded_protocol(guard: ConnectionGuard) -> type[H11Protocol]:
             super().connection_lost(exc)
 
     return GuardedH11Protocol
+
+
+def server_options(guard: ConnectionGuard) -> dict[str, Any]:
+    """The uvicorn settings of every server here (collector, witness): the h11 protocol
+    reporting to `guard`, warnings only, no access log, 5 s keep-alive."""
+    return {
+        "http": guarded_protocol(guard),
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_keep_alive": 5,
+    }
 
 
 def descriptor_budget(max_connections: int) -> int:

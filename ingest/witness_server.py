@@ -35,7 +35,7 @@ from ingest.connections import (
     ConnectionGuard,
     RateLimitedLog,
     descriptor_budget,
-    guarded_protocol,
+    server_options,
 )
 from ingest.jsonlog import log
 from lake.contract import UsageError
@@ -115,9 +115,7 @@ def serve(witness: Witness, host: str, port: int) -> None:
         make_app(witness, guard),
         host=host,
         port=port,
-        http=guarded_protocol(guard),
-        log_level="warning",
-        timeout_keep_alive=5,
+        **server_options(guard),
     )
 
 
