@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,73 @@ import pytest
 
 import lake.contract._wire as wire
 from lake.contract import validate
+
+# -- the console script ------------------------------------------------------------------
+
+AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
+TIMEOUT = 120
+# Environment variables that change what auditlake (or rich, for its output) does.
+_DROP = ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES")
+
+
+def clean_env(home: Path, lake: Path) -> dict[str, str]:
+    """os.environ without any AUDITLAKE_* setting of the user's, plus our home and lake."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLAKE_") and k not in _DROP}
+    env["AUDITLAKE_HOME"] = str(home)
+    env["AUDITLAKE_LAKE"] = str(lake)
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run of the command left behind."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """stdout parsed as one JSON document (fails the test if it is anything else)."""
+        return json.loads(self.stdout)
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+    def assert_usage_error(self, *needles: str) -> None:
+        """Exit 2, nothing on stdout, a one-line `auditlake: ...` reason naming `needles`."""
+        assert self.returncode == 2, self
+        assert self.stdout == "", self
+        assert len(self.stderr_lines) == 1, self
+        assert self.stderr.startswith("auditlake: "), self
+        for needle in needles:
+            assert needle in self.stderr, (needle, self)
+
+
+def run_cli(
+    args: Iterable[object],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    input: bytes | str | None = None,
+) -> Result:
+    """Run the installed console script; a traceback is never an acceptable answer."""
+    assert AUDITLAKE, "the auditlake console script is not installed beside this Python"
+    argv = tuple(str(a) for a in args)
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [AUDITLAKE, *argv],
+        input=data,
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    result = Result(argv, proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"))
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
 
 
 def minimal_event(**overrides: Any) -> dict[str, Any]:

@@ -1,51 +1,56 @@
-"""What the CLI tests share at run time: the console script, the result of one run.
+"""What the CLI tests share at run time: the console script, one run's result, the demo lake.
 
 A module of its own (not conftest.py) so test modules can import it by a name no other
 test folder uses: `from conftest import ...` resolves to whichever folder's conftest was
-imported first when several folders run in one session.
+imported first when several folders run in one session. The console-script runner and the
+clean environment live in testkit, where the dashboard tests use them too.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
-AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
-TIMEOUT = 120
-# Environment variables that change what auditlake (or rich, for its output) does.
-_DROP = ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES")
+import pyarrow.parquet as pq
+from testkit import _DROP, AUDITLAKE, TIMEOUT, Result, clean_env, run_cli
+
+# _DROP for tests/test_docs.py, which imports it from here.
+__all__ = [
+    "AUDITLAKE",
+    "DEMO_ARGS",
+    "TIMEOUT",
+    "_DROP",
+    "DemoLake",
+    "Result",
+    "Run",
+    "clean_env",
+    "run_cli",
+]
+
+DEMO_ARGS = ("demo", "--days", "2", "--events-per-day", "60")
+
+Run = Callable[..., Result]
 
 
 @dataclass(frozen=True)
-class Result:
-    """What one run of the command left behind."""
+class DemoLake:
+    """A demo lake built once, with the home whose key signed it."""
 
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        """stdout parsed as one JSON document (fails the test if it is anything else)."""
-        return json.loads(self.stdout)
+    lake: Path
+    home: Path
+    verifier_key: str
 
     @property
-    def stderr_lines(self) -> list[str]:
-        return self.stderr.splitlines()
+    def env(self) -> dict[str, str]:
+        return clean_env(self.home, self.lake)
 
-    def assert_usage_error(self, *needles: str) -> None:
-        """Exit 2, nothing on stdout, a one-line `auditlake: ...` reason naming `needles`."""
-        assert self.returncode == 2, self
-        assert self.stdout == "", self
-        assert len(self.stderr_lines) == 1, self
-        assert self.stderr.startswith("auditlake: "), self
-        for needle in needles:
-            assert needle in self.stderr, (needle, self)
+    def tenants(self) -> list[str]:
+        return sorted(p.name.split("=", 1)[1] for p in (self.lake / "events").glob("tenant=*"))
 
-
-Run = Callable[..., Result]
+    def event_ids(self, tenant: str) -> list[str]:
+        """Stored event ids of one tenant, read straight from its data files."""
+        ids: list[str] = []
+        for f in sorted((self.lake / "events" / f"tenant={tenant}").rglob("*.parquet")):
+            ids += pq.ParquetFile(f).read(columns=["event_id"]).column(0).to_pylist()
+        return ids

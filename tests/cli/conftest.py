@@ -9,57 +9,13 @@ change a lake or a home work on a copy.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
-from cli_testkit import _DROP, AUDITLAKE, TIMEOUT, Result, Run
-
-DEMO_ARGS = ("demo", "--days", "2", "--events-per-day", "60")
-
-
-def clean_env(home: Path, lake: Path) -> dict[str, str]:
-    """os.environ without any AUDITLAKE_* setting of the user's, plus our home and lake."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLAKE_") and k not in _DROP}
-    env["AUDITLAKE_HOME"] = str(home)
-    env["AUDITLAKE_LAKE"] = str(lake)
-    return env
-
-
-def run_cli(
-    args: Iterable[str],
-    *,
-    env: dict[str, str],
-    cwd: Path,
-    input: bytes | str | None = None,
-) -> Result:
-    """Run the installed console script; a traceback is never an acceptable answer."""
-    assert AUDITLAKE, "the auditlake console script is not installed beside this Python"
-    argv = tuple(str(a) for a in args)
-    data = input.encode() if isinstance(input, str) else input
-    proc = subprocess.run(
-        [AUDITLAKE, *argv],
-        input=data,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    result = Result(
-        argv,
-        proc.returncode,
-        proc.stdout.decode("utf-8"),
-        proc.stderr.decode("utf-8"),
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+from cli_testkit import DEMO_ARGS, DemoLake, Result, Run, clean_env, run_cli
 
 
 @pytest.fixture
@@ -106,29 +62,6 @@ def run(env: dict[str, str], tmp_path: Path) -> Run:
 
 
 # -- lakes -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoLake:
-    """A demo lake built once, with the home whose key signed it."""
-
-    lake: Path
-    home: Path
-    verifier_key: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        return clean_env(self.home, self.lake)
-
-    def tenants(self) -> list[str]:
-        return sorted(p.name.split("=", 1)[1] for p in (self.lake / "events").glob("tenant=*"))
-
-    def event_ids(self, tenant: str) -> list[str]:
-        """Stored event ids of one tenant, read straight from its data files."""
-        ids: list[str] = []
-        for f in sorted((self.lake / "events" / f"tenant={tenant}").rglob("*.parquet")):
-            ids += pq.ParquetFile(f).read(columns=["event_id"]).column(0).to_pylist()
-        return ids
 
 
 @pytest.fixture(scope="session")

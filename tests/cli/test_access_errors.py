@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from tests.cli.conftest import DemoLake, Run
+from cli_testkit import DemoLake, Run
 
 TENANT = "northwind"
 

@@ -26,7 +26,7 @@ import pytest
 from auditlake.cli import cli
 
 if TYPE_CHECKING:
-    from tests.cli.conftest import DemoLake, Result, Run
+    from cli_testkit import DemoLake, Result, Run
 
 MakeEnv = Callable[[Path, Path], dict[str, str]]
 

@@ -13,8 +13,8 @@ from ingest.tokens import TokenStore
 from lake.contract import ConfigError
 from lake.secrets import AccessPolicy, SigninStore
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import Run
 
 
 def test_the_cli_makes_a_private_home_and_refuses_one_others_can_read(run: Run, home: Path) -> None:

@@ -15,8 +15,8 @@ import pytest
 # with several test folders, `conftest` is whichever pytest loaded last).
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 
 BAD_RULE = """

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 from testkit import free_port
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 pytestmark = pytest.mark.slow  # a Ray head and a dozen CLI runs: ~40 s
 RAY = shutil.which("ray", path=os.path.dirname(sys.executable))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from testkit import free_port
 
 if TYPE_CHECKING:
-    from conftest import Run
+    from cli_testkit import Run
 
 ADDRESS = "203.0.113.99"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.conftest import DemoLake, Run, clean_env
+from cli_testkit import DemoLake, Run, clean_env
 
 
 def test_demo_accepts_lake_after_the_subcommand(run: Run, tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.cli.conftest import Run
+from cli_testkit import Run
 
 ESC_TITLE = "\x1b]0;pwned\x07"  # OSC: sets the terminal's title
 ESC_COLOUR = "\x1b[31mred\x1b[0m"

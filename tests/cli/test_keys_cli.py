@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 
 def _ingest(run: Run, tmp_path: Path, tag: str, env: dict[str, str] | None = None) -> None:

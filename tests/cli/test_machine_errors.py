@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from testkit import fill, small_disk
 
 if TYPE_CHECKING:
-    from conftest import Run
+    from cli_testkit import Run
 
 
 def test_seal_on_a_full_disk_is_one_line_and_the_lake_verifies_after(

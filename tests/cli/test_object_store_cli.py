@@ -26,8 +26,8 @@ from testkit import moto_s3
 # The console script beside this interpreter (tests import no conftest by name).
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import Run
 
 SECRET = "cli-s3cr3t-never-printed-91b2"
 T0 = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
-    from conftest import Run
+    from cli_testkit import Run
 
 LAST_SECOND_OF_9999 = 253_402_300_799  # 9999-12-31T23:59:59Z in epoch seconds
 

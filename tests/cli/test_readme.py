@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cli.conftest import TIMEOUT, clean_env
+from cli_testkit import TIMEOUT, clean_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

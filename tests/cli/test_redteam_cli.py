@@ -38,9 +38,8 @@ from typing import TYPE_CHECKING
 import pytest
 from cli_testkit import AUDITLAKE
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from cli_testkit import Run
-    from conftest import DemoLake
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 
 def _dates(demo: DemoLake, tenant: str) -> set[str]:

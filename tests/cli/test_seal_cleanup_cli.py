@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from lake.log import STALE_TEMP_SECONDS
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 
 def test_seal_removes_stale_temporary_tile_files(run: Run, demo_copy: DemoLake) -> None:

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pytest
 from cli_testkit import AUDITLAKE, TIMEOUT
+from testkit import far_dated
 
 from auditlake.cli.commands.query import _table_cells
-from lake.contract import validate
 from lake.secrets import KeyStore
 from lake.storage import Lake
 from lake.write import append
 
 if TYPE_CHECKING:
-    from conftest import DemoLake, Run
+    from cli_testkit import DemoLake, Run
 
 NOTHING = "actor:nobody-at-all@example.invalid"
 YEAR_1 = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z in epoch microseconds
@@ -84,26 +84,12 @@ def test_since_before_until_still_searches(run: Run, demo_copy: DemoLake) -> Non
 # -- far-dated events already stored ----------------------------------------------------------
 
 
-def _far_dated(tenant: str, time_us: int, actor: str) -> pa.Table:
-    """One validated event whose time (and date partition) is moved to `time_us`: what a
-    lake written before times were checked at the edge may hold."""
-    event = {"tenant": tenant, "time": "2026-11-02T10:00:00Z", "category": "authentication",
-             "action": "login", "outcome": "failure", "actor": {"id": actor}}  # fmt: skip
-    table = validate([event], namespace=actor.encode()).table
-    i = table.schema.get_field_index("time")
-    times = pa.array([time_us], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-    table = table.set_column(i, table.schema.field(i), times)
-    j = table.schema.get_field_index("event_date")
-    day = pa.array([time_us // DAY_US], pa.int32()).cast(pa.date32())
-    return table.set_column(j, table.schema.field(j), day)
-
-
 @pytest.fixture
 def far_lake(demo_copy: DemoLake) -> DemoLake:
     lake = Lake.open(demo_copy.lake)
     signer = KeyStore(demo_copy.home).active()
-    append(lake, _far_dated("farco", YEAR_1, "ghost-1"), signer)
-    append(lake, _far_dated("farco", YEAR_9999, "ghost-9999"), signer)
+    append(lake, far_dated("farco", YEAR_1, "ghost-1"), signer)
+    append(lake, far_dated("farco", YEAR_9999, "ghost-9999"), signer)
     return demo_copy
 
 

@@ -26,8 +26,8 @@ from lake.contract import LakeError, UsageError
 from lake.log import NoteSigner
 from lake.proofs import MAX_MEMBERS, check_pack
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import Run
 
 AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
 BOMB_BYTES = 50 << 20

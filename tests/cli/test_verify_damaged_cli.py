@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-if TYPE_CHECKING:  # fixtures' types only; see tests/cli/conftest.py
-    from conftest import DemoLake, Run
+if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
+    from cli_testkit import DemoLake, Run
 
 Damage = Callable[[Path], tuple[str, str, str]]  # lake -> (kind, tenant, path in the lake)
 

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dashkit import GRANTS, PRINCIPALS, Demo, clean_env, cli, sign_in
+from dashkit import GRANTS, PRINCIPALS, Demo, cli, sign_in
 from streamlit.testing.v1 import AppTest
+from testkit import clean_env
 
 
 @pytest.fixture(scope="session")

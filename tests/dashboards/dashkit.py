@@ -7,10 +7,6 @@ the helpers at the end (metrics, dataframes, all rendered text).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,13 +14,12 @@ from typing import Any
 
 import polars as pl
 from streamlit.testing.v1 import AppTest
+from testkit import Result, clean_env, run_cli
 
 import lake.api
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboards" / "app.py"
-AUDITLAKE = shutil.which("auditlake", path=os.path.dirname(sys.executable))
-TIMEOUT = 120
 RUN_TIMEOUT = 60  # seconds for one AppTest run (first imports of polars/duckdb included)
 # Who may see what in every test: alice audits contoso, bob views globex, dave
 # investigates northwind; admin is the local operator.
@@ -34,31 +29,11 @@ GRANTS = (
     ("dave", "northwind", "investigator"),
 )
 PRINCIPALS = ("admin", "alice", "bob", "dave")
-_DROP = ("FORCE_COLOR", "NO_COLOR", "COLUMNS", "LINES")
 
 
-def clean_env(home: Path, lake_path: Path) -> dict[str, str]:
-    """os.environ without any AUDITLAKE_* setting of the user's, plus our home and lake."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLAKE_") and k not in _DROP}
-    env["AUDITLAKE_HOME"] = str(home)
-    env["AUDITLAKE_LAKE"] = str(lake_path)
-    return env
-
-
-def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed console script; a traceback is never an acceptable answer."""
-    assert AUDITLAKE, "the auditlake console script is not installed beside this Python"
-    proc = subprocess.run(
-        [AUDITLAKE, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+def cli(*args: str, env: dict[str, str], cwd: Path) -> Result:
+    """The installed console script (testkit's runner: a traceback fails the test)."""
+    return run_cli(args, env=env, cwd=cwd)
 
 
 @dataclass(frozen=True)

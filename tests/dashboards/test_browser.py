@@ -19,8 +19,8 @@ from typing import Any
 
 import polars as pl
 import pytest
-from dashkit import AUDITLAKE, Demo
-from testkit import free_port
+from dashkit import Demo
+from testkit import AUDITLAKE, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -6,24 +6,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from testkit import login
+
 from lake.contract import validate
 from lake.log import NoteSigner
 from lake.storage import Lake
 from lake.write import append
-
-
-def login(
-    tenant: str, actor: str, at: datetime, outcome: str, ip: str = "192.0.2.1"
-) -> dict[str, Any]:
-    """One login event on the wire."""
-    return {
-        "tenant": tenant,
-        "time": at.isoformat(),
-        "category": "authentication",
-        "action": "login",
-        "outcome": outcome,
-        "actor": {"id": actor, "ip": ip},
-    }
 
 
 def failures(

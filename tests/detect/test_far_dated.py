@@ -15,7 +15,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from detect_testkit import add, failures, login, new_lake
+from detect_testkit import add, failures, new_lake
+from testkit import login
 
 from detect.engine import MAX_US, MIN_US, buckets_touched, scan_range
 from detect.model import load_rules

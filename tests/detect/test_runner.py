@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from detect_testkit import add, failures, login, new_lake
+from detect_testkit import add, failures, new_lake
+from testkit import login
 
 from detect.model import Rule, load_rules, rule_from_dict
 from detect.runner import LOCK_PATH, RunBusy, run, run_lock
