@@ -99,13 +99,6 @@ class Alert:
             event_ids=None if ids is None else tuple(str(i) for i in ids),
         )
 
-    def __getitem__(self, column: str) -> Any:
-        """`alert["tenant"]`: a column by name, as in `to_row()` (for code written against
-        rows; new code reads the attributes)."""
-        if column not in ALERT_COLUMNS:
-            raise KeyError(column)
-        return self.to_row()[column]
-
     def to_row(self) -> dict[str, Any]:
         """The row ALERTS_SCHEMA stores, keys in its column order."""
         row = {name: getattr(self, name) for name in ALERT_COLUMNS}

@@ -21,10 +21,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final
 
 import orjson
 import pyarrow as pa
@@ -276,11 +276,7 @@ class Keyring:
                     out.append(value)
                     continue
                 key_id, cipher = key
-                nonce = os.urandom(12)
-                ct = cipher.encrypt(nonce, value.encode(), f"{tenant}\0{event_id}\0{name}".encode())
-                out.append(
-                    f"{CIPHER_PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
-                )
+                out.append(_seal_value(key_id, cipher, value, f"{tenant}\0{event_id}\0{name}"))
             table = table.set_column(
                 table.schema.get_field_index(name), name, pa.array(out, pa.string())
             )
@@ -312,6 +308,14 @@ class Keyring:
         return out
 
 
+def _seal_value(key_id: str, cipher: AESGCM, value: str, aad: str) -> str:
+    """`enc1:<key id>:<base64url(nonce + ciphertext)>`: one stored value sealed under
+    `cipher` with a fresh 12-byte nonce, `aad` (who and which field) bound to it."""
+    nonce = os.urandom(12)
+    ct = cipher.encrypt(nonce, value.encode(), aad.encode())
+    return f"{CIPHER_PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
+
+
 def alert_subject(group: str | None) -> str | None:
     """Whose data key seals an alert: the actor it is grouped by, if any (so shredding
     that person erases their alerts' titles and groups too), else the tenant's."""
@@ -325,66 +329,17 @@ def alert_subject(group: str | None) -> str | None:
     return actor if isinstance(actor, str) else None
 
 
-@overload
-def seal_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]: ...
-@overload
-def seal_alerts(ring: Keyring, alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
-def seal_alerts(
-    ring: Keyring, alerts: Sequence[Alert] | Sequence[Mapping[str, Any]]
-) -> list[Alert] | list[dict[str, Any]]:
+def seal_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]:
     """Alerts with ALERT_FIELDS encrypted as stored values are (the alert's id in the
     associated data): an alert's title and group quote the events' encrypted fields
-    ("Password spray from 203.0.113.99"), so on an encrypted lake they are sealed too.
-    Rows (mappings with ALERTS_SCHEMA's keys) come back as rows."""
-    return _each_alert(alerts, lambda a: _seal_alert(ring, a), lambda many: many)
+    ("Password spray from 203.0.113.99"), so on an encrypted lake they are sealed too."""
+    return [_seal_alert(ring, a) for a in alerts]
 
 
-@overload
-def open_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]: ...
-@overload
-def open_alerts(ring: Keyring, alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...
-def open_alerts(
-    ring: Keyring, alerts: Sequence[Alert] | Sequence[Mapping[str, Any]]
-) -> list[Alert] | list[dict[str, Any]]:
-    """Alerts with ALERT_FIELDS decrypted; a shredded title reads ERASED, a group None.
-    Rows (mappings with ALERTS_SCHEMA's keys) come back as rows."""
-    return _each_alert(alerts, lambda a: a, lambda many: _open_alerts(ring, many))
-
-
-def _each_alert(
-    alerts: Sequence[Alert] | Sequence[Mapping[str, Any]],
-    one: Callable[[Alert], Alert],
-    many: Callable[[list[Alert]], list[Alert]],
-) -> list[Alert] | list[dict[str, Any]]:
-    """Apply `one` to each alert and `many` to all of them, in the form they came in."""
-    typed = [a if isinstance(a, Alert) else Alert.from_row(a) for a in alerts]
-    done = many([one(a) for a in typed])
-    if all(isinstance(a, Alert) for a in alerts):
-        return done
-    return [a.to_row() for a in done]
-
-
-def _seal_alert(ring: Keyring, alert: Alert) -> Alert:
-    if alert.tenant == READ_AUDIT_TENANT:
-        return alert
-    key_id, cipher = ring.key_for(alert.tenant, alert_subject(alert.group))
-
-    def seal(name: str, value: str | None) -> str | None:
-        if value is None or value.startswith(CIPHER_PREFIX):
-            return value
-        nonce = os.urandom(12)
-        aad = f"{alert.tenant}\0{alert.alert_id}\0{name}".encode()
-        ct = cipher.encrypt(nonce, value.encode(), aad)
-        return f"{CIPHER_PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
-
-    title = seal("title", alert.title)
-    assert title is not None
-    return replace(alert, title=title, group=seal("group", alert.group))
-
-
-def _open_alerts(ring: Keyring, alerts: list[Alert]) -> list[Alert]:
+def open_alerts(ring: Keyring, alerts: Sequence[Alert]) -> list[Alert]:
+    """Alerts with ALERT_FIELDS decrypted; a shredded title reads ERASED, a group None."""
     if not alerts:
-        return alerts
+        return []
     tenants = [a.tenant for a in alerts]
     ids = [a.alert_id for a in alerts]
     plain = {
@@ -395,6 +350,21 @@ def _open_alerts(ring: Keyring, alerts: list[Alert]) -> list[Alert]:
         replace(a, group=group, title=ERASED if title is None else title)
         for a, group, title in zip(alerts, plain["group"], plain["title"], strict=True)
     ]
+
+
+def _seal_alert(ring: Keyring, alert: Alert) -> Alert:
+    if alert.tenant == READ_AUDIT_TENANT:
+        return alert
+    key_id, cipher = ring.key_for(alert.tenant, alert_subject(alert.group))
+
+    def seal(name: str, value: str | None) -> str | None:
+        if value is None or value.startswith(CIPHER_PREFIX):
+            return value
+        return _seal_value(key_id, cipher, value, f"{alert.tenant}\0{alert.alert_id}\0{name}")
+
+    title = seal("title", alert.title)
+    assert title is not None
+    return replace(alert, title=title, group=seal("group", alert.group))
 
 
 def register_decrypt(con: Any, keyring: Keyring, tenants: Iterable[str]) -> None:

@@ -91,8 +91,8 @@ def test_a_dead_webhook_neither_silences_jsonl_nor_loses_alerts(tmp_path: Path) 
         return [WebhookSink(url, retries=0), JsonlSink(jsonl)]  # the dead one first
 
     first = run(lake, brute_force_only(), sinks=sinks())
-    assert [a["rule_id"] for a in first.new] == ["auth.brute_force"]
-    alert_id = first.new[0]["alert_id"]
+    assert [a.rule_id for a in first.new] == ["auth.brute_force"]
+    alert_id = first.new[0].alert_id
     assert not first.delivered
     hook, file = first.sinks
     assert (hook.sink, hook.ok, hook.delivered, hook.spooled) == (
@@ -111,7 +111,7 @@ def test_a_dead_webhook_neither_silences_jsonl_nor_loses_alerts(tmp_path: Path) 
         signer,
     )
     second = run(lake, brute_force_only(), sinks=sinks())
-    assert [a["event_count"] for a in second.changed] == [13]
+    assert [a.event_count for a in second.changed] == [13]
     assert [(s.ok, s.delivered, s.spooled) for s in second.sinks] == [(False, 0, 1), (True, 1, 0)]
 
     # Back on the same port: the next run sends what was spooled, once, then nothing.

@@ -22,7 +22,7 @@ from detect.engine import MAX_US, MIN_US, buckets_touched, scan_range
 from detect.model import load_rules
 from detect.runner import run
 from detect.sinks import alert_json
-from lake.contract import validate
+from lake.contract import Alert, validate
 from lake.log import NoteSigner, generate_signer
 from lake.storage import Lake
 from lake.write import append
@@ -71,7 +71,7 @@ def test_a_far_dated_event_blinds_no_tenant(
     assert time_us in stored_times(lake)  # really stored, past every validation
 
     first = run(lake, load_rules())
-    assert ("auth.brute_force", "acme") in {(a["rule_id"], a["tenant"]) for a in first.new}
+    assert ("auth.brute_force", "acme") in {(a.rule_id, a.tenant) for a in first.new}
     assert {r.mode for r in first.rules} == {"full"}
 
     # Incremental runs keep working: one more attack for acme, one more far-dated event
@@ -86,7 +86,7 @@ def test_a_far_dated_event_blinds_no_tenant(
     append(lake, batch, signer)
     second = run(lake, load_rules())
     assert {r.mode for r in second.rules} <= {"incremental"}
-    assert [a["group"] for a in second.new if a["rule_id"] == "auth.brute_force"] == [
+    assert [a.group for a in second.new if a.rule_id == "auth.brute_force"] == [
         '{"actor_id":"second"}'
     ]
     assert {r.mode for r in run(lake, load_rules()).rules} <= {"idle", "incremental"}
@@ -103,10 +103,10 @@ def test_scan_ranges_of_the_edges_of_time_are_finite_and_clamped() -> None:
 
 
 def test_alert_times_before_year_1000_keep_four_digit_years() -> None:
-    doc = alert_json(
+    doc = alert_json(Alert.from_row(
         {"tenant": "t", "alert_id": "a", "rule_id": "r", "severity": "low", "title": "x",
          "first_seen": datetime(1, 1, 1, tzinfo=UTC),
          "last_seen": datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)}
-    )  # fmt: skip
+    ))  # fmt: skip
     assert doc["first_seen"] == "0001-01-01T00:00:00.000000Z"
     assert doc["last_seen"] == "9999-12-31T23:59:59.000000Z"

@@ -51,6 +51,6 @@ def test_two_runs_find_what_one_pass_finds(rule: Rule, case, tmp_path: Path) -> 
         for a in lake.read_alerts().to_pylist()
     )
     want = sorted(
-        (a["tenant"], a["group"], a["event_count"], tuple(a["event_ids"])) for a in expected.alerts
+        (a.tenant, a.group, a.event_count, tuple(a.event_ids or ())) for a in expected.alerts
     )
     assert got == want

@@ -142,7 +142,7 @@ def test_a_late_event_completes_a_window(tmp_path: Path, signer: NoteSigner) -> 
     # ...the fifth failure arrives, stamped with its original (old) time
     add(lake, [login("acme", "late", at + timedelta(minutes=9), "failure")], signer, "c")
     result = run(lake, rules())
-    assert [(a["rule_id"], a["event_count"]) for a in result.new] == [("t.brute", 5)]
+    assert [(a.rule_id, a.event_count) for a in result.new] == [("t.brute", 5)]
 
 
 def test_a_window_across_two_cron_runs(tmp_path: Path, signer: NoteSigner) -> None:
@@ -157,11 +157,11 @@ def test_a_window_across_two_cron_runs(tmp_path: Path, signer: NoteSigner) -> No
         "b",
     )
     second = run(lake, rules())
-    assert [(a["rule_id"], a["event_count"]) for a in second.new] == [("t.brute", 5)]
+    assert [(a.rule_id, a.event_count) for a in second.new] == [("t.brute", 5)]
     # one more failure in the same bucket updates the alert rather than adding one
     add(lake, [login("acme", "bob", at + timedelta(minutes=6), "failure")], signer, "c")
     third = run(lake, rules())
-    assert third.new == [] and [a["event_count"] for a in third.changed] == [6]
+    assert third.new == [] and [a.event_count for a in third.changed] == [6]
     assert len(lake.read_alerts().to_pylist()) == 1
 
 

@@ -72,7 +72,7 @@ def test_fields_are_ciphertext_at_rest_and_plaintext_to_readers(enc: tuple[Lake,
     # Detection sees plaintext too.
     rule = rule_from_dict({"id": "t.ip", "title": "t", "kind": "threshold", "threshold": 6,
                            "match": "ip:203.0.113.*", "group_by": ["actor_id"]}, "x")  # fmt: skip
-    assert {a["tenant"] for a in run(lake, [rule]).new} == {"acme", "beta"}
+    assert {a.tenant for a in run(lake, [rule]).new} == {"acme", "beta"}
 
 
 def test_a_principal_gets_only_its_tenants_plaintext(enc: tuple[Lake, Path]) -> None:

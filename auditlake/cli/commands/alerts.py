@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from datetime import UTC, datetime
 
 import click
 import orjson
@@ -11,6 +11,7 @@ import orjson
 from auditlake.cli.context import Ctx, handle_errors, pass_ctx, refusal_recorded
 from auditlake.cli.options import format_option
 from auditlake.cli.output import emit_json, emit_table
+from lake.contract import Alert
 from lake.secrets import (
     Permission,
     check_reach,
@@ -26,7 +27,10 @@ def alerts() -> None:
     """Alerts written by detection runs."""
 
 
-def _stored(ctx: Ctx, tenant: tuple[str, ...], asked: str) -> list[Any]:
+_NEVER = datetime.min.replace(tzinfo=UTC)  # where an alert without a last_seen sorts
+
+
+def _stored(ctx: Ctx, tenant: tuple[str, ...], asked: str) -> list[Alert]:
     """The stored alerts of the tenants asked for (or all the principal's), opened when
     the lake is encrypted; the read is recorded in the read audit, a refusal too."""
     lake = ctx.open()
@@ -38,7 +42,7 @@ def _stored(ctx: Ctx, tenant: tuple[str, ...], asked: str) -> list[Any]:
     known = set(lake.read_alerts().column("tenant").to_pylist())
     scope = set(tenant) if tenant else {t for t in known if who.may(Permission.READ_ALERTS, t)}
     audit.record(who, interface="cli.alerts", query=asked, tenants=sorted(scope))
-    stored: list[Any] = lake.read_alerts(scope).to_pylist()
+    stored = [Alert.from_row(r) for r in lake.read_alerts(scope).to_pylist()]
     if encrypted(lake):  # titles and groups quote the events' sealed fields
         stored = open_alerts(keyring_for(lake, ctx.home), stored)
     return stored
@@ -66,7 +70,6 @@ def alerts_list(
 
     `auditlake prove EVENT_ID --tenant T` proves any of an alert's event_ids.
     """
-    from detect.sinks import alert_json
     from lake.query import parse_time
 
     asked = " ".join(
@@ -79,15 +82,15 @@ def alerts_list(
     )
     stored = _stored(ctx, tenant, asked)
     cutoff = parse_time(since) if since is not None else None
-    rows = [
-        r
-        for r in stored
-        if (not rule_ids or r["rule_id"] in rule_ids)
-        and (not severity or r["severity"] in severity)
-        and (cutoff is None or r["last_seen"] >= cutoff)
+    chosen = [
+        a
+        for a in stored
+        if (not rule_ids or a.rule_id in rule_ids)
+        and (not severity or a.severity in severity)
+        and (cutoff is None or (a.last_seen or _NEVER) >= cutoff)
     ]
-    rows.sort(key=lambda r: (r["last_seen"], r["alert_id"]), reverse=True)
-    out = [alert_json(r) for r in rows]
+    chosen.sort(key=lambda a: (a.last_seen or _NEVER, a.alert_id), reverse=True)
+    out = [a.to_json() for a in chosen]
     if fmt == "json":
         emit_json(out)
     elif fmt == "jsonl":

@@ -36,7 +36,7 @@ def run_detection(lake: Lake, update_label: str) -> list[Any]:
     with progress(update_label) as update:
         result = run(lake, load_rules(), progress=update)
     order = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-    return sorted(result.new, key=lambda a: (order.get(a["severity"], 9), a["rule_id"]))
+    return sorted(result.new, key=lambda a: (order.get(a.severity, 9), a.rule_id))
 
 
 def _fresh_path(lake_path: str, home: Path, force: bool) -> Path:
@@ -136,7 +136,7 @@ def run_demo(ctx: Ctx, *, days: int, events_per_day: int, seed: int, force: bool
     emit_table(
         "alerts (auditlake detect run, built-in pack)",
         ["severity", "rule", "tenant", "events", "title"],
-        [[a["severity"], a["rule_id"], a["tenant"], a["event_count"], a["title"]] for a in found],
+        [[a.severity, a.rule_id, a.tenant, a.event_count, a.title] for a in found],
     )
     _try_next(ctx.lake_path, data)
     return lake
