@@ -21,7 +21,6 @@ import base64
 import errno
 import fcntl
 import http.client
-import math
 import os
 import socket
 import sys
@@ -32,7 +31,6 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import Message
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, TextIO, runtime_checkable
@@ -41,6 +39,7 @@ import orjson
 import tenacity
 
 from lake.contract import Alert, UsageError
+from lake.spec import parse_retry_after
 
 SINK_FORMS: Final = (
     "stdout",
@@ -92,13 +91,9 @@ class Sink(Protocol):
 # -- the JSON form -----------------------------------------------------------------------------
 
 
-def alert_json(alert: Alert | Mapping[str, Any]) -> dict[str, Any]:
-    """The stable JSON form of one alert (`Alert.to_json`); a row is read as an Alert.
-
-    Raises:
-        UsageError: a row misses a required key or has a value of the wrong type.
-    """
-    return (alert if isinstance(alert, Alert) else Alert.from_row(alert)).to_json()
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """The stable JSON form of one alert (`Alert.to_json`)."""
+    return alert.to_json()
 
 
 def _json_line(alert: Alert) -> bytes:
@@ -189,26 +184,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         newurl: str,
     ) -> urllib.request.Request | None:
         return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date), capped at 30 s."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return MAX_RETRY_AFTER_S if seconds > 0 else None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 class WebhookSink:
@@ -351,7 +326,11 @@ class WebhookSink:
         except urllib.error.HTTPError as exc:
             try:
                 header = exc.headers.get("Retry-After") if exc.headers is not None else None
-                return int(exc.code), str(exc.reason or ""), _retry_after(header)
+                return (
+                    int(exc.code),
+                    str(exc.reason or ""),
+                    parse_retry_after(header, cap=MAX_RETRY_AFTER_S),
+                )
             finally:
                 exc.close()
         except urllib.error.URLError as exc:
@@ -400,7 +379,7 @@ def _truncate_utf8(data: bytes, limit: int) -> bytes:
 
 
 def syslog_message(
-    alert: Alert | Mapping[str, Any],
+    alert: Alert,
     *,
     hostname: str,
     now: datetime | None = None,
