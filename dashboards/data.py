@@ -419,7 +419,7 @@ def retention(viewer: Viewer) -> pl.DataFrame:
             "retention": f"{s.days} days" + (f" ({s.preset})" if s.preset else " (default)"),
             "due days": len(s.due_dates),
             "due events": s.due_events,
-            "legal holds": (s.hold or {}).get("reason") or LEGAL_HOLDS_TEXT,
+            "legal holds": (s.hold.reason if s.hold else "") or LEGAL_HOLDS_TEXT,
         }
         for s in retention_status(lake.api.Lake.open(viewer.lake), tenants=readable)
     ] if readable else []  # fmt: skip

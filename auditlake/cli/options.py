@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from auditlake.cli.output import fail
+from lake.verify import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,8 +40,8 @@ def engine_options(fn: F) -> F:
     )(fn)
     return click.option(
         "--engine",
-        type=click.Choice(["local", "ray"]),
-        default="local",
+        type=click.Choice([e.value for e in Engine]),
+        default=Engine.LOCAL.value,
         show_default=True,
         help="local: this machine, one process per core; ray: tasks per tenant and seq "
         "range on a Ray cluster (the 'scale' extra), with the same results.",
@@ -49,7 +50,7 @@ def engine_options(fn: F) -> F:
 
 def engine_address(engine: str, address: str | None) -> str | None:
     """The Ray address to use (None: start a local instance); refuse --address without ray."""
-    if engine != "ray":
+    if engine != Engine.RAY:
         if address:
             fail("--address needs --engine ray")
         return None

@@ -152,7 +152,7 @@ class TenantStatus:
     tenant: str
     days: int
     preset: str | None
-    hold: dict[str, Any] | None
+    hold: Hold | None
     oldest: date | None
     newest: date | None
     cutoff: date
@@ -164,7 +164,7 @@ class TenantStatus:
             "tenant": self.tenant,
             "days": self.days,
             "preset": self.preset,
-            "hold": self.hold,
+            "hold": self.hold.to_json() if self.hold is not None else None,
             "oldest": self.oldest.isoformat() if self.oldest else None,
             "newest": self.newest.isoformat() if self.newest else None,
             "cutoff": self.cutoff.isoformat(),
@@ -187,7 +187,6 @@ def status(
     for t in wanted:
         pol = policy.tenants.get(t)
         days = pol.days if pol is not None else DEFAULT_DAYS
-        hold = policy.holds.get(t)
         mine = [f for f in files if f.tenant == t]
         cutoff = today - timedelta(days=days)
         due = sorted({f.event_date for f in mine if f.event_date < cutoff})
@@ -196,7 +195,7 @@ def status(
                 t,
                 days,
                 pol.preset if pol is not None else None,
-                hold.to_json() if hold is not None else None,
+                policy.holds.get(t),
                 min((f.event_date for f in mine), default=None),
                 max((f.event_date for f in mine), default=None),
                 cutoff,

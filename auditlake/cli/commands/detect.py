@@ -20,6 +20,7 @@ import orjson
 from auditlake.cli.context import Ctx, handle_errors, pass_ctx
 from auditlake.cli.options import engine_address, engine_options, format_option
 from auditlake.cli.output import ExitCode, emit_json, emit_table, fail, note, progress
+from lake.verify import Engine
 
 
 def _rules(ctx: Ctx, paths: tuple[str, ...], no_builtin: bool = False) -> list[Any]:
@@ -70,7 +71,7 @@ class RunRequest:
     since: str | None = None
     until: str | None = None
     tenants: tuple[str, ...] = ()
-    engine: str = "local"
+    engine: Engine = Engine.LOCAL
     address: str | None = None
 
 
@@ -108,6 +109,7 @@ def detect_run(ctx: Ctx, /, sink: tuple[str, ...], tenant: tuple[str, ...], **gi
     """
     ctx.require_operator("detect run")
     given["address"] = engine_address(given["engine"], given["address"])
+    given["engine"] = Engine(given["engine"])
     result = _run_once(ctx, RunRequest(sinks=sink, tenants=tenant, **given))
     if result is not None and not result.delivered:
         # The alerts are in the lake; what a sink missed is spooled for the next run.
@@ -125,7 +127,7 @@ def _run_once(ctx: Ctx, req: RunRequest) -> Any:
     try:
         with contextlib.ExitStack() as stack:
             evaluate = None
-            if req.engine == "ray":
+            if req.engine is Engine.RAY:
                 from detect.distributed import ray_evaluate
                 from lake.verify import ray_session
 

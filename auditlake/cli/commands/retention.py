@@ -70,7 +70,7 @@ def retention_status(ctx: Ctx, tenant: tuple[str, ...], fmt: str) -> None:
         None,
         ["tenant", "keep (days)", "preset", "oldest", "newest", "due days", "due events", "hold"],
         [[s.tenant, s.days, s.preset or "", s.oldest, s.newest, len(s.due_dates), s.due_events,
-          (s.hold or {}).get("reason", "")] for s in rows],
+          s.hold.reason if s.hold else ""] for s in rows],
     )  # fmt: skip
 
 

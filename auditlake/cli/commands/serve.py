@@ -94,7 +94,7 @@ def serve(
     while it is unreachable); nothing is kept here, so collectors scale out freely.
     """
     ctx.require_operator("serve")
-    from ingest.collector import CollectorConfig
+    from ingest.acceptor import CollectorConfig
     from ingest.collector_app import serve as run_server
 
     lake = None if forward_to_nats else ctx.open()  # forwarding: a stateless HTTP tier

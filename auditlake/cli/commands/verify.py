@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -12,7 +10,7 @@ from auditlake.cli.context import Ctx, handle_errors, pass_ctx
 from auditlake.cli.options import engine_address, engine_options, format_option, tenant_option
 from auditlake.cli.output import ExitCode, emit_json, emit_table, fail, note, progress
 from lake.secrets import Permission, TrustStore, parse_verifier_keys, scoped_tenants
-from lake.verify import Report, parse_exported, record_report, verify_lake
+from lake.verify import Engine, Report, parse_exported, record_report, verify_with
 from lake.witness import CosignerKey
 
 
@@ -119,23 +117,13 @@ def verify(
         note(
             "warning: no trusted keys (config home or --trusted-key): every checkpoint is untrusted"
         )
-    options: dict[str, Any] = {
-        "tenants": tenants,
-        "since": notes,
-        "witness_keys": [CosignerKey.parse(k) for k in witness_key],
-        "min_witnesses": min_witnesses,
-        "windows": TrustStore(ctx.home).windows(),
-    }
     with progress("verify") as update:
-        if engine == "ray":
-            from lake.verify import verify_lake_ray
-
-            options["address"] = ray_address
-            run: Any = verify_lake_ray
-        else:
-            options["workers"] = os.cpu_count() or 1
-            run = verify_lake
-        report = run(lake, trusted, progress=lambda d, t: update("events", d, t), **options)
+        report = verify_with(
+            Engine(engine), lake, trusted, address=ray_address, tenants=tenants, since=notes,
+            progress=lambda d, t: update("events", d, t),
+            witness_keys=[CosignerKey.parse(k) for k in witness_key],
+            min_witnesses=min_witnesses, windows=TrustStore(ctx.home).windows(),
+        )  # fmt: skip
     record_report(lake, report, by=ctx.principal)
     print_report(report, fmt)
     if not report.ok:
