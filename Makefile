@@ -30,7 +30,7 @@ lint: $(STAMP)
 
 # Test folders type-checked (strict), each in its own mypy run: every folder has a conftest.py,
 # and one run would see them all as the same module `conftest`. The top-level tests/*.py last.
-TEST_TYPED_DIRS := lake cli detect tui dashboards notebooks
+TEST_TYPED_DIRS := lake cli detect tui dashboards notebooks ingest
 types: $(STAMP)
 	$(VENV)/bin/mypy
 	for d in $(TEST_TYPED_DIRS); do \
