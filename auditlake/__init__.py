@@ -31,6 +31,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
+from auditlake._entry import EXTRA_OF
+
 if TYPE_CHECKING:  # the real types for mypy and editors; at run time __getattr__ loads them
     from lake.api import (
         AccessDenied,
@@ -116,7 +118,17 @@ def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'auditlake' has no attribute {name!r}")
     _claim_packages()  # again: something may have imported a shadowing folder since
-    value = getattr(importlib.import_module(_SOURCE), name)
+    try:
+        value = getattr(importlib.import_module(_SOURCE), name)
+    except ModuleNotFoundError as exc:  # an SDK-only install: say which extra brings it
+        extra = EXTRA_OF.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        raise ModuleNotFoundError(
+            f"auditlake.{name} needs {exc.name}, which is not installed:"
+            f" pip install 'auditlake[{extra}]'",
+            name=exc.name,
+        ) from exc
     globals()[name] = value  # later look-ups skip this function
     return value
 
