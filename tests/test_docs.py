@@ -20,7 +20,6 @@ import ast
 import base64
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli.cli_testkit import _DROP, AUDITLAKE, TIMEOUT, Result
+from testkit import AUDITLAKE, TIMEOUT, Result, clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -102,10 +101,7 @@ def examples(marker: str) -> list[Block]:
 def docs_lake(tmp_path_factory: pytest.TempPathFactory) -> DocsLake:
     """A lake made by `auditlake init`, in a config home of its own."""
     base = tmp_path_factory.mktemp("docs")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITLAKE_") and k not in _DROP}
-    env["AUDITLAKE_HOME"] = str(base / "home")
-    env["AUDITLAKE_LAKE"] = str(base / "lake")
-    lake = DocsLake(base, env)
+    lake = DocsLake(base, clean_env(base / "home", base / "lake"))
     made = lake.run("init", "--name", "docs")
     assert made.returncode == 0, made
     return lake

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from testkit import _DROP, AUDITLAKE, TIMEOUT, Result, clean_env, run_cli
+from testkit import AUDITLAKE, TIMEOUT, Result, clean_env, run_cli
 
-# _DROP for tests/test_docs.py, which imports it from here.
 __all__ = [
     "AUDITLAKE",
     "DEMO_ARGS",
     "TIMEOUT",
-    "_DROP",
     "DemoLake",
     "Result",
     "Run",
