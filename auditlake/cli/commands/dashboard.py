@@ -68,7 +68,7 @@ def dashboard(ctx: Ctx, host: str, port: int) -> None:
       auditlake dashboard --port 8501     # then open http://127.0.0.1:8501
     """
     if importlib.util.find_spec("streamlit") is None:
-        fail("the dashboard needs Streamlit: pip install streamlit")
+        fail("the dashboard needs Streamlit: pip install 'auditlake[dashboard]'")
     lake = ctx.open()
     ctx.keys().active()  # the read audit is signed: fail now, not on the first page
     if not SigninStore(ctx.home).list():
