@@ -39,7 +39,7 @@ import orjson
 import tenacity
 
 from lake.contract import Alert, UsageError
-from lake.spec import parse_retry_after
+from lake.spec import parse_retry_after, utc_text
 
 SINK_FORMS: Final = (
     "stdout",
@@ -395,7 +395,7 @@ def syslog_message(
     doc = alert_json(alert)
     severity = SYSLOG_SEVERITY.get(doc["severity"], SYSLOG_UNKNOWN_SEVERITY)
     pri = SYSLOG_FACILITY_AUTH * 8 + severity
-    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = utc_text(now or datetime.now(UTC))
     params = [("tenant", doc["tenant"]), ("alert_id", doc["alert_id"])]
     if doc["event_count"] is not None:
         params.append(("event_count", str(doc["event_count"])))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from lake.spec import utc_text
 
 __all__ = ["log"]
 
 
 def log(**fields: Any) -> None:
     """One JSON line on stderr. Callers never pass event contents or tokens."""
-    fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fields["ts"] = utc_text(datetime.now(UTC), micros=False)
     sys.stderr.write(orjson.dumps(fields).decode() + "\n")

@@ -19,6 +19,7 @@ from typing import Any
 
 from lake.contract import READ_AUDIT_TENANT, RESERVED_TENANT_MESSAGE, UsageError
 from lake.secrets import read_private_json, write_private_json
+from lake.spec import utc_text
 from lake.storage import check_tenant
 
 TOKENS_FILE = "tokens.json"
@@ -71,7 +72,7 @@ class TokenStore:
                 raise UsageError(RESERVED_TENANT_MESSAGE)
         token = PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         data = self._load()
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utc_text(datetime.now(UTC), micros=False)
         data[_digest(token)] = {
             "name": name or f"token-{len(data) + 1}",
             "tenants": sorted(set(tenants)),

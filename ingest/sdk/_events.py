@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict, Unpack
 import orjson
 
 from ingest.closing import Closing
-from lake.spec import Issue, check_event
+from lake.spec import Issue, check_event, utc_text
 
 Outcome = Literal["success", "failure", "unknown"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
@@ -59,7 +59,7 @@ def format_time(value: TimeLike = None) -> str:
         return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidEventError([Issue(0, "time", "a naive datetime has no time zone")])
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(value)
 
 
 def prepare(event: Mapping[str, Any], source: str | None) -> tuple[str, bytes]:

@@ -27,6 +27,7 @@ from lake.log._note import (
     sign_note,
     verify_note,
 )
+from lake.spec import utc_text
 
 __all__ = ["TIME_PREFIX", "Checkpoint", "open_checkpoint", "sign_checkpoint", "time_line"]
 
@@ -57,7 +58,7 @@ def time_line(moment: datetime) -> str:
     """
     if moment.tzinfo is None:
         raise NoteError("a checkpoint's signed time must be timezone-aware")
-    return TIME_PREFIX + moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return TIME_PREFIX + utc_text(moment)
 
 
 def _parse_time_line(line: str) -> datetime:

@@ -36,6 +36,7 @@ import orjson
 from lake.contract import ProofError, UsageError
 from lake.log import TileLog, VerifierKey
 from lake.proofs._proof import check_proof, inclusion, latest_checkpoint, verifier_key_for
+from lake.spec import utc_text
 from lake.storage import Lake, check_tenant
 
 MAX_EVENTS: Final = 10_000
@@ -127,7 +128,7 @@ def build_pack(
         "format": "auditlake-evidence/1",
         "lake": lake.name,
         "made_by": made_by,
-        "made_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "made_at": utc_text(datetime.now(UTC)),
         "note": note,
         "tenants": {
             t: {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +38,7 @@ from lake.log import (
     verify_inclusion,
     verify_note,
 )
+from lake.spec import utc_text
 from lake.storage import Lake, check_tenant
 from lake.write import candidate_files
 
@@ -56,7 +57,7 @@ PROOF_FIELDS = (
 
 def format_time(value: datetime) -> str:
     """UTC, microseconds, 'Z': the one textual form of stored timestamps."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(value)
 
 
 def row_to_json(row: dict[str, Any]) -> dict[str, Any]:

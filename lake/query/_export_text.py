@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.contract import UsageError
+from lake.spec import utc_text
 
 DETAILS: Final = "details"
 UTC_US: Final = pa.timestamp("us", tz="UTC")
@@ -368,7 +369,7 @@ def _json_default(value: Any) -> Any:
     """The export form of Python values that orjson leaves to us (fallback path only)."""
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_text(aware)
     if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, bytes):

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lake.contract import ConfigError, NoteError, SigningKeyError
 from lake.log import NoteSigner, VerifierKey
 from lake.secrets._private import check_private, create_private, make_home
+from lake.spec import utc_text
 
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TRUSTED_KEYS_FILE = "trusted_keys"
@@ -162,7 +163,7 @@ class KeyStore:
             os.fsync(fh.fileno())
         path.unlink()
         with (self.dir / "RETIRED").open("a") as fh:
-            fh.write(f"{name} {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+            fh.write(f"{name} {utc_text(datetime.now(UTC), micros=False)}\n")
 
     def file_active(self) -> NoteSigner:
         name = self.active_name()
@@ -230,8 +231,7 @@ class TrustStore:
         lines = self.path.read_text().splitlines() if self.path.is_file() else []
         # Microseconds kept when there are any: checkpoints sign their time to the
         # microsecond, and a window cut to the second would misjudge that second.
-        fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-        stamp = value.astimezone(UTC).strftime(fmt)
+        stamp = utc_text(value, micros=bool(value.microsecond))
         found = False
         for i, line in enumerate(lines):
             parts = line.split()
@@ -253,7 +253,7 @@ class TrustStore:
         make_home(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as fh:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = utc_text(datetime.now(UTC), micros=False)
             fh.write(f"# added {stamp}\n{key.encode()}\n")
         return True
 
@@ -276,12 +276,12 @@ class KeyWindow:
 
     def describe(self) -> str:
         if self.revoked is not None:
-            return f"revoked at {self.revoked:%Y-%m-%dT%H:%M:%SZ}"
+            return f"revoked at {utc_text(self.revoked, micros=False)}"
         parts = []
         if self.not_before is not None:
-            parts.append(f"valid from {self.not_before:%Y-%m-%dT%H:%M:%SZ}")
+            parts.append(f"valid from {utc_text(self.not_before, micros=False)}")
         if self.not_after is not None:
-            parts.append(f"until {self.not_after:%Y-%m-%dT%H:%M:%SZ}")
+            parts.append(f"until {utc_text(self.not_after, micros=False)}")
         return ", ".join(parts) or "always valid"
 
 

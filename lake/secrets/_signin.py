@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from lake.secrets._access import check_principal
 from lake.secrets._private import read_private_json, write_private_json
+from lake.spec import utc_text
 
 SIGNIN_FILE: Final = "signin_tokens.json"
 SIGNIN_PREFIX: Final = "als_"  # "auditlake sign-in": tells it apart from a collector token (alk_)
@@ -83,7 +84,7 @@ class SigninStore:
             "="
         )
         tokens = self._load()
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utc_text(datetime.now(UTC), micros=False)
         entry = SigninToken(digest(token), principal, stamp)
         tokens[entry.digest] = entry
         self._save(tokens)

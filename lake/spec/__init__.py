@@ -73,6 +73,8 @@ from lake.spec._rules import (
 from lake.spec._time import (
     DEFAULT_MAX_FUTURE_SKEW,
     SKEW_ENV,
+    UTC_MICROS_FORMAT,
+    UTC_SECONDS_FORMAT,
     TimeWindow,
     default_max_future_skew,
     format_duration,
@@ -80,6 +82,7 @@ from lake.spec._time import (
     rfc3339_micros,
     time_problem,
     time_window,
+    utc_text,
 )
 
 __all__ = [
@@ -121,6 +124,8 @@ __all__ = [
     "TOO_LONG_MESSAGE",
     "TOP_FIELDS",
     "UNKNOWN_MESSAGE",
+    "UTC_MICROS_FORMAT",
+    "UTC_SECONDS_FORMAT",
     "WIRE_FIELDS",
     "WIRE_KEYS",
     "Issue",
@@ -148,4 +153,5 @@ __all__ = [
     "time_problem",
     "time_window",
     "type_name",
+    "utc_text",
 ]

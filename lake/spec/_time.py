@@ -37,6 +37,10 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LAST_REPRESENTABLE = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 DEFAULT_MAX_FUTURE_SKEW = timedelta(hours=24)
 SKEW_ENV = "AUDITLAKE_MAX_FUTURE_SKEW"
+# How auditlake writes a moment as text: RFC 3339 in UTC with a `Z`, with or without
+# microseconds (checkpoint time lines, proofs, exports and config files all use these).
+UTC_MICROS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+UTC_SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 _EPOCH = EARLIEST
 _US = timedelta(microseconds=1)
@@ -49,6 +53,12 @@ LATE_MESSAGE = (
     "skew; set it with --max-future-skew or AUDITLAKE_MAX_FUTURE_SKEW)"
 )
 BEYOND_MESSAGE = "{value!r} is after 9999-12-31T23:59:59.999999Z in UTC, the last date there is"
+
+
+def utc_text(moment: datetime, *, micros: bool = True) -> str:
+    """`moment` (timezone-aware) as RFC 3339 UTC text: `2026-12-08T05:07:27.123456Z`,
+    or to the second with `micros=False`."""
+    return moment.astimezone(UTC).strftime(UTC_MICROS_FORMAT if micros else UTC_SECONDS_FORMAT)
 
 
 def parse_duration(text: str) -> timedelta:

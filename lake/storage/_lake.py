@@ -50,6 +50,7 @@ from lake.contract import (
     UsageError,
     is_valid_tenant,
 )
+from lake.spec import utc_text
 from lake.storage import _paths as paths
 from lake.storage._location import (
     check_storage_options,
@@ -197,7 +198,7 @@ class Lake:
         check_lake_name(name)
         root = cls.check_new(path, storage_options=storage_options)
         lake = cls(root, {"name": name}, storage_options)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = utc_text(datetime.now(UTC))
         meta = {
             "format": FORMAT_VERSION,
             "name": name,

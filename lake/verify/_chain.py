@@ -35,6 +35,7 @@ import pyarrow as pa
 from lake.contract import NoteError
 from lake.log import Checkpoint, NoteSignature, VerifierKey, parse_note, verify_note
 from lake.secrets import KeyWindow
+from lake.spec import utc_text
 from lake.storage import Lake
 from lake.verify._report import Finding, FindingKind, TenantReport
 
@@ -69,7 +70,7 @@ def published_keys(lake: Lake) -> list[VerifierKey]:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(moment)
 
 
 def _parsed(

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
+from lake.spec import UTC_MICROS_FORMAT, utc_text
 from lake.storage import Lake, paths
 from lake.verify._report import FindingKind, Report
-
-_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class LastVerification:
     def to_json(self) -> dict[str, Any]:
         """The entry as stored under its tenant in the history file."""
         return {
-            "verified_at": self.verified_at.astimezone(UTC).strftime(_TIME_FORMAT),
+            "verified_at": utc_text(self.verified_at),
             "by": self.by,
             "ok": self.ok,
             "events": self.events,
@@ -55,7 +54,7 @@ class LastVerification:
         if not isinstance(doc, dict):
             return None
         try:
-            at = datetime.strptime(str(doc["verified_at"]), _TIME_FORMAT).replace(tzinfo=UTC)
+            at = datetime.strptime(str(doc["verified_at"]), UTC_MICROS_FORMAT).replace(tzinfo=UTC)
             events, sealed, findings = doc["events"], doc["sealed_size"], doc["findings"]
             ok = doc["ok"]
             if not all(type(n) is int for n in (events, sealed, findings)) or type(ok) is not bool:

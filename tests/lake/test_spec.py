@@ -202,3 +202,16 @@ def test_rfc3339_micros_reads_what_arrow_reads(text: str) -> None:
 )
 def test_rfc3339_micros_at_the_calendar_s_edges(text: str) -> None:
     assert rfc3339_micros(text) == arrow_micros(text)
+
+
+def test_utc_text_writes_rfc3339_utc_with_or_without_microseconds() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from lake.spec import utc_text
+
+    moment = datetime(2026, 12, 8, 6, 7, 27, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+    assert utc_text(moment) == "2026-12-08T04:07:27.123456Z"
+    assert utc_text(moment, micros=False) == "2026-12-08T04:07:27Z"
+    assert utc_text(moment.replace(microsecond=0)) == "2026-12-08T04:07:27.000000Z"
+    assert utc_text(datetime(1970, 1, 1, tzinfo=UTC)) == "1970-01-01T00:00:00.000000Z"

@@ -12,6 +12,7 @@ from auditlake.cli.context import Ctx, handle_errors, pass_ctx
 from auditlake.cli.options import format_option
 from auditlake.cli.output import emit_json, emit_table, fail, note
 from lake.secrets import TrustStore, ensure_outside
+from lake.spec import utc_text
 from lake.storage import Lake, check_lake_name, check_tenant
 
 
@@ -151,7 +152,7 @@ def keys_revoke(ctx: Ctx, name: str, when: str) -> None:
     at = parse_time(when)
     for key in matches:
         trust.set_attr(key, "revoked", at)
-    note(f"{name}: revoked from {at:%Y-%m-%dT%H:%M:%SZ}")
+    note(f"{name}: revoked from {utc_text(at, micros=False)}")
     if ctx.keys().active_name() == name:
         note("warning: this is the active signing key; run `auditlake keys rotate` now")
 
