@@ -71,6 +71,7 @@ from lake.secrets import (
     keyring_for,
     logged_tenants,
 )
+from lake.spec import utc_text
 from lake.storage import Lake, check_tenant
 from lake.verify import (
     Finding,
@@ -131,6 +132,7 @@ __all__ = [
     "retention_status",
     "search",
     "sql_literal",
+    "utc_text",
     "verify",
     "verify_history",
     "verify_lake",

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import orjson
 
-from lake.api import EVENTS_SCHEMA
+from lake.api import EVENTS_SCHEMA, utc_text
 
 # Order of the detail pane: the stored columns, most telling first, bookkeeping last
 # (`details` has a pane of its own).
@@ -29,7 +29,7 @@ def utc(value: datetime) -> datetime:
 
 def full_time(value: datetime) -> str:
     """The stored form of a time: UTC, microseconds, 'Z' (as `lake.proofs` writes it)."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(utc(value))
 
 
 def short_time(value: datetime) -> str:

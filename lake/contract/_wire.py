@@ -30,8 +30,8 @@ from lake.contract._wire_exact import Collector, validate_exact
 from lake.contract._wire_fast import FastBlock, fast_block, fast_table
 from lake.contract._wire_ids import assign_missing_ids, reject_duplicate_ids
 from lake.contract._wire_json import COLON
-from lake.contract._wire_parse import gc_paused, parse_jsonl, raw_of
-from lake.spec import TimeWindow, time_window
+from lake.contract._wire_parse import parse_jsonl, raw_of
+from lake.spec import TimeWindow, gc_paused, time_window
 
 FAST_ROWS = 1024  # events per fast-path block (tests set it lower to span blocks)
 _BACKSLASH = ord("\\")

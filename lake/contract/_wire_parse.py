@@ -14,10 +14,9 @@ import orjson
 
 from lake.contract._errors import Issue, ValidationError
 from lake.contract._wire_json import colons_match, repeated_key, repeated_keys_in_array
-from lake.spec import expected_message
 
 # Re-exported for lake.contract._wire, which imports it from here (it belongs to lake.spec).
-from lake.spec import gc_paused as gc_paused
+from lake.spec import expected_message, gc_paused
 
 
 @dataclass(frozen=True)

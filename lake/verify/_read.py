@@ -40,7 +40,7 @@ def _damaged_commit(lake: Lake, table: str) -> str | None:
     """The first commit file of `table`'s Delta log that is missing or does not parse."""
     log = paths.delta_log(table)
     try:
-        infos = lake.fs.get_file_info(pafs.FileSelector(f"{lake.base.rstrip('/')}/{log}"))
+        infos = lake.fs.get_file_info(pafs.FileSelector(lake.full_path(log)))
     except (OSError, pa.ArrowException):
         return None
     versions = sorted(
