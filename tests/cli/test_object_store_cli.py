@@ -30,7 +30,10 @@ if TYPE_CHECKING:  # fixtures' types only; see tests/cli/cli_testkit.py
     from cli_testkit import Run
 
 SECRET = "cli-s3cr3t-never-printed-91b2"
-T0 = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
+# On the hour: mallory's 12 failures (3 min 40 s) then sit in one of the brute-force rule's
+# epoch-aligned hourly dedup buckets. From now - 1 day to the second, about one run in 16
+# straddled two buckets and got two alerts, as the rule documents.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture(scope="session")
